@@ -1,0 +1,290 @@
+//! Layered configuration, the same way for every binary of the platform.
+//!
+//! Lowest precedence first:
+//! 1. the settings type's [`Default`] (the embedded defaults: SQLite, loopback ports);
+//! 2. an optional TOML file (`--config FILE`);
+//! 3. environment variables named `PREFIX__SECTION__KEY` (`USERS__GRPC__ADDR`), where
+//!    `__` separates nesting levels.
+//!
+//! Settings types are plain `serde` structs; `#[serde(deny_unknown_fields)]` on them
+//! turns a misspelt key into an error instead of a silently ignored line. Every error
+//! names the key it is about, and is returned before the caller binds any port.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use config::{Config, Environment, File, FileFormat};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Why settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The settings file is missing, unreadable or not valid TOML.
+    #[error("cannot read configuration file {path}: {source}")]
+    File {
+        /// The file named on the command line.
+        path: String,
+        /// What went wrong, with the line where it did.
+        source: config::ConfigError,
+    },
+    /// A value has the wrong type or shape; the message names the key.
+    #[error("invalid configuration: {0}")]
+    Invalid(config::ConfigError),
+    /// A value parsed but breaks a rule of the component (checked by the caller).
+    #[error("invalid configuration: `{key}`: {reason}")]
+    Rule {
+        /// The dotted key, for example `database.url`.
+        key: String,
+        /// What is wrong with its value.
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    /// A value that parsed but is not acceptable.
+    pub fn rule(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Rule {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Where the layers come from.
+#[derive(Debug, Clone)]
+pub struct Sources<'a> {
+    /// Environment variable prefix without the separator, for example `USERS`.
+    pub env_prefix: &'a str,
+    /// The optional TOML file.
+    pub file: Option<&'a Path>,
+    /// The environment; `None` reads the process environment. Tests pass a map so
+    /// they never have to mutate the process environment.
+    pub env: Option<HashMap<String, String>>,
+}
+
+impl<'a> Sources<'a> {
+    /// The process environment under `env_prefix`, and no file.
+    pub fn new(env_prefix: &'a str) -> Self {
+        Self {
+            env_prefix,
+            file: None,
+            env: None,
+        }
+    }
+
+    /// Adds the TOML file.
+    #[must_use]
+    pub fn with_file(mut self, file: Option<&'a Path>) -> Self {
+        self.file = file;
+        self
+    }
+
+    /// Replaces the process environment with `env`.
+    #[must_use]
+    pub fn with_env<K, V>(mut self, env: impl IntoIterator<Item = (K, V)>) -> Self
+    where
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.env = Some(env.into_iter().map(|(k, v)| (k.into(), v.into())).collect());
+        self
+    }
+}
+
+/// Loads `T` from its defaults, then the file, then the environment.
+pub fn load<T>(sources: Sources<'_>) -> Result<T, ConfigError>
+where
+    T: Default + Serialize + DeserializeOwned,
+{
+    let defaults = Config::try_from(&T::default()).map_err(ConfigError::Invalid)?;
+    let mut builder = Config::builder().add_source(defaults);
+
+    if let Some(path) = sources.file {
+        let display = path.display().to_string();
+        // Read here rather than through `File::from(path)` so a missing file is an
+        // error with its path, never a silent fallback to defaults.
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+            path: display.clone(),
+            source: config::ConfigError::Foreign(Box::new(e)),
+        })?;
+        let parsed = Config::builder()
+            .add_source(File::from_str(&text, FileFormat::Toml))
+            .build()
+            .map_err(|source| ConfigError::File {
+                path: display,
+                source,
+            })?;
+        builder = builder.add_source(parsed);
+    }
+
+    let env = Environment::with_prefix(sources.env_prefix)
+        .prefix_separator("__")
+        .separator("__")
+        .source(sources.env);
+    builder = builder.add_source(env);
+
+    builder
+        .build()
+        .and_then(Config::try_deserialize)
+        .map_err(ConfigError::Invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::io::Write;
+    use std::net::SocketAddr;
+
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Serialize, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields, default)]
+    struct Settings {
+        grpc: Grpc,
+        database: Database,
+    }
+
+    #[derive(Debug, Serialize, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields, default)]
+    struct Grpc {
+        addr: SocketAddr,
+        concurrency_limit: u32,
+    }
+
+    #[derive(Debug, Serialize, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields, default)]
+    struct Database {
+        url: String,
+        max_connections: u32,
+    }
+
+    impl Default for Settings {
+        fn default() -> Self {
+            Self {
+                grpc: Grpc::default(),
+                database: Database::default(),
+            }
+        }
+    }
+    impl Default for Grpc {
+        fn default() -> Self {
+            Self {
+                addr: "127.0.0.1:50051".parse().unwrap(),
+                concurrency_limit: 100,
+            }
+        }
+    }
+    impl Default for Database {
+        fn default() -> Self {
+            Self {
+                url: "sqlite://data/x.db".into(),
+                max_connections: 5,
+            }
+        }
+    }
+
+    fn toml_file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    fn no_env() -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let s: Settings = load(Sources::new("SVC").with_env(no_env())).unwrap();
+        assert_eq!(s, Settings::default());
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_env_overrides_file() {
+        let file = toml_file(
+            "[grpc]\naddr = \"0.0.0.0:9000\"\nconcurrency_limit = 7\n[database]\nurl = \"postgres://file\"\n",
+        );
+        let s: Settings = load(Sources::new("SVC").with_file(Some(file.path())).with_env([
+            ("SVC__GRPC__ADDR", "0.0.0.0:9999"),
+            ("OTHER__GRPC__ADDR", "1.1.1.1:1"),
+        ]))
+        .unwrap();
+        assert_eq!(s.grpc.addr, "0.0.0.0:9999".parse::<SocketAddr>().unwrap());
+        assert_eq!(
+            s.grpc.concurrency_limit, 7,
+            "file value kept where env is silent"
+        );
+        assert_eq!(s.database.url, "postgres://file");
+        assert_eq!(
+            s.database.max_connections, 5,
+            "default kept where file is silent"
+        );
+    }
+
+    #[test]
+    fn env_numbers_are_parsed() {
+        let s: Settings =
+            load(Sources::new("SVC").with_env([("SVC__DATABASE__MAX_CONNECTIONS", "42")])).unwrap();
+        assert_eq!(s.database.max_connections, 42);
+    }
+
+    #[test]
+    fn bad_env_value_names_the_key() {
+        let err = load::<Settings>(
+            Sources::new("SVC").with_env([("SVC__DATABASE__MAX_CONNECTIONS", "many")]),
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("database.max_connections"), "{msg}");
+    }
+
+    #[test]
+    fn bad_address_names_the_key() {
+        let err =
+            load::<Settings>(Sources::new("SVC").with_env([("SVC__GRPC__ADDR", "not-an-addr")]))
+                .unwrap_err();
+        assert!(err.to_string().contains("grpc.addr"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_in_file_is_an_error() {
+        let file = toml_file("[grpc]\nadress = \"0.0.0.0:1\"\n");
+        let err = load::<Settings>(
+            Sources::new("SVC")
+                .with_file(Some(file.path()))
+                .with_env(no_env()),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("adress"), "{err}");
+    }
+
+    #[test]
+    fn missing_file_is_an_error_with_its_path() {
+        let err = load::<Settings>(
+            Sources::new("SVC")
+                .with_file(Some(Path::new("/nonexistent/settings.toml")))
+                .with_env(no_env()),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("/nonexistent/settings.toml"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn malformed_toml_is_an_error() {
+        let file = toml_file("[grpc\naddr = ");
+        let err = load::<Settings>(
+            Sources::new("SVC")
+                .with_file(Some(file.path()))
+                .with_env(no_env()),
+        )
+        .unwrap_err();
+        assert!(matches!(err, ConfigError::File { .. }), "{err}");
+    }
+}

@@ -1,0 +1,257 @@
+//! Database connections for services that keep their data in PostgreSQL (production)
+//! or SQLite (the embedded default), chosen by the URL scheme.
+//!
+//! A service keeps one storage trait with one implementation per backend; this crate
+//! gives it the pool for the configured backend ([`Database`]), runs the backend's
+//! migrations, and answers readiness pings. Pools connect lazily, so a service can start,
+//! report NOT_SERVING, and become ready by itself once its database appears.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+/// The `[database]` section of a service's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `postgres://…` or `sqlite://…`.
+    pub url: String,
+    /// Apply the service's migrations at start. Turn off where a deployment runs them
+    /// as a separate step.
+    #[serde(default = "default_true")]
+    pub run_migrations: bool,
+    /// Upper bound of the connection pool.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    /// How long a query waits for a free connection before it fails with UNAVAILABLE.
+    #[serde(default = "default_acquire_timeout_ms")]
+    pub acquire_timeout_ms: u64,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_max_connections() -> u32 {
+    10
+}
+fn default_acquire_timeout_ms() -> u64 {
+    3_000
+}
+
+impl DatabaseSettings {
+    /// Settings for `url` with every other field at its default.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            run_migrations: true,
+            max_connections: default_max_connections(),
+            acquire_timeout_ms: default_acquire_timeout_ms(),
+        }
+    }
+}
+
+/// Why a database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The URL's scheme is neither PostgreSQL nor SQLite.
+    #[error("unsupported database URL scheme in `{0}`: expected postgres:// or sqlite://")]
+    UnsupportedScheme(String),
+    /// The URL does not parse for its backend.
+    #[error("invalid database URL `{url}`: {source}")]
+    InvalidUrl {
+        /// The URL with any password hidden.
+        url: String,
+        /// The parser's complaint.
+        source: sqlx::Error,
+    },
+    /// The folder for a SQLite file could not be created.
+    #[error("cannot create the database folder {path}: {source}")]
+    Folder {
+        /// The folder.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Migrations failed.
+    #[error("migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database did not answer.
+    #[error("database unreachable: {0}")]
+    Unreachable(#[from] sqlx::Error),
+}
+
+/// A pool for the configured backend.
+#[derive(Debug, Clone)]
+pub enum Database {
+    /// PostgreSQL.
+    Postgres(PgPool),
+    /// SQLite, bundled.
+    Sqlite(SqlitePool),
+}
+
+/// Each backend's migrations of one service.
+#[derive(Debug, Clone, Copy)]
+pub struct Migrations {
+    /// Applied on PostgreSQL.
+    pub postgres: &'static Migrator,
+    /// Applied on SQLite.
+    pub sqlite: &'static Migrator,
+}
+
+impl Database {
+    /// Opens a lazily connecting pool for `settings.url`. Nothing is dialled yet; a
+    /// SQLite file's folder is created so the first connection can create the file.
+    pub fn connect_lazy(settings: &DatabaseSettings) -> Result<Self, DbError> {
+        let url = settings.url.as_str();
+        let acquire_timeout = Duration::from_millis(settings.acquire_timeout_ms);
+        let invalid = |source| DbError::InvalidUrl {
+            url: redact_url(url),
+            source,
+        };
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url).map_err(invalid)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(settings.max_connections)
+                .acquire_timeout(acquire_timeout)
+                .connect_lazy_with(options);
+            Ok(Self::Postgres(pool))
+        } else if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(invalid)?
+                .create_if_missing(true)
+                .foreign_keys(true)
+                // WAL lets readers proceed while one writer writes; the busy timeout makes
+                // concurrent writers wait their turn instead of failing at once.
+                .journal_mode(SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_secs(5));
+            if let Some(folder) = options.get_filename().parent() {
+                create_folder(folder)?;
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(settings.max_connections)
+                .acquire_timeout(acquire_timeout)
+                .connect_lazy_with(options);
+            Ok(Self::Sqlite(pool))
+        } else {
+            Err(DbError::UnsupportedScheme(redact_url(url)))
+        }
+    }
+
+    /// `postgresql` or `sqlite`, as OpenTelemetry's `db.system` spells them.
+    pub fn system(&self) -> &'static str {
+        match self {
+            Self::Postgres(_) => "postgresql",
+            Self::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// Applies the backend's migrations; safe to run from several replicas at once
+    /// (PostgreSQL takes an advisory lock).
+    pub async fn migrate(&self, migrations: Migrations) -> Result<(), DbError> {
+        match self {
+            Self::Postgres(pool) => migrations.postgres.run(pool).await?,
+            Self::Sqlite(pool) => migrations.sqlite.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// A round trip to the database.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        match self {
+            Self::Postgres(pool) => {
+                sqlx::query("SELECT 1").execute(pool).await?;
+            }
+            Self::Sqlite(pool) => {
+                sqlx::query("SELECT 1").execute(pool).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes every connection, waiting for those in use to be returned.
+    pub async fn close(&self) {
+        match self {
+            Self::Postgres(pool) => pool.close().await,
+            Self::Sqlite(pool) => pool.close().await,
+        }
+    }
+}
+
+fn create_folder(folder: &Path) -> Result<(), DbError> {
+    if folder.as_os_str().is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(folder).map_err(|source| DbError::Folder {
+        path: folder.display().to_string(),
+        source,
+    })
+}
+
+/// `url` with its password, if any, replaced by `***`, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+    if user.len() == userinfo.len() {
+        return url.to_owned();
+    }
+    format!("{scheme}://{user}:***@{host}{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/users"),
+            "postgres://app:***@db:5432/users"
+        );
+        assert_eq!(
+            redact_url("postgres://app@db/users"),
+            "postgres://app@db/users"
+        );
+        assert_eq!(
+            redact_url("sqlite://data/users.db"),
+            "sqlite://data/users.db"
+        );
+        assert_eq!(redact_url("postgres://a:p@ss@h/d"), "postgres://a:***@h/d");
+    }
+
+    #[test]
+    fn rejects_other_schemes_without_leaking_the_password() {
+        let err =
+            Database::connect_lazy(&DatabaseSettings::new("mysql://root:pw@h/db")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("unsupported"), "{msg}");
+        assert!(!msg.contains("pw@"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn sqlite_file_and_folder_are_created_on_first_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/folder/app.db");
+        let url = format!("sqlite://{}", path.display());
+        let db = Database::connect_lazy(&DatabaseSettings::new(url)).unwrap();
+        assert_eq!(db.system(), "sqlite");
+        db.ping().await.unwrap();
+        assert!(path.exists());
+        db.close().await;
+    }
+}

@@ -1,0 +1,87 @@
+//! The standard server runtime every gRPC service of the platform runs on.
+//!
+//! # Layout
+//!
+//! - [`grpc`]: assembles a tonic server around a service's routes: health
+//!   (`grpc.health.v1`), reflection (`v1` and `v1alpha`), authentication, a per-call
+//!   span and metrics ([`rpc_layer`]), a global concurrency limit, a request timeout,
+//!   and a drain on shutdown bounded by a grace period.
+//! - [`readiness`]: one switch that drives both the gRPC health status and `/readyz`.
+//! - [`admin`]: the admin HTTP port with `/healthz`, `/readyz` and `/metrics`.
+//! - [`metrics`]: the process-wide Prometheus recorder.
+
+pub mod admin;
+pub mod grpc;
+pub mod metrics;
+pub mod readiness;
+pub mod rpc_layer;
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+pub use readiness::Readiness;
+
+/// The `[grpc]` section of a service's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcSettings {
+    /// Listen address.
+    pub addr: SocketAddr,
+    /// Upper bound of one call's run time; a shorter client deadline (`grpc-timeout`)
+    /// wins.
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// Calls served at once across all connections; further calls wait their turn
+    /// (bounded by their deadline), which protects the database pool from a burst.
+    #[serde(default = "default_concurrency_limit")]
+    pub concurrency_limit: usize,
+    /// After SIGTERM, how long calls in flight may take to finish before the process
+    /// exits anyway. Keep it below Kubernetes' `terminationGracePeriodSeconds`.
+    #[serde(default = "default_grace_period_ms")]
+    pub grace_period_ms: u64,
+}
+
+fn default_request_timeout_ms() -> u64 {
+    10_000
+}
+fn default_concurrency_limit() -> usize {
+    512
+}
+fn default_grace_period_ms() -> u64 {
+    20_000
+}
+
+impl GrpcSettings {
+    /// Settings listening on `addr`, everything else at its default.
+    pub fn new(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            request_timeout_ms: default_request_timeout_ms(),
+            concurrency_limit: default_concurrency_limit(),
+            grace_period_ms: default_grace_period_ms(),
+        }
+    }
+}
+
+/// The `[admin]` section of a component's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    /// Listen address of `/healthz`, `/readyz` and `/metrics`.
+    pub addr: SocketAddr,
+}
+
+/// Why a server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The descriptor set for reflection does not decode.
+    #[error("cannot build the reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The gRPC transport failed.
+    #[error("gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// The admin HTTP server failed.
+    #[error("admin server failed: {0}")]
+    Admin(#[source] std::io::Error),
+}

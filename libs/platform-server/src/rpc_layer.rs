@@ -1,0 +1,336 @@
+//! A tower layer that observes every gRPC call a server answers.
+//!
+//! Per call it opens a server span named `package.Service/Method` with the
+//! OpenTelemetry RPC attributes (`rpc.system`, `rpc.service`, `rpc.method`,
+//! `rpc.grpc.status_code`), continuing the caller's W3C trace context; it counts the
+//! call and its latency by method and status code in Prometheus; and it writes one
+//! access-log line. Health checks and reflection are passed through untouched, so
+//! probes make no spans and no noise.
+//!
+//! A gRPC status arrives in the response headers (trailers-only answers, usually
+//! errors) or in the trailers after the body, so the response body is wrapped and the
+//! call is recorded when the body ends, or when it is dropped unfinished (cancelled or
+//! past its deadline).
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
+use http::{HeaderMap, Request, Response};
+use http_body::{Body as HttpBody, Frame};
+use tonic::Code;
+use tonic::body::Body;
+use tower_layer::Layer;
+use tower_service::Service;
+use tracing::Instrument;
+use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+/// Metric names, in the Prometheus form of the OpenTelemetry RPC conventions.
+pub mod names {
+    /// Counter of finished calls, by service, method and status code.
+    pub const REQUESTS: &str = "rpc_server_requests_total";
+    /// Histogram of call durations in seconds, by service, method and status code.
+    pub const DURATION: &str = "rpc_server_call_duration_seconds";
+    /// Gauge of calls in flight, by service and method.
+    pub const ACTIVE: &str = "rpc_server_active_requests";
+}
+
+/// Paths that are infrastructure, not traffic.
+fn is_infrastructure(path: &str) -> bool {
+    path.starts_with("/grpc.health.") || path.starts_with("/grpc.reflection.")
+}
+
+/// Adds [`RpcService`] around a tonic server's routes.
+#[derive(Debug, Clone, Copy)]
+pub struct RpcLayer {
+    default_timeout: Option<Duration>,
+}
+
+impl RpcLayer {
+    /// `default_timeout` is the server's own bound on a call (to tell a deadline from a
+    /// cancellation when a call is abandoned).
+    pub fn new(default_timeout: Option<Duration>) -> Self {
+        Self { default_timeout }
+    }
+}
+
+impl<S> Layer<S> for RpcLayer {
+    type Service = RpcService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RpcService {
+            inner,
+            default_timeout: self.default_timeout,
+        }
+    }
+}
+
+/// See the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct RpcService<S> {
+    inner: S,
+    default_timeout: Option<Duration>,
+}
+
+impl<S, B> Service<Request<B>> for RpcService<S>
+where
+    S: Service<Request<B>, Response = Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let path = request.uri().path().to_owned();
+        if is_infrastructure(&path) {
+            return Box::pin(self.inner.call(request));
+        }
+        let (service, method) = split_path(&path);
+        let span = tracing::info_span!(
+            "grpc.server",
+            otel.name = %format_args!("{service}/{method}"),
+            otel.kind = "server",
+            otel.status_code = Empty,
+            rpc.system = "grpc",
+            rpc.service = %service,
+            rpc.method = %method,
+            rpc.grpc.status_code = Empty,
+        );
+        // A missing or malformed traceparent simply starts a new trace.
+        let _ = span.set_parent(platform_telemetry::propagation::extract(request.headers()));
+
+        let deadline = client_timeout(request.headers())
+            .into_iter()
+            .chain(self.default_timeout)
+            .min();
+        let call = Call::start(span.clone(), service, method, deadline);
+        let future = self.inner.call(request);
+        Box::pin(
+            async move {
+                let response = future.await?;
+                let (parts, body) = response.into_parts();
+                let mut call = call;
+                call.code = status_in(&parts.headers);
+                let body = Body::new(ObservedBody {
+                    inner: body,
+                    call: Some(call),
+                });
+                Ok(Response::from_parts(parts, body))
+            }
+            .instrument(span),
+        )
+    }
+}
+
+/// `/pkg.Service/Method` → (`pkg.Service`, `Method`).
+fn split_path(path: &str) -> (String, String) {
+    let trimmed = path.trim_start_matches('/');
+    match trimmed.split_once('/') {
+        Some((service, method)) => (service.to_owned(), method.to_owned()),
+        None => (trimmed.to_owned(), String::new()),
+    }
+}
+
+fn status_in(headers: &HeaderMap) -> Option<Code> {
+    headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .map(Code::from_i32)
+}
+
+/// The `grpc-timeout` header: an integer of at most 8 digits and a unit.
+fn client_timeout(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    if value.len() < 2 || value.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = value.split_at(value.len() - 1);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// One call in flight; records itself when dropped.
+struct Call {
+    span: tracing::Span,
+    service: String,
+    method: String,
+    started: Instant,
+    deadline: Option<Duration>,
+    code: Option<Code>,
+}
+
+impl Call {
+    fn start(
+        span: tracing::Span,
+        service: String,
+        method: String,
+        deadline: Option<Duration>,
+    ) -> Self {
+        metrics::gauge!(names::ACTIVE, "rpc_service" => service.clone(), "rpc_method" => method.clone())
+            .increment(1.0);
+        Self {
+            span,
+            service,
+            method,
+            started: Instant::now(),
+            deadline,
+            code: None,
+        }
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        let elapsed = self.started.elapsed();
+        let code = self.code.unwrap_or_else(|| {
+            // Abandoned before a status was sent: tonic's timeout fired, or the client
+            // went away.
+            match self.deadline {
+                Some(deadline) if elapsed + Duration::from_millis(5) >= deadline => {
+                    Code::DeadlineExceeded
+                }
+                _ => Code::Cancelled,
+            }
+        });
+        let code_num = code as i32;
+        let code_label = code_num.to_string();
+        metrics::gauge!(names::ACTIVE, "rpc_service" => self.service.clone(), "rpc_method" => self.method.clone())
+            .decrement(1.0);
+        let labels = [
+            ("rpc_system", "grpc".to_owned()),
+            ("rpc_service", self.service.clone()),
+            ("rpc_method", self.method.clone()),
+            ("rpc_grpc_status_code", code_label),
+        ];
+        metrics::counter!(names::REQUESTS, &labels).increment(1);
+        metrics::histogram!(names::DURATION, &labels).record(elapsed.as_secs_f64());
+
+        self.span.record("rpc.grpc.status_code", code_num);
+        if is_server_error(code) {
+            self.span.record("otel.status_code", "ERROR");
+        }
+        let _entered = self.span.enter();
+        tracing::info!(
+            target: "access",
+            service = %self.service,
+            method = %self.method,
+            code = ?code,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            "rpc finished"
+        );
+    }
+}
+
+/// The codes OpenTelemetry counts as a server's own failure; the rest are the caller's.
+fn is_server_error(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Unknown
+            | Code::DeadlineExceeded
+            | Code::Unimplemented
+            | Code::Internal
+            | Code::Unavailable
+            | Code::DataLoss
+    )
+}
+
+/// The response body, watched for the trailers that carry the status.
+struct ObservedBody {
+    inner: Body,
+    call: Option<Call>,
+}
+
+impl HttpBody for ObservedBody {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(trailers) = frame.trailers_ref() {
+                    if let (Some(call), Some(code)) = (self.call.as_mut(), status_in(trailers)) {
+                        call.code = Some(code);
+                    }
+                }
+            }
+            Poll::Ready(Some(Err(status))) => {
+                if let Some(call) = self.call.as_mut() {
+                    call.code = Some(status.code());
+                }
+            }
+            Poll::Ready(None) => {
+                // Record now rather than whenever hyper drops the body.
+                if let Some(mut call) = self.call.take() {
+                    call.code.get_or_insert(Code::Ok);
+                }
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_grpc_paths() {
+        assert_eq!(
+            split_path("/users.v1.UserService/GetUser"),
+            ("users.v1.UserService".to_owned(), "GetUser".to_owned())
+        );
+    }
+
+    #[test]
+    fn parses_grpc_timeouts() {
+        let mut h = HeaderMap::new();
+        h.insert("grpc-timeout", http::HeaderValue::from_static("250m"));
+        assert_eq!(client_timeout(&h), Some(Duration::from_millis(250)));
+        h.insert("grpc-timeout", http::HeaderValue::from_static("3S"));
+        assert_eq!(client_timeout(&h), Some(Duration::from_secs(3)));
+        h.insert("grpc-timeout", http::HeaderValue::from_static("123456789S"));
+        assert_eq!(client_timeout(&h), None, "more than 8 digits");
+        h.insert("grpc-timeout", http::HeaderValue::from_static("5x"));
+        assert_eq!(client_timeout(&h), None);
+    }
+
+    #[test]
+    fn only_server_faults_are_span_errors() {
+        assert!(is_server_error(Code::Internal));
+        assert!(is_server_error(Code::Unavailable));
+        assert!(!is_server_error(Code::NotFound));
+        assert!(!is_server_error(Code::InvalidArgument));
+        assert!(!is_server_error(Code::Unauthenticated));
+    }
+}

@@ -1,0 +1,332 @@
+//! The users service's domain values, parsed once at the edge of the service.
+//!
+//! A request becomes these types before anything else happens; past that point an
+//! `Email` is known to be well-formed and lower-case, a `DisplayName` trimmed and
+//! bounded, a `Password` long enough and never printable.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+pub use platform_auth::Role;
+use uuid::Uuid;
+
+/// One problem with one request field, reported as a `google.rpc.BadRequest` field
+/// violation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    /// The field's proto name, for example `email`.
+    pub field: &'static str,
+    /// What is wrong, in words a client developer can act on.
+    pub description: String,
+}
+
+impl FieldViolation {
+    /// A violation of `field`.
+    pub fn new(field: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            field,
+            description: description.into(),
+        }
+    }
+}
+
+/// An account id (UUIDv7: sorts by creation time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UserId(Uuid);
+
+impl UserId {
+    /// A fresh id.
+    pub fn generate() -> Self {
+        Self(Uuid::now_v7())
+    }
+
+    /// Parses the id in `field`.
+    pub fn parse(field: &'static str, value: &str) -> Result<Self, FieldViolation> {
+        Uuid::parse_str(value)
+            .map(Self)
+            .map_err(|_| FieldViolation::new(field, "must be a UUID"))
+    }
+
+    /// The UUID.
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+impl From<Uuid> for UserId {
+    fn from(value: Uuid) -> Self {
+        Self(value)
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+/// A well-formed email address, lower-cased so that uniqueness ignores case.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Email(String);
+
+impl Email {
+    /// The longest address SMTP can carry (RFC 5321).
+    pub const MAX_LEN: usize = 254;
+
+    /// Parses `value`, trimming surrounding white space.
+    pub fn parse(value: &str) -> Result<Self, FieldViolation> {
+        let bad = |why: &str| FieldViolation::new("email", why);
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(bad("must not be empty"));
+        }
+        if value.len() > Self::MAX_LEN {
+            return Err(bad("must be at most 254 characters"));
+        }
+        let Some((local, domain)) = value.rsplit_once('@') else {
+            return Err(bad("must be an email address like name@example.com"));
+        };
+        let valid_chars = value.chars().all(|c| !c.is_whitespace() && !c.is_control());
+        let domain_ok = domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !domain.contains("..")
+            && !domain.contains('@');
+        if local.is_empty() || local.len() > 64 || !domain_ok || !valid_chars || local.contains('@')
+        {
+            return Err(bad("must be an email address like name@example.com"));
+        }
+        Ok(Self(value.to_lowercase()))
+    }
+
+    /// The address, lower-case.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The name shown to people: trimmed, 1 to 100 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    /// Longest accepted name, in characters.
+    pub const MAX_CHARS: usize = 100;
+
+    /// Parses `value`.
+    pub fn parse(value: &str) -> Result<Self, FieldViolation> {
+        let bad = |why: &str| FieldViolation::new("display_name", why);
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(bad("must not be empty"));
+        }
+        if value.chars().count() > Self::MAX_CHARS {
+            return Err(bad("must be at most 100 characters"));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(bad("must not contain control characters"));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A new password: 8 to 128 characters. Its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    /// Shortest accepted password, in characters.
+    pub const MIN_CHARS: usize = 8;
+    /// Longest accepted password, in characters; bounds the hashing work a request can
+    /// ask for.
+    pub const MAX_CHARS: usize = 128;
+
+    /// Parses `value`; the password is taken as given, spaces included.
+    pub fn parse(value: &str) -> Result<Self, FieldViolation> {
+        let chars = value.chars().count();
+        if chars < Self::MIN_CHARS {
+            return Err(FieldViolation::new(
+                "password",
+                "must be at least 8 characters",
+            ));
+        }
+        if chars > Self::MAX_CHARS {
+            return Err(FieldViolation::new(
+                "password",
+                "must be at most 128 characters",
+            ));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    /// The secret itself, for hashing only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+/// An Argon2id hash in PHC string form. Never leaves the service.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordHash(String);
+
+impl PasswordHash {
+    /// Wraps a PHC string read from storage or produced by the hasher.
+    pub fn new(phc: String) -> Self {
+        Self(phc)
+    }
+
+    /// The PHC string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PasswordHash(<redacted>)")
+    }
+}
+
+/// The database spelling of a role.
+pub fn role_to_db(role: Role) -> &'static str {
+    match role {
+        Role::User => "user",
+        Role::Admin => "admin",
+    }
+}
+
+/// A role read from the database; anything unknown is treated as the least privileged.
+pub fn role_from_db(value: &str) -> Role {
+    match value {
+        "admin" => Role::Admin,
+        _ => Role::User,
+    }
+}
+
+/// An account as stored, minus its password hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Its id.
+    pub id: UserId,
+    /// Its sign-in address.
+    pub email: Email,
+    /// Its display name.
+    pub display_name: DisplayName,
+    /// What it may do.
+    pub role: Role,
+    /// When it was created.
+    pub create_time: DateTime<Utc>,
+    /// When it last changed.
+    pub update_time: DateTime<Utc>,
+}
+
+/// Default and maximum page sizes of every listing (the contract's numbers).
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+/// See [`DEFAULT_PAGE_SIZE`].
+pub const MAX_PAGE_SIZE: u32 = 1000;
+
+/// A requested page size: 0 means the default, anything above the cap is capped.
+pub fn page_size(requested: i32) -> Result<u32, FieldViolation> {
+    match requested {
+        n if n < 0 => Err(FieldViolation::new("page_size", "must not be negative")),
+        0 => Ok(DEFAULT_PAGE_SIZE),
+        n => Ok(u32::try_from(n).unwrap_or(MAX_PAGE_SIZE).min(MAX_PAGE_SIZE)),
+    }
+}
+
+/// The opaque continuation of a listing: the last id of the previous page.
+pub fn encode_page_token(last: UserId) -> String {
+    URL_SAFE_NO_PAD.encode(last.as_uuid().as_bytes())
+}
+
+/// Decodes a page token made by [`encode_page_token`]; empty means the first page.
+pub fn decode_page_token(token: &str) -> Result<Option<UserId>, FieldViolation> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let bad = || FieldViolation::new("page_token", "is not a token returned by this service");
+    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
+    let uuid = Uuid::from_slice(&bytes).map_err(|_| bad())?;
+    Ok(Some(UserId(uuid)))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn emails_are_trimmed_and_lowercased() {
+        assert_eq!(
+            Email::parse("  Ada@Example.COM ").unwrap().as_str(),
+            "ada@example.com"
+        );
+    }
+
+    #[test]
+    fn malformed_emails_are_rejected() {
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a da@example.com",
+            "ada@.com",
+            "ada@example..com",
+            "a@b@c.com",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        let long = format!("{}@example.com", "a".repeat(250));
+        assert!(Email::parse(&long).is_err());
+    }
+
+    #[test]
+    fn display_names_are_bounded() {
+        assert!(DisplayName::parse("   ").is_err());
+        assert!(DisplayName::parse(&"é".repeat(100)).is_ok());
+        assert!(DisplayName::parse(&"é".repeat(101)).is_err());
+        assert!(DisplayName::parse("bad\u{0007}name").is_err());
+        assert_eq!(DisplayName::parse("  Ada  ").unwrap().as_str(), "Ada");
+    }
+
+    #[test]
+    fn passwords_are_bounded_and_never_printed() {
+        assert!(Password::parse("short").is_err());
+        assert!(Password::parse(&"x".repeat(129)).is_err());
+        let p = Password::parse("correct horse").unwrap();
+        assert!(!format!("{p:?}").contains("horse"));
+    }
+
+    #[test]
+    fn page_sizes_default_and_cap() {
+        assert_eq!(page_size(0).unwrap(), 50);
+        assert_eq!(page_size(5000).unwrap(), 1000);
+        assert_eq!(page_size(7).unwrap(), 7);
+        assert!(page_size(-1).is_err());
+    }
+
+    #[test]
+    fn page_tokens_round_trip_and_reject_garbage() {
+        let id = UserId::generate();
+        assert_eq!(decode_page_token(&encode_page_token(id)).unwrap(), Some(id));
+        assert_eq!(decode_page_token("").unwrap(), None);
+        assert!(decode_page_token("!!!").is_err());
+        assert!(decode_page_token("AAAA").is_err());
+    }
+}

@@ -1,0 +1,26 @@
+//! The users service: accounts, passwords, access tokens and the keys that sign them,
+//! served as `users.v1.UserService` over gRPC.
+//!
+//! # Layout
+//!
+//! - [`app`]: [`Application`], built from [`Settings`], bound to its ports, run until a
+//!   shutdown signal; plus the operator command that creates admins.
+//! - [`api`]: the gRPC service: parsing, authorization, calls into the store.
+//! - [`domain`]: validated values (`Email`, `DisplayName`, `Password`, ...).
+//! - [`store`]: the `UserStore` trait and its PostgreSQL and SQLite implementations.
+//! - [`password`]: Argon2id hashing on the blocking pool.
+//! - [`keys`]: signing and verification keys, and the published JWK set.
+//! - [`error`]: every failure, and its one mapping to a gRPC status.
+//! - [`settings`]: configuration.
+
+pub mod api;
+pub mod app;
+pub mod domain;
+pub mod error;
+pub mod keys;
+pub mod password;
+pub mod settings;
+pub mod store;
+
+pub use app::{AppError, Application};
+pub use settings::Settings;

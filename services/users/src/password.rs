@@ -1,0 +1,150 @@
+//! Argon2id password hashing, off the async executor.
+//!
+//! A hash costs tens of milliseconds of CPU and `memory_kib` of memory, so it runs on
+//! the blocking pool behind a semaphore: a burst of sign-ins queues instead of
+//! stalling every other request or exhausting memory. Unknown emails are checked
+//! against a dummy hash so that a wrong email and a wrong password take equally long.
+
+use std::sync::Arc;
+
+use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
+use tokio::sync::Semaphore;
+
+use crate::domain::{Password, PasswordHash};
+use crate::settings::Settings;
+
+/// Why hashing failed; never caused by the password itself.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// Argon2 refused the parameters or ran out of memory.
+    #[error("password hashing failed: {0}")]
+    Argon2(String),
+    /// The blocking task was lost.
+    #[error("password hashing task failed")]
+    Task,
+}
+
+/// The Argon2id parameters the settings ask for.
+pub fn params(settings: &Settings) -> Result<Params, argon2::Error> {
+    let p = &settings.password;
+    Params::new(p.memory_kib, p.iterations, p.parallelism, None)
+}
+
+/// Hashes and verifies passwords; cheap to clone.
+#[derive(Clone)]
+pub struct Hasher {
+    params: Params,
+    permits: Arc<Semaphore>,
+    /// A real hash of a random password, verified against when an email is unknown.
+    dummy: Arc<str>,
+}
+
+impl std::fmt::Debug for Hasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hasher")
+            .field("params", &self.params)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Hasher {
+    /// A hasher with `params`, computing at most `max_concurrent` hashes at once.
+    pub async fn new(params: Params, max_concurrent: usize) -> Result<Self, HashError> {
+        let permits = Arc::new(Semaphore::new(max_concurrent.max(1)));
+        let dummy_password = uuid::Uuid::new_v4().to_string();
+        let dummy = {
+            let params = params.clone();
+            tokio::task::spawn_blocking(move || hash_blocking(&params, dummy_password.as_bytes()))
+                .await
+                .map_err(|_| HashError::Task)??
+        };
+        Ok(Self {
+            params,
+            permits,
+            dummy: dummy.into(),
+        })
+    }
+
+    /// Hashes a new password with a fresh salt.
+    pub async fn hash(&self, password: &Password) -> Result<PasswordHash, HashError> {
+        let _permit = self.permits.acquire().await.map_err(|_| HashError::Task)?;
+        let params = self.params.clone();
+        let secret = password.expose().as_bytes().to_vec();
+        let phc = tokio::task::spawn_blocking(move || hash_blocking(&params, &secret))
+            .await
+            .map_err(|_| HashError::Task)??;
+        Ok(PasswordHash::new(phc))
+    }
+
+    /// Whether `password` matches `hash`; with no hash (unknown account) it does the
+    /// same work and answers no.
+    pub async fn verify(
+        &self,
+        password: &str,
+        hash: Option<&PasswordHash>,
+    ) -> Result<bool, HashError> {
+        let _permit = self.permits.acquire().await.map_err(|_| HashError::Task)?;
+        let known = hash.is_some();
+        let phc = hash.map_or_else(|| self.dummy.to_string(), |h| h.as_str().to_owned());
+        let secret = password.as_bytes().to_vec();
+        let matches = tokio::task::spawn_blocking(move || {
+            // The hash carries its own parameters, so hashes made under older settings
+            // still verify.
+            Argon2::default()
+                .verify_password(&secret, phc.as_str())
+                .is_ok()
+        })
+        .await
+        .map_err(|_| HashError::Task)?;
+        Ok(known && matches)
+    }
+}
+
+fn hash_blocking(params: &Params, secret: &[u8]) -> Result<String, HashError> {
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    argon
+        .hash_password(secret)
+        .map(|h| h.to_string())
+        .map_err(|e| HashError::Argon2(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    async fn cheap() -> Hasher {
+        Hasher::new(Params::new(1024, 1, 1, None).unwrap(), 2)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn hashes_verify_and_salts_differ() {
+        let hasher = cheap().await;
+        let pw = Password::parse("correct horse battery").unwrap();
+        let a = hasher.hash(&pw).await.unwrap();
+        let b = hasher.hash(&pw).await.unwrap();
+        assert_ne!(a, b, "each hash has its own salt");
+        assert!(a.as_str().starts_with("$argon2id$"));
+        assert!(
+            hasher
+                .verify("correct horse battery", Some(&a))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !hasher
+                .verify("wrong horse battery", Some(&a))
+                .await
+                .unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_accounts_never_match() {
+        let hasher = cheap().await;
+        assert!(!hasher.verify("anything at all", None).await.unwrap());
+    }
+}

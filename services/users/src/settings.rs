@@ -1,0 +1,152 @@
+//! The users service's settings: built-in defaults for the embedded run, then
+//! `--config FILE`, then `USERS__…` environment variables (see `platform-config`).
+
+use std::path::{Path, PathBuf};
+
+use platform_config::{ConfigError, Sources};
+use platform_db::DatabaseSettings;
+use platform_server::{AdminSettings, GrpcSettings};
+use platform_telemetry::LogSettings;
+use serde::{Deserialize, Serialize};
+
+/// Every setting of the users service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// The gRPC server.
+    pub grpc: GrpcSettings,
+    /// The admin HTTP port.
+    pub admin: AdminSettings,
+    /// Where accounts are stored.
+    pub database: DatabaseSettings,
+    /// Logging.
+    pub log: LogSettings,
+    /// Access tokens and the keys that sign them.
+    pub auth: AuthSettings,
+    /// The cost of password hashing.
+    pub password: PasswordSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            grpc: GrpcSettings::new(([127, 0, 0, 1], 50051).into()),
+            admin: AdminSettings {
+                addr: ([127, 0, 0, 1], 9101).into(),
+            },
+            database: DatabaseSettings::new("sqlite://data/users.db"),
+            log: LogSettings::default(),
+            auth: AuthSettings::default(),
+            password: PasswordSettings::default(),
+        }
+    }
+}
+
+/// The `[auth]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// The `iss` claim of issued tokens, checked on every verification.
+    pub issuer: String,
+    /// The `aud` claim of issued tokens, checked on every verification.
+    pub audience: String,
+    /// How long an access token is valid, in seconds.
+    pub token_ttl_secs: u64,
+    /// Clock difference tolerated between issuer and verifier on `exp` and `nbf`.
+    pub clock_skew_secs: u64,
+    /// The Ed25519 private key (PKCS#8 PEM) that signs new tokens.
+    pub signing_key_file: PathBuf,
+    /// Generate the signing key file when it does not exist. Right for the embedded
+    /// run; deployments mount the key from a secret and turn this off so a missing
+    /// secret is an error rather than a fresh key per pod.
+    pub generate_signing_key: bool,
+    /// Keys that no longer sign but whose tokens are still accepted and whose public
+    /// halves are still published: the previous key during a rotation.
+    pub retired_key_files: Vec<PathBuf>,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            issuer: "platform-users".to_owned(),
+            audience: "platform".to_owned(),
+            token_ttl_secs: 900,
+            clock_skew_secs: 30,
+            signing_key_file: PathBuf::from("data/users-signing-key.pem"),
+            generate_signing_key: true,
+            retired_key_files: Vec::new(),
+        }
+    }
+}
+
+/// The `[password]` section: Argon2id cost parameters (OWASP's recommended minimum by
+/// default). Stored hashes carry their own parameters, so raising these later does
+/// not lock anyone out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordSettings {
+    /// Memory per hash, in KiB.
+    pub memory_kib: u32,
+    /// Passes over the memory.
+    pub iterations: u32,
+    /// Lanes.
+    pub parallelism: u32,
+    /// Hashes computed at once; further sign-ups and sign-ins wait. Bounds the memory
+    /// (`memory_kib` each) and keeps hashing from starving other work.
+    pub max_concurrent: usize,
+}
+
+impl Default for PasswordSettings {
+    fn default() -> Self {
+        Self {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+            max_concurrent: std::thread::available_parallelism().map_or(2, usize::from),
+        }
+    }
+}
+
+impl Settings {
+    /// Loads the settings from the defaults, `file` and the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(Sources::new("USERS").with_file(file))
+    }
+
+    /// Loads the settings from explicit sources, then checks them.
+    pub fn load_from(sources: Sources<'_>) -> Result<Self, ConfigError> {
+        let settings: Self = platform_config::load(sources)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Rules the types alone do not express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.auth.token_ttl_secs == 0 {
+            return Err(ConfigError::rule(
+                "auth.token_ttl_secs",
+                "must be at least 1",
+            ));
+        }
+        if self.auth.issuer.is_empty() {
+            return Err(ConfigError::rule("auth.issuer", "must not be empty"));
+        }
+        if self.auth.audience.is_empty() {
+            return Err(ConfigError::rule("auth.audience", "must not be empty"));
+        }
+        if self.password.max_concurrent == 0 {
+            return Err(ConfigError::rule(
+                "password.max_concurrent",
+                "must be at least 1",
+            ));
+        }
+        if self.grpc.concurrency_limit == 0 {
+            return Err(ConfigError::rule(
+                "grpc.concurrency_limit",
+                "must be at least 1",
+            ));
+        }
+        crate::password::params(self).map_err(|e| ConfigError::rule("password", e.to_string()))?;
+        Ok(())
+    }
+}
