@@ -26,11 +26,11 @@ pub enum ConfigError {
         /// The file named on the command line.
         path: String,
         /// What went wrong, with the line where it did.
-        source: config::ConfigError,
+        source: Box<config::ConfigError>,
     },
     /// A value has the wrong type or shape; the message names the key.
     #[error("invalid configuration: {0}")]
-    Invalid(config::ConfigError),
+    Invalid(Box<config::ConfigError>),
     /// A value parsed but breaks a rule of the component (checked by the caller).
     #[error("invalid configuration: `{key}`: {reason}")]
     Rule {
@@ -97,7 +97,8 @@ pub fn load<T>(sources: Sources<'_>) -> Result<T, ConfigError>
 where
     T: Default + Serialize + DeserializeOwned,
 {
-    let defaults = Config::try_from(&T::default()).map_err(ConfigError::Invalid)?;
+    let defaults =
+        Config::try_from(&T::default()).map_err(|e| ConfigError::Invalid(Box::new(e)))?;
     let mut builder = Config::builder().add_source(defaults);
 
     if let Some(path) = sources.file {
@@ -106,14 +107,14 @@ where
         // error with its path, never a silent fallback to defaults.
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
             path: display.clone(),
-            source: config::ConfigError::Foreign(Box::new(e)),
+            source: Box::new(config::ConfigError::Foreign(Box::new(e))),
         })?;
         let parsed = Config::builder()
             .add_source(File::from_str(&text, FileFormat::Toml))
             .build()
             .map_err(|source| ConfigError::File {
                 path: display,
-                source,
+                source: Box::new(source),
             })?;
         builder = builder.add_source(parsed);
     }
@@ -127,7 +128,7 @@ where
     builder
         .build()
         .and_then(Config::try_deserialize)
-        .map_err(ConfigError::Invalid)
+        .map_err(|e| ConfigError::Invalid(Box::new(e)))
 }
 
 #[cfg(test)]
@@ -141,7 +142,7 @@ mod tests {
 
     use super::*;
 
-    #[derive(Debug, Serialize, Deserialize, PartialEq)]
+    #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
     #[serde(deny_unknown_fields, default)]
     struct Settings {
         grpc: Grpc,
@@ -162,14 +163,6 @@ mod tests {
         max_connections: u32,
     }
 
-    impl Default for Settings {
-        fn default() -> Self {
-            Self {
-                grpc: Grpc::default(),
-                database: Database::default(),
-            }
-        }
-    }
     impl Default for Grpc {
         fn default() -> Self {
             Self {

@@ -182,6 +182,43 @@ impl Database {
     }
 }
 
+/// Whether `error` means the database is unreachable or refusing work for now (so a
+/// caller should see UNAVAILABLE and may retry), as opposed to a fault in the query or
+/// the data.
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| unavailable_code(&code)),
+        _ => false,
+    }
+}
+
+/// SQLSTATE classes and codes (PostgreSQL) and result codes (SQLite) of a database
+/// that is down, restarting, overloaded, or not accepting connections.
+fn unavailable_code(code: &str) -> bool {
+    const PG_CLASSES: [&str; 4] = [
+        "08", // connection exception
+        "53", // insufficient resources (too many connections, disk full)
+        "57", // operator intervention (shutdown, cannot connect now)
+        "58", // system error
+    ];
+    const PG_CODES: [&str; 2] = [
+        "55000", // database is not currently accepting connections
+        "3D000", // database does not exist (yet)
+    ];
+    if code.len() == 5 {
+        return PG_CLASSES.iter().any(|class| code.starts_with(class)) || PG_CODES.contains(&code);
+    }
+    // SQLite primary result codes (the low byte of extended ones): BUSY, LOCKED,
+    // IOERR, FULL, CANTOPEN.
+    code.parse::<u32>()
+        .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 10 | 13 | 14))
+}
+
 fn create_folder(folder: &Path) -> Result<(), DbError> {
     if folder.as_os_str().is_empty() {
         return Ok(());
@@ -216,6 +253,18 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn classifies_unavailable_codes() {
+        assert!(unavailable_code("08006"));
+        assert!(unavailable_code("57P01"));
+        assert!(unavailable_code("55000"));
+        assert!(unavailable_code("5"));
+        assert!(unavailable_code("517"), "SQLITE_BUSY_SNAPSHOT");
+        assert!(!unavailable_code("23505"), "unique violation is not");
+        assert!(!unavailable_code("42601"), "syntax error is not");
+        assert!(!unavailable_code("19"), "SQLITE_CONSTRAINT is not");
+    }
 
     #[test]
     fn redacts_passwords_only() {

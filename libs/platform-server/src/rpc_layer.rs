@@ -269,10 +269,9 @@ impl HttpBody for ObservedBody {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
-                if let Some(trailers) = frame.trailers_ref() {
-                    if let (Some(call), Some(code)) = (self.call.as_mut(), status_in(trailers)) {
-                        call.code = Some(code);
-                    }
+                let code = frame.trailers_ref().and_then(status_in);
+                if let (Some(call), Some(code)) = (self.call.as_mut(), code) {
+                    call.code = Some(code);
                 }
             }
             Poll::Ready(Some(Err(status))) => {

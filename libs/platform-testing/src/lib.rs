@@ -78,6 +78,14 @@ impl TestDatabase {
     pub fn url(&self) -> &str {
         &self.url
     }
+
+    /// The PostgreSQL database's name; `None` for SQLite.
+    pub fn postgres_name(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Postgres { name, .. } => Some(name),
+            Kind::Sqlite(_) => None,
+        }
+    }
 }
 
 impl Drop for TestDatabase {
@@ -108,4 +116,35 @@ impl Drop for TestDatabase {
         });
         let _ = dropped.join();
     }
+}
+
+/// Runs each named async test function against both databases.
+///
+/// Each `fn name(db: TestDatabase)` in scope becomes `sqlite::name` and
+/// `postgres::name`, so one suite holds every backend to the same behaviour.
+///
+/// ```ignore
+/// async fn creates_things(db: TestDatabase) { /* ... */ }
+/// platform_testing::database_suite!(creates_things);
+/// ```
+#[macro_export]
+macro_rules! database_suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::TestDatabase::sqlite()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::TestDatabase::postgres().await).await;
+                }
+            )*
+        }
+    };
 }

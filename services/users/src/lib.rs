@@ -11,7 +11,7 @@
 //! - [`password`]: Argon2id hashing on the blocking pool.
 //! - [`keys`]: signing and verification keys, and the published JWK set.
 //! - [`error`]: every failure, and its one mapping to a gRPC status.
-//! - [`settings`]: configuration.
+//! - [`settings`]: the configuration, its defaults and its checks.
 
 pub mod api;
 pub mod app;

@@ -47,12 +47,8 @@ impl StoreError {
     /// Sorts a driver error into unavailable (retryable) or not.
     pub(crate) fn from_sqlx(error: sqlx::Error) -> Self {
         match &error {
-            sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::WorkerCrashed => Self::Unavailable(error),
             sqlx::Error::Database(db) if db.is_unique_violation() => Self::EmailTaken,
+            e if platform_db::is_unavailable(e) => Self::Unavailable(error),
             _ => Self::Database(error),
         }
     }

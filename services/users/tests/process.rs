@@ -1,0 +1,200 @@
+//! The `users` binary as an operator runs it: configuration errors, the admin command,
+//! and a graceful stop on SIGTERM.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use platform_proto::users::v1 as pb;
+use platform_proto::users::v1::user_service_client::UserServiceClient;
+use platform_testing::TestDatabase;
+
+const BIN: &str = env!("CARGO_BIN_EXE_users");
+
+/// The binary with an isolated environment: its own database and key, port 0.
+fn command(db: &TestDatabase, dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("USERS__GRPC__ADDR", "127.0.0.1:0")
+        .env("USERS__ADMIN__ADDR", "127.0.0.1:0")
+        .env("USERS__DATABASE__URL", db.url())
+        .env("USERS__AUTH__SIGNING_KEY_FILE", dir.join("key.pem"))
+        .env("USERS__LOG__FORMAT", "json")
+        .current_dir(dir);
+    cmd
+}
+
+#[test]
+fn a_bad_setting_stops_the_process_naming_the_key() {
+    let db = TestDatabase::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let output = command(&db, dir.path())
+        .env("USERS__GRPC__CONCURRENCY_LIMIT", "lots")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("grpc.concurrency_limit"), "{stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "nothing started: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+
+    let config = dir.path().join("users.toml");
+    std::fs::write(&config, "[grpc]\nadress = \"127.0.0.1:1\"\n").unwrap();
+    let output = command(&db, dir.path())
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("adress"));
+}
+
+#[tokio::test]
+async fn admin_create_makes_an_account_that_can_list_users() {
+    let db = TestDatabase::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let password_file = dir.path().join("password");
+    std::fs::write(&password_file, "an operator passphrase\n").unwrap();
+    let output = command(&db, dir.path())
+        .args([
+            "admin",
+            "create",
+            "--email",
+            "Root@Example.com",
+            "--password-file",
+        ])
+        .arg(&password_file)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("root@example.com"));
+    let combined = [output.stdout.as_slice(), output.stderr.as_slice()].concat();
+    assert!(
+        !String::from_utf8_lossy(&combined).contains("passphrase"),
+        "the password is never printed"
+    );
+
+    // The same email again is refused.
+    let again = command(&db, dir.path())
+        .args([
+            "admin",
+            "create",
+            "--email",
+            "root@example.com",
+            "--password-file",
+        ])
+        .arg(&password_file)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+
+    // The account signs in as an admin (trailing newline of the file ignored).
+    let mut settings = common::settings(&db, dir.path());
+    settings.auth.signing_key_file = dir.path().join("key.pem");
+    let app = common::TestApp::start(db, tempfile::tempdir().unwrap(), settings).await;
+    let token = app
+        .token("root@example.com", "an operator passphrase")
+        .await
+        .unwrap();
+    app.client
+        .clone()
+        .list_users(common::authed(pb::ListUsersRequest::default(), &token))
+        .await
+        .expect("admin may list");
+    app.stop().await;
+}
+
+/// Reads JSON log lines until the "bound" line, and returns the gRPC address.
+fn grpc_addr_from_logs(
+    stdout: std::process::ChildStdout,
+) -> (String, BufReader<std::process::ChildStdout>) {
+    let mut reader = BufReader::new(stdout);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "process ended before binding"
+        );
+        if line.contains("users service bound") {
+            let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+            return (value["grpc.addr"].as_str().unwrap().to_owned(), reader);
+        }
+    }
+}
+
+#[tokio::test]
+async fn sigterm_lets_the_call_in_flight_finish_and_exits_zero() {
+    let db = TestDatabase::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    // Expensive hashing makes sign-up a slow call.
+    let mut child = command(&db, dir.path())
+        .env("USERS__PASSWORD__MEMORY_KIB", "65536")
+        .env("USERS__PASSWORD__ITERATIONS", "24")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (addr, mut logs) = grpc_addr_from_logs(child.stdout.take().unwrap());
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    common::wait_serving(channel.clone()).await;
+
+    let started = Instant::now();
+    let call = tokio::spawn(async move {
+        UserServiceClient::new(channel)
+            .create_user(pb::CreateUserRequest {
+                email: "slow@example.com".into(),
+                display_name: "Slow".into(),
+                password: common::PASSWORD.into(),
+            })
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+
+    let answer = call.await.unwrap();
+    let took = started.elapsed();
+    let user = answer.expect("the call in flight completes").into_inner();
+    assert_eq!(user.email, "slow@example.com");
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut logs, &mut rest).unwrap();
+    assert!(rest.contains("draining"), "{rest}");
+    // The call really was in flight when the signal came.
+    let drained_at = rest.find("gRPC server drained").expect("drain logged");
+    let finished_at = rest.find("rpc finished").expect("call logged");
+    assert!(
+        finished_at < drained_at,
+        "call finished before the drain ended"
+    );
+    assert!(
+        took > Duration::from_millis(150),
+        "call outlived the signal"
+    );
+}

@@ -1,0 +1,191 @@
+//! The store suite: every `UserStore` behaviour, on SQLite and on PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use platform_db::{Database, DatabaseSettings};
+use platform_testing::TestDatabase;
+use users::domain::{DisplayName, Email, PasswordHash, Role, UserId};
+use users::store::{self, MIGRATIONS, NewUser, StoreError, UserChanges, UserStore};
+
+async fn open(db: &TestDatabase) -> (Database, Arc<dyn UserStore>) {
+    let database = Database::connect_lazy(&DatabaseSettings::new(db.url())).unwrap();
+    database.migrate(MIGRATIONS).await.unwrap();
+    let store = store::open(&database);
+    (database, store)
+}
+
+fn new_user(email: &str) -> NewUser {
+    NewUser {
+        id: UserId::generate(),
+        email: Email::parse(email).unwrap(),
+        display_name: DisplayName::parse("Ada Lovelace").unwrap(),
+        password_hash: PasswordHash::new(
+            "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA".to_owned(),
+        ),
+        role: Role::User,
+    }
+}
+
+async fn creates_and_reads_back(db: TestDatabase) {
+    let (_db, store) = open(&db).await;
+    let new = new_user("ada@example.com");
+    let created = store.create(&new).await.unwrap();
+    assert_eq!(created.id, new.id);
+    assert_eq!(created.email.as_str(), "ada@example.com");
+    assert_eq!(created.role, Role::User);
+    assert_eq!(created.create_time, created.update_time);
+    let read = store.get(new.id).await.unwrap().expect("stored");
+    assert_eq!(read, created, "what a write returns is what a read returns");
+    assert!(store.get(UserId::generate()).await.unwrap().is_none());
+}
+
+async fn emails_are_unique_regardless_of_case(db: TestDatabase) {
+    let (_db, store) = open(&db).await;
+    store.create(&new_user("ada@example.com")).await.unwrap();
+    // The domain type lower-cases; write a mixed-case row around it to prove the
+    // database itself enforces the rule.
+    let mut twin = new_user("other@example.com");
+    twin.email = Email::parse("ADA@example.com").unwrap();
+    let err = store.create(&twin).await.unwrap_err();
+    assert!(matches!(err, StoreError::EmailTaken), "{err:?}");
+}
+
+async fn finds_credentials_by_email(db: TestDatabase) {
+    let (_db, store) = open(&db).await;
+    let new = new_user("grace@example.com");
+    store.create(&new).await.unwrap();
+    let (user, hash) = store
+        .credentials(&Email::parse("Grace@Example.com").unwrap())
+        .await
+        .unwrap()
+        .expect("found");
+    assert_eq!(user.id, new.id);
+    assert_eq!(hash, new.password_hash);
+    assert!(
+        store
+            .credentials(&Email::parse("nobody@example.com").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn lists_every_user_once_newest_first_by_keyset(db: TestDatabase) {
+    let (_db, store) = open(&db).await;
+    let mut created = Vec::new();
+    for i in 0..23 {
+        created.push(
+            store
+                .create(&new_user(&format!("u{i}@example.com")))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.list(5, after).await.unwrap();
+        assert!(page.len() <= 5);
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|u| u.id);
+        seen.extend(page.into_iter().map(|u| u.id));
+    }
+    created.reverse();
+    assert_eq!(seen, created, "newest first, each exactly once");
+    assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 23);
+}
+
+async fn updates_only_what_is_given(db: TestDatabase) {
+    let (_db, store) = open(&db).await;
+    let created = store.create(&new_user("ada@example.com")).await.unwrap();
+    let renamed = store
+        .update(
+            created.id,
+            &UserChanges {
+                display_name: Some(DisplayName::parse("Countess").unwrap()),
+                ..UserChanges::default()
+            },
+        )
+        .await
+        .unwrap()
+        .expect("exists");
+    assert_eq!(renamed.display_name.as_str(), "Countess");
+    assert_eq!(renamed.role, Role::User);
+    assert_eq!(renamed.create_time, created.create_time);
+    assert!(renamed.update_time >= created.update_time);
+
+    let promoted = store
+        .update(
+            created.id,
+            &UserChanges {
+                role: Some(Role::Admin),
+                ..UserChanges::default()
+            },
+        )
+        .await
+        .unwrap()
+        .expect("exists");
+    assert_eq!(promoted.role, Role::Admin);
+    assert_eq!(promoted.display_name.as_str(), "Countess");
+
+    let new_hash = PasswordHash::new("$argon2id$v=19$m=8,t=1,p=1$bmV3c2FsdA$bmV3".to_owned());
+    store
+        .update(
+            created.id,
+            &UserChanges {
+                password_hash: Some(new_hash.clone()),
+                ..UserChanges::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (_, hash) = store.credentials(&created.email).await.unwrap().unwrap();
+    assert_eq!(hash, new_hash);
+
+    assert!(
+        store
+            .update(UserId::generate(), &UserChanges::default())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn deletes_once(db: TestDatabase) {
+    let (_db, store) = open(&db).await;
+    let created = store.create(&new_user("ada@example.com")).await.unwrap();
+    assert!(store.delete(created.id).await.unwrap());
+    assert!(!store.delete(created.id).await.unwrap());
+    assert!(store.get(created.id).await.unwrap().is_none());
+    // The email is free again.
+    store.create(&new_user("ada@example.com")).await.unwrap();
+}
+
+async fn migrations_are_idempotent(db: TestDatabase) {
+    let (database, _store) = open(&db).await;
+    database.migrate(MIGRATIONS).await.unwrap();
+}
+
+async fn a_database_that_goes_away_is_unavailable(db: TestDatabase) {
+    let (database, store) = open(&db).await;
+    database.close().await;
+    let err = store.get(UserId::generate()).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+}
+
+platform_testing::database_suite!(
+    creates_and_reads_back,
+    emails_are_unique_regardless_of_case,
+    finds_credentials_by_email,
+    lists_every_user_once_newest_first_by_keyset,
+    updates_only_what_is_given,
+    deletes_once,
+    migrations_are_idempotent,
+    a_database_that_goes_away_is_unavailable,
+);
