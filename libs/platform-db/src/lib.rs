@@ -8,6 +8,8 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -178,6 +180,50 @@ impl Database {
         match self {
             Self::Postgres(pool) => pool.close().await,
             Self::Sqlite(pool) => pool.close().await,
+        }
+    }
+}
+
+/// A readiness check of one service's database: applies the migrations as soon as the
+/// database answers (when asked to), then pings it. Clones share the state.
+#[derive(Debug, Clone)]
+pub struct DatabaseCheck {
+    database: Database,
+    migrations: Migrations,
+    migrated: Arc<AtomicBool>,
+}
+
+impl DatabaseCheck {
+    /// Checks `database`; with `run_migrations`, applies `migrations` first.
+    pub fn new(database: Database, migrations: Migrations, run_migrations: bool) -> Self {
+        Self {
+            database,
+            migrations,
+            migrated: Arc::new(AtomicBool::new(!run_migrations)),
+        }
+    }
+
+    /// Whether the database is usable now; logs why not.
+    pub async fn run(&self) -> bool {
+        if !self.migrated.load(Ordering::SeqCst) {
+            return match self.database.migrate(self.migrations).await {
+                Ok(()) => {
+                    tracing::info!(db.system = self.database.system(), "migrations applied");
+                    self.migrated.store(true, Ordering::SeqCst);
+                    true
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot apply migrations yet");
+                    false
+                }
+            };
+        }
+        match self.database.ping().await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(%error, "database check failed");
+                false
+            }
         }
     }
 }

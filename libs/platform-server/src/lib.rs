@@ -18,6 +18,8 @@ pub mod rpc_layer;
 
 use std::net::SocketAddr;
 
+use tokio::net::TcpListener;
+
 use serde::{Deserialize, Serialize};
 
 pub use readiness::Readiness;
@@ -72,6 +74,15 @@ pub struct AdminSettings {
     pub addr: SocketAddr,
 }
 
+/// Binds `addr` (port 0 picks a free port) and returns the listener with the address
+/// it really got.
+pub async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerError> {
+    let bind_error = |source| ServerError::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let bound = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, bound))
+}
+
 /// Why a server stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -81,6 +92,14 @@ pub enum ServerError {
     /// The gRPC transport failed.
     #[error("gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// A listening socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// The admin HTTP server failed.
     #[error("admin server failed: {0}")]
     Admin(#[source] std::io::Error),

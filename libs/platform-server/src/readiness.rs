@@ -5,8 +5,12 @@
 //! (database reachable and migrated, upstreams healthy); the server flips it off for
 //! good when draining starts, so load balancers stop sending new calls.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use platform_shutdown::Shutdown;
 
 use tonic_health::ServingStatus;
 use tonic_health::server::{HealthReporter, HealthService};
@@ -106,5 +110,34 @@ fn status(ready: bool) -> ServingStatus {
         ServingStatus::Serving
     } else {
         ServingStatus::NotServing
+    }
+}
+
+/// How often dependencies are checked while they are healthy, and while they are not
+/// (faster, so recovery is noticed quickly).
+const CHECK_HEALTHY: Duration = Duration::from_secs(2);
+const CHECK_UNHEALTHY: Duration = Duration::from_millis(500);
+
+/// Runs `check` periodically until `shutdown`, publishing its answer as readiness.
+///
+/// `check` is the whole of a service's dependencies (its database, its upstreams);
+/// it logs its own reasons for answering no.
+pub async fn watch<F, Fut>(readiness: Readiness, shutdown: Shutdown, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    loop {
+        let healthy = check().await;
+        readiness.set_ready(healthy).await;
+        let pause = if healthy {
+            CHECK_HEALTHY
+        } else {
+            CHECK_UNHEALTHY
+        };
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = shutdown.wait() => return,
+        }
     }
 }

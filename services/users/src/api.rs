@@ -13,10 +13,10 @@ use platform_proto::users::v1 as pb;
 use platform_proto::users::v1::user_service_server::UserService;
 use tonic::{Request, Response, Status};
 
-use crate::domain::{
-    self, DisplayName, Email, Password, User, UserId, decode_page_token, encode_page_token,
-};
-use crate::error::{ApiError, Violations};
+use platform_api::{Violations, decode_page_token, paginate, timestamp};
+
+use crate::domain::{self, DisplayName, Email, Password, User, UserId};
+use crate::error::ApiError;
 use crate::keys::Keys;
 use crate::password::Hasher;
 use crate::store::{NewUser, UserChanges, UserStore};
@@ -52,7 +52,7 @@ impl UsersApi {
         let email = violations.check(Email::parse(email));
         let display_name = violations.check(DisplayName::parse(display_name));
         let password = violations.check(Password::parse(password));
-        violations.finish()?;
+        violations.finish().map_err(ApiError::from)?;
         let (Some(email), Some(display_name), Some(password)) = (email, display_name, password)
         else {
             return Err(ApiError::Invalid(Vec::new()));
@@ -103,13 +103,6 @@ fn role_to_proto(role: Role) -> pb::Role {
     }
 }
 
-fn timestamp(at: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: at.timestamp(),
-        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
-    }
-}
-
 fn parse_id(id: &str) -> Result<UserId, ApiError> {
     Ok(UserId::parse("id", id)?)
 }
@@ -148,24 +141,19 @@ impl UserService for UsersApi {
         }
         let req = request.into_inner();
         let mut violations = Violations::default();
-        let limit = violations.check(domain::page_size(req.page_size));
+        let limit = violations.check(platform_api::page_size(req.page_size));
         let after = violations.check(decode_page_token(&req.page_token));
-        violations.finish()?;
-        let limit = limit.unwrap_or(domain::DEFAULT_PAGE_SIZE);
-        let after = after.flatten();
+        violations.finish().map_err(ApiError::from)?;
+        let limit = limit.unwrap_or(platform_api::DEFAULT_PAGE_SIZE);
+        let after = after.flatten().map(UserId::from);
 
         // One extra row tells whether another page exists without a COUNT.
-        let mut users = self
+        let users = self
             .store
             .list(limit + 1, after)
             .await
             .map_err(ApiError::from)?;
-        let more = users.len() > limit as usize;
-        users.truncate(limit as usize);
-        let next_page_token = match (more, users.last()) {
-            (true, Some(last)) => encode_page_token(last.id),
-            _ => String::new(),
-        };
+        let (users, next_page_token) = paginate(users, limit, |u| u.id.as_uuid());
         Ok(Response::new(pb::ListUsersResponse {
             users: users.into_iter().map(to_proto).collect(),
             next_page_token,
@@ -197,14 +185,14 @@ impl UserService for UsersApi {
             Some(Ok(pb::Role::User)) => Some(Role::User),
             Some(Ok(pb::Role::Admin)) => Some(Role::Admin),
             Some(_) => {
-                violations.check::<()>(Err(domain::FieldViolation::new(
+                violations.push(domain::FieldViolation::new(
                     "role",
                     "must be ROLE_USER or ROLE_ADMIN",
-                )));
+                ));
                 None
             }
         };
-        violations.finish()?;
+        violations.finish().map_err(ApiError::from)?;
         if role.is_some() && !caller.is_admin() {
             return Err(
                 ApiError::PermissionDenied("changing a role requires the admin role").into(),

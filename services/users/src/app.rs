@@ -9,10 +9,9 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use platform_auth::AuthLayer;
-use platform_db::{Database, DbError, redact_url};
+use platform_db::{Database, DatabaseCheck, DbError, redact_url};
 use platform_proto::users::v1::user_service_server::{SERVICE_NAME, UserServiceServer};
 use platform_server::grpc::ServiceRoutes;
 use platform_server::{Readiness, ServerError};
@@ -26,10 +25,6 @@ use crate::password::{HashError, Hasher};
 use crate::settings::Settings;
 use crate::store::{self, MIGRATIONS};
 
-/// How often the database is checked while it answers, and while it does not.
-const DB_CHECK_HEALTHY: Duration = Duration::from_secs(2);
-const DB_CHECK_UNHEALTHY: Duration = Duration::from_millis(500);
-
 /// Why the service could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -42,14 +37,6 @@ pub enum AppError {
     /// The password hasher could not start.
     #[error("password hashing: {0}")]
     Hash(#[from] HashError),
-    /// A listening socket could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address from the settings.
-        addr: SocketAddr,
-        /// The OS error.
-        source: std::io::Error,
-    },
     /// A server failed.
     #[error(transparent)]
     Server(#[from] ServerError),
@@ -69,16 +56,6 @@ pub struct Application {
     auth: AuthLayer,
 }
 
-async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), AppError> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| AppError::Bind { addr, source })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|source| AppError::Bind { addr, source })?;
-    Ok((listener, bound))
-}
-
 impl Application {
     /// Loads keys, prepares the database pool and binds both ports (port 0 picks a
     /// free one; see [`Application::grpc_addr`]).
@@ -93,8 +70,8 @@ impl Application {
         let auth = AuthLayer::new(Arc::clone(&keys.verifier));
         let api = UsersApi::new(store, hasher, keys);
 
-        let (grpc_listener, grpc_addr) = bind(settings.grpc.addr).await?;
-        let (admin_listener, admin_addr) = bind(settings.admin.addr).await?;
+        let (grpc_listener, grpc_addr) = platform_server::bind(settings.grpc.addr).await?;
+        let (admin_listener, admin_addr) = platform_server::bind(settings.admin.addr).await?;
         tracing::info!(
             grpc.addr = %grpc_addr,
             admin.addr = %admin_addr,
@@ -126,11 +103,18 @@ impl Application {
 
     /// Serves until `shutdown` fires, then drains and returns.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> Result<(), AppError> {
-        let watcher = tokio::spawn(watch_database(
+        let database = DatabaseCheck::new(
             self.database.clone(),
+            MIGRATIONS,
             self.settings.database.run_migrations,
+        );
+        let watcher = tokio::spawn(platform_server::readiness::watch(
             self.readiness.clone(),
             shutdown.clone(),
+            move || {
+                let database = database.clone();
+                async move { database.run().await }
+            },
         ));
 
         let routes = ServiceRoutes {
@@ -153,49 +137,6 @@ impl Application {
         result?;
         tracing::info!("users service stopped");
         Ok(())
-    }
-}
-
-/// Applies migrations once the database answers, then follows its health.
-async fn watch_database(
-    database: Database,
-    run_migrations: bool,
-    readiness: Readiness,
-    shutdown: Shutdown,
-) {
-    let mut migrated = !run_migrations;
-    loop {
-        let healthy = if migrated {
-            match database.ping().await {
-                Ok(()) => true,
-                Err(error) => {
-                    tracing::warn!(%error, "database check failed");
-                    false
-                }
-            }
-        } else {
-            match database.migrate(MIGRATIONS).await {
-                Ok(()) => {
-                    tracing::info!(db.system = database.system(), "migrations applied");
-                    migrated = true;
-                    true
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "cannot apply migrations yet");
-                    false
-                }
-            }
-        };
-        readiness.set_ready(healthy).await;
-        let pause = if healthy {
-            DB_CHECK_HEALTHY
-        } else {
-            DB_CHECK_UNHEALTHY
-        };
-        tokio::select! {
-            () = tokio::time::sleep(pause) => {}
-            () = shutdown.wait() => return,
-        }
     }
 }
 
@@ -236,11 +177,7 @@ pub enum AdminCommandError {
 
 fn describe(error: &crate::error::ApiError) -> String {
     match error {
-        crate::error::ApiError::Invalid(violations) => violations
-            .iter()
-            .map(|v| format!("{}: {}", v.field, v.description))
-            .collect::<Vec<_>>()
-            .join("; "),
+        crate::error::ApiError::Invalid(violations) => platform_api::describe(violations),
         other => other.to_string(),
     }
 }

@@ -6,31 +6,11 @@
 
 use std::fmt;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 pub use platform_auth::Role;
 use uuid::Uuid;
 
-/// One problem with one request field, reported as a `google.rpc.BadRequest` field
-/// violation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldViolation {
-    /// The field's proto name, for example `email`.
-    pub field: &'static str,
-    /// What is wrong, in words a client developer can act on.
-    pub description: String,
-}
-
-impl FieldViolation {
-    /// A violation of `field`.
-    pub fn new(field: &'static str, description: impl Into<String>) -> Self {
-        Self {
-            field,
-            description: description.into(),
-        }
-    }
-}
+pub use platform_api::FieldViolation;
 
 /// An account id (UUIDv7: sorts by creation time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -233,36 +213,6 @@ pub struct User {
     pub update_time: DateTime<Utc>,
 }
 
-/// Default and maximum page sizes of every listing (the contract's numbers).
-pub const DEFAULT_PAGE_SIZE: u32 = 50;
-/// See [`DEFAULT_PAGE_SIZE`].
-pub const MAX_PAGE_SIZE: u32 = 1000;
-
-/// A requested page size: 0 means the default, anything above the cap is capped.
-pub fn page_size(requested: i32) -> Result<u32, FieldViolation> {
-    match requested {
-        n if n < 0 => Err(FieldViolation::new("page_size", "must not be negative")),
-        0 => Ok(DEFAULT_PAGE_SIZE),
-        n => Ok(u32::try_from(n).unwrap_or(MAX_PAGE_SIZE).min(MAX_PAGE_SIZE)),
-    }
-}
-
-/// The opaque continuation of a listing: the last id of the previous page.
-pub fn encode_page_token(last: UserId) -> String {
-    URL_SAFE_NO_PAD.encode(last.as_uuid().as_bytes())
-}
-
-/// Decodes a page token made by [`encode_page_token`]; empty means the first page.
-pub fn decode_page_token(token: &str) -> Result<Option<UserId>, FieldViolation> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    let bad = || FieldViolation::new("page_token", "is not a token returned by this service");
-    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
-    let uuid = Uuid::from_slice(&bytes).map_err(|_| bad())?;
-    Ok(Some(UserId(uuid)))
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -311,22 +261,5 @@ mod tests {
         assert!(Password::parse(&"x".repeat(129)).is_err());
         let p = Password::parse("correct horse").unwrap();
         assert!(!format!("{p:?}").contains("horse"));
-    }
-
-    #[test]
-    fn page_sizes_default_and_cap() {
-        assert_eq!(page_size(0).unwrap(), 50);
-        assert_eq!(page_size(5000).unwrap(), 1000);
-        assert_eq!(page_size(7).unwrap(), 7);
-        assert!(page_size(-1).is_err());
-    }
-
-    #[test]
-    fn page_tokens_round_trip_and_reject_garbage() {
-        let id = UserId::generate();
-        assert_eq!(decode_page_token(&encode_page_token(id)).unwrap(), Some(id));
-        assert_eq!(decode_page_token("").unwrap(), None);
-        assert!(decode_page_token("!!!").is_err());
-        assert!(decode_page_token("AAAA").is_err());
     }
 }

@@ -4,10 +4,9 @@
 //! `google.rpc.BadRequest`); server faults are logged here, inside the call's span,
 //! and reach the client only as an opaque INTERNAL or UNAVAILABLE.
 
-use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt};
+use platform_api::{FieldViolation, invalid_argument};
+use tonic::Status;
 
-use crate::domain::FieldViolation;
 use crate::password::HashError;
 use crate::store::StoreError;
 
@@ -55,6 +54,12 @@ impl From<FieldViolation> for ApiError {
     }
 }
 
+impl From<Vec<FieldViolation>> for ApiError {
+    fn from(violations: Vec<FieldViolation>) -> Self {
+        Self::Invalid(violations)
+    }
+}
+
 impl From<ApiError> for Status {
     fn from(error: ApiError) -> Self {
         match error {
@@ -71,52 +76,6 @@ impl From<ApiError> for Status {
                 tracing::error!(error = %other, "internal error");
                 Status::internal("internal error")
             }
-        }
-    }
-}
-
-/// INVALID_ARGUMENT with a `google.rpc.BadRequest` listing every violation; the
-/// message repeats them for clients that do not read details.
-pub fn invalid_argument(violations: &[FieldViolation]) -> Status {
-    let message = violations
-        .iter()
-        .map(|v| format!("{}: {}", v.field, v.description))
-        .collect::<Vec<_>>()
-        .join("; ");
-    let mut details = ErrorDetails::new();
-    for v in violations {
-        details.add_bad_request_violation(v.field, v.description.clone());
-    }
-    Status::with_error_details(
-        Code::InvalidArgument,
-        format!("invalid request: {message}"),
-        details,
-    )
-}
-
-/// Collects every violation of a request before failing, so a client fixes them all
-/// in one round trip.
-#[derive(Debug, Default)]
-pub struct Violations(Vec<FieldViolation>);
-
-impl Violations {
-    /// Keeps the value, or records why it is invalid.
-    pub fn check<T>(&mut self, result: Result<T, FieldViolation>) -> Option<T> {
-        match result {
-            Ok(value) => Some(value),
-            Err(violation) => {
-                self.0.push(violation);
-                None
-            }
-        }
-    }
-
-    /// Fails if anything was recorded.
-    pub fn finish(self) -> Result<(), ApiError> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::Invalid(self.0))
         }
     }
 }
