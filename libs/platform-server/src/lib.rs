@@ -11,10 +11,12 @@
 //! - [`metrics`]: the process-wide Prometheus recorder.
 
 pub mod admin;
+pub mod deadline;
 pub mod grpc;
 pub mod metrics;
 pub mod readiness;
 pub mod rpc_layer;
+pub mod runtime;
 
 use std::net::SocketAddr;
 
@@ -23,6 +25,7 @@ use tokio::net::TcpListener;
 use serde::{Deserialize, Serialize};
 
 pub use readiness::Readiness;
+pub use runtime::ServiceRuntime;
 
 /// The `[grpc]` section of a service's settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -89,7 +89,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let path = request.uri().path().to_owned();
         if is_infrastructure(&path) {
             return Box::pin(self.inner.call(request));
@@ -108,10 +108,15 @@ where
         // A missing or malformed traceparent simply starts a new trace.
         let _ = span.set_parent(platform_telemetry::propagation::extract(request.headers()));
 
-        let deadline = client_timeout(request.headers())
+        let deadline = crate::deadline::client_timeout(request.headers())
             .into_iter()
             .chain(self.default_timeout)
             .min();
+        if let Some(budget) = deadline {
+            request
+                .extensions_mut()
+                .insert(crate::deadline::Deadline::after(budget));
+        }
         let call = Call::start(span.clone(), service, method, deadline);
         let future = self.inner.call(request);
         Box::pin(
@@ -146,25 +151,6 @@ fn status_in(headers: &HeaderMap) -> Option<Code> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<i32>().ok())
         .map(Code::from_i32)
-}
-
-/// The `grpc-timeout` header: an integer of at most 8 digits and a unit.
-fn client_timeout(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get("grpc-timeout")?.to_str().ok()?;
-    if value.len() < 2 || value.len() > 9 {
-        return None;
-    }
-    let (digits, unit) = value.split_at(value.len() - 1);
-    let n: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(n.saturating_mul(3600)),
-        "M" => Duration::from_secs(n.saturating_mul(60)),
-        "S" => Duration::from_secs(n),
-        "m" => Duration::from_millis(n),
-        "u" => Duration::from_micros(n),
-        "n" => Duration::from_nanos(n),
-        _ => return None,
-    })
 }
 
 /// One call in flight; records itself when dropped.
@@ -309,19 +295,6 @@ mod tests {
             split_path("/users.v1.UserService/GetUser"),
             ("users.v1.UserService".to_owned(), "GetUser".to_owned())
         );
-    }
-
-    #[test]
-    fn parses_grpc_timeouts() {
-        let mut h = HeaderMap::new();
-        h.insert("grpc-timeout", http::HeaderValue::from_static("250m"));
-        assert_eq!(client_timeout(&h), Some(Duration::from_millis(250)));
-        h.insert("grpc-timeout", http::HeaderValue::from_static("3S"));
-        assert_eq!(client_timeout(&h), Some(Duration::from_secs(3)));
-        h.insert("grpc-timeout", http::HeaderValue::from_static("123456789S"));
-        assert_eq!(client_timeout(&h), None, "more than 8 digits");
-        h.insert("grpc-timeout", http::HeaderValue::from_static("5x"));
-        assert_eq!(client_timeout(&h), None);
     }
 
     #[test]

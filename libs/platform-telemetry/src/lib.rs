@@ -10,6 +10,7 @@
 //! - [`propagation`] carries W3C `traceparent`/`tracestate` in and out of HTTP headers
 //!   and gRPC metadata.
 
+pub mod client;
 pub mod propagation;
 
 use std::io::IsTerminal;

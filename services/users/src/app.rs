@@ -14,9 +14,8 @@ use platform_auth::AuthLayer;
 use platform_db::{Database, DatabaseCheck, DbError, redact_url};
 use platform_proto::users::v1::user_service_server::{SERVICE_NAME, UserServiceServer};
 use platform_server::grpc::ServiceRoutes;
-use platform_server::{Readiness, ServerError};
+use platform_server::{ServerError, ServiceRuntime};
 use platform_shutdown::Shutdown;
-use tokio::net::TcpListener;
 use tonic::service::Routes;
 
 use crate::api::UsersApi;
@@ -46,12 +45,8 @@ pub enum AppError {
 #[derive(Debug)]
 pub struct Application {
     settings: Settings,
-    grpc_listener: TcpListener,
-    admin_listener: TcpListener,
-    grpc_addr: SocketAddr,
-    admin_addr: SocketAddr,
+    runtime: ServiceRuntime,
     database: Database,
-    readiness: Readiness,
     api: UsersApi,
     auth: AuthLayer,
 }
@@ -65,27 +60,20 @@ impl Application {
             .map_err(|e| AppError::Hash(HashError::Argon2(e.to_string())))?;
         let hasher = Hasher::new(params, settings.password.max_concurrent).await?;
         let database = Database::connect_lazy(&settings.database)?;
-        let store = store::open(&database);
-        let readiness = Readiness::new(&[SERVICE_NAME]).await;
         let auth = AuthLayer::new(Arc::clone(&keys.verifier));
-        let api = UsersApi::new(store, hasher, keys);
-
-        let (grpc_listener, grpc_addr) = platform_server::bind(settings.grpc.addr).await?;
-        let (admin_listener, admin_addr) = platform_server::bind(settings.admin.addr).await?;
+        let api = UsersApi::new(store::open(&database), hasher, keys);
+        let runtime =
+            ServiceRuntime::bind(&settings.grpc, &settings.admin, &[SERVICE_NAME]).await?;
         tracing::info!(
-            grpc.addr = %grpc_addr,
-            admin.addr = %admin_addr,
+            grpc.addr = %runtime.grpc_addr(),
+            admin.addr = %runtime.admin_addr(),
             database = %redact_url(&settings.database.url),
             "users service bound"
         );
         Ok(Self {
             settings,
-            grpc_listener,
-            admin_listener,
-            grpc_addr,
-            admin_addr,
+            runtime,
             database,
-            readiness,
             api,
             auth,
         })
@@ -93,46 +81,38 @@ impl Application {
 
     /// The bound gRPC address.
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc_addr
+        self.runtime.grpc_addr()
     }
 
     /// The bound admin HTTP address.
     pub fn admin_addr(&self) -> SocketAddr {
-        self.admin_addr
+        self.runtime.admin_addr()
     }
 
     /// Serves until `shutdown` fires, then drains and returns.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> Result<(), AppError> {
-        let database = DatabaseCheck::new(
+        let check = DatabaseCheck::new(
             self.database.clone(),
             MIGRATIONS,
             self.settings.database.run_migrations,
         );
-        let watcher = tokio::spawn(platform_server::readiness::watch(
-            self.readiness.clone(),
-            shutdown.clone(),
-            move || {
-                let database = database.clone();
-                async move { database.run().await }
-            },
-        ));
-
         let routes = ServiceRoutes {
             routes: Routes::new(UserServiceServer::new(self.api)),
             names: vec![SERVICE_NAME],
         };
-        let grpc = platform_server::grpc::serve(
-            self.grpc_listener,
-            routes,
-            self.auth,
-            &self.settings.grpc,
-            self.readiness.clone(),
-            shutdown.clone(),
-        );
-        let admin = platform_server::admin::serve(self.admin_listener, self.readiness, shutdown);
-        let result = tokio::try_join!(grpc, admin);
-
-        watcher.abort();
+        let result = self
+            .runtime
+            .run(
+                routes,
+                self.auth,
+                &self.settings.grpc,
+                shutdown,
+                move || {
+                    let check = check.clone();
+                    async move { check.run().await }
+                },
+            )
+            .await;
         self.database.close().await;
         result?;
         tracing::info!("users service stopped");

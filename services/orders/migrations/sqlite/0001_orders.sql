@@ -1,0 +1,28 @@
+-- Orders. Ids are UUIDv7 as lower-case hyphenated text, which sorts in creation order,
+-- so listings page by keyset on the primary key.
+CREATE TABLE orders (
+    id                  TEXT    PRIMARY KEY NOT NULL,
+    user_id             TEXT    NOT NULL,
+    -- The client's idempotency key; NULL when the client sent none.
+    request_id          TEXT,
+    -- SHA-256 of the items, to tell a retry from a different order reusing a key.
+    request_fingerprint TEXT    NOT NULL,
+    total_cents         INTEGER NOT NULL CHECK (total_cents >= 0),
+    status              TEXT    NOT NULL CHECK (status IN ('pending', 'cancelled')),
+    create_time         TEXT    NOT NULL,
+    update_time         TEXT    NOT NULL,
+    -- One order per caller and key, even when retries race (NULL keys never collide).
+    UNIQUE (user_id, request_id)
+);
+
+-- A user's listing, newest first, optionally by status.
+CREATE INDEX orders_user_id_id ON orders (user_id, id DESC);
+
+CREATE TABLE order_items (
+    order_id         TEXT    NOT NULL REFERENCES orders (id) ON DELETE CASCADE,
+    position         INTEGER NOT NULL,
+    sku              TEXT    NOT NULL,
+    quantity         INTEGER NOT NULL CHECK (quantity >= 1),
+    unit_price_cents INTEGER NOT NULL CHECK (unit_price_cents >= 0),
+    PRIMARY KEY (order_id, position)
+);

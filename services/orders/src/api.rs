@@ -1,0 +1,230 @@
+//! `orders.v1.OrderService`: turns requests into domain values, authorizes the caller,
+//! confirms their account with users, and calls the store.
+//!
+//! The owner of a new order is always the verified caller, never a field of the
+//! request. Someone else's order is NOT_FOUND, never PERMISSION_DENIED.
+
+use std::sync::Arc;
+
+use platform_api::{Violations, decode_page_token, paginate, timestamp};
+use platform_auth::{Caller, bearer_token, require_caller};
+use platform_proto::orders::v1 as pb;
+use platform_proto::orders::v1::order_service_server::OrderService;
+use tonic::{Request, Response, Status};
+
+use crate::accounts::Accounts;
+use crate::domain::{self, FieldViolation, Items, Order, OrderId, OrderStatus, RawItem, UserId};
+use crate::error::ApiError;
+use crate::store::{Cancelled, Created, Filter, NewOrder, OrderStore};
+
+/// The gRPC face of the orders service.
+#[derive(Debug, Clone)]
+pub struct OrdersApi {
+    store: Arc<dyn OrderStore>,
+    accounts: Accounts,
+}
+
+impl OrdersApi {
+    /// The API over `store`, confirming accounts through `accounts`.
+    pub fn new(store: Arc<dyn OrderStore>, accounts: Accounts) -> Self {
+        Self { store, accounts }
+    }
+
+    /// The order `id` if `caller` may see it.
+    async fn visible_order(&self, caller: &Caller, id: OrderId) -> Result<Order, ApiError> {
+        let order = self.store.get(id).await?.ok_or(ApiError::NotFound)?;
+        if may_see(caller, &order) {
+            Ok(order)
+        } else {
+            Err(ApiError::NotFound)
+        }
+    }
+}
+
+fn may_see(caller: &Caller, order: &Order) -> bool {
+    caller.is_admin() || caller.subject == order.user_id.to_string()
+}
+
+/// The caller's account id.
+fn caller_id(caller: &Caller) -> Result<UserId, Status> {
+    UserId::parse("sub", &caller.subject)
+        .map_err(|_| Status::unauthenticated("the access token's subject is not an account id"))
+}
+
+fn status_to_proto(status: OrderStatus) -> pb::OrderStatus {
+    match status {
+        OrderStatus::Pending => pb::OrderStatus::Pending,
+        OrderStatus::Cancelled => pb::OrderStatus::Cancelled,
+    }
+}
+
+fn to_proto(order: Order) -> pb::Order {
+    pb::Order {
+        id: order.id.to_string(),
+        user_id: order.user_id.to_string(),
+        items: order
+            .items
+            .into_iter()
+            .map(|item| pb::OrderItem {
+                sku: item.sku.as_str().to_owned(),
+                quantity: item.quantity,
+                unit_price_cents: item.unit_price_cents,
+            })
+            .collect(),
+        total_cents: order.total_cents,
+        status: status_to_proto(order.status) as i32,
+        create_time: Some(timestamp(order.create_time)),
+        update_time: Some(timestamp(order.update_time)),
+    }
+}
+
+fn parse_id(id: &str) -> Result<OrderId, ApiError> {
+    Ok(OrderId::parse("id", id)?)
+}
+
+#[tonic::async_trait]
+impl OrderService for OrdersApi {
+    async fn create_order(
+        &self,
+        request: Request<pb::CreateOrderRequest>,
+    ) -> Result<Response<pb::Order>, Status> {
+        let caller = require_caller(&request)?;
+        let user_id = caller_id(&caller)?;
+        let token = bearer_token(&request)
+            .cloned()
+            .ok_or_else(|| Status::unauthenticated("missing access token"))?;
+        let remaining = platform_server::deadline::remaining(&request);
+        let req = request.into_inner();
+
+        let raw: Vec<RawItem<'_>> = req
+            .items
+            .iter()
+            .map(|item| RawItem {
+                sku: &item.sku,
+                quantity: item.quantity,
+                unit_price_cents: item.unit_price_cents,
+            })
+            .collect();
+        let mut violations = Violations::default();
+        let items = match Items::parse(&raw) {
+            Ok(items) => Some(items),
+            Err(found) => {
+                found.into_iter().for_each(|v| violations.push(v));
+                None
+            }
+        };
+        let request_id = violations.check(domain::request_id(&req.request_id));
+        violations.finish().map_err(ApiError::from)?;
+        let (Some(items), Some(request_id)) = (items, request_id) else {
+            return Err(ApiError::Invalid(Vec::new()).into());
+        };
+
+        self.accounts
+            .ensure_exists(&caller, &token, remaining)
+            .await
+            .map_err(ApiError::from)?;
+
+        let created = self
+            .store
+            .create(&NewOrder {
+                id: OrderId::generate(),
+                user_id,
+                items,
+                request_id,
+            })
+            .await
+            .map_err(ApiError::from)?;
+        let order = match created {
+            Created::New(order) => {
+                tracing::info!(order.id = %order.id, order.total_cents = order.total_cents, "order created");
+                order
+            }
+            Created::Retry(order) => {
+                tracing::info!(order.id = %order.id, "idempotent retry answered with the stored order");
+                order
+            }
+            Created::KeyReused(_) => return Err(ApiError::KeyReused.into()),
+        };
+        Ok(Response::new(to_proto(order)))
+    }
+
+    async fn get_order(
+        &self,
+        request: Request<pb::GetOrderRequest>,
+    ) -> Result<Response<pb::Order>, Status> {
+        let caller = require_caller(&request)?;
+        let id = parse_id(&request.get_ref().id)?;
+        let order = self.visible_order(&caller, id).await?;
+        Ok(Response::new(to_proto(order)))
+    }
+
+    async fn list_orders(
+        &self,
+        request: Request<pb::ListOrdersRequest>,
+    ) -> Result<Response<pb::ListOrdersResponse>, Status> {
+        let caller = require_caller(&request)?;
+        let own = caller_id(&caller)?;
+        let req = request.into_inner();
+
+        let mut violations = Violations::default();
+        let limit = violations.check(platform_api::page_size(req.page_size));
+        let after = violations.check(decode_page_token(&req.page_token));
+        let status = match pb::OrderStatus::try_from(req.status) {
+            Ok(pb::OrderStatus::Unspecified) => None,
+            Ok(pb::OrderStatus::Pending) => Some(OrderStatus::Pending),
+            Ok(pb::OrderStatus::Cancelled) => Some(OrderStatus::Cancelled),
+            Err(_) => {
+                violations.push(FieldViolation::new("status", "is not a known order status"));
+                None
+            }
+        };
+        let wanted_user = if req.user_id.is_empty() {
+            None
+        } else {
+            violations.check(UserId::parse("user_id", &req.user_id))
+        };
+        violations.finish().map_err(ApiError::from)?;
+
+        let user_id = if caller.is_admin() {
+            wanted_user
+        } else {
+            if wanted_user.is_some_and(|u| u != own) {
+                return Err(ApiError::PermissionDenied(
+                    "filtering by another user requires the admin role",
+                )
+                .into());
+            }
+            Some(own)
+        };
+        let limit = limit.unwrap_or(platform_api::DEFAULT_PAGE_SIZE);
+        let after = after.flatten().map(OrderId::from);
+        let orders = self
+            .store
+            .list(Filter { user_id, status }, limit + 1, after)
+            .await
+            .map_err(ApiError::from)?;
+        let (orders, next_page_token) = paginate(orders, limit, |o| o.id.as_uuid());
+        Ok(Response::new(pb::ListOrdersResponse {
+            orders: orders.into_iter().map(to_proto).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn cancel_order(
+        &self,
+        request: Request<pb::CancelOrderRequest>,
+    ) -> Result<Response<pb::Order>, Status> {
+        let caller = require_caller(&request)?;
+        let id = parse_id(&request.get_ref().id)?;
+        // Authorize on the stored owner first, so a stranger learns nothing.
+        self.visible_order(&caller, id).await?;
+        match self.store.cancel(id).await.map_err(ApiError::from)? {
+            Cancelled::Done(order) => {
+                tracing::info!(order.id = %order.id, "order cancelled");
+                Ok(Response::new(to_proto(order)))
+            }
+            Cancelled::NotPending(_) => Err(ApiError::NotPending.into()),
+            Cancelled::NotFound => Err(ApiError::NotFound.into()),
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Every failure of the orders API, and the one place it becomes a gRPC status.
+//!
+//! Client mistakes carry a message meant for the client (field violations as
+//! `google.rpc.BadRequest`); server faults are logged here, inside the call's span, and
+//! reach the client only as an opaque INTERNAL or UNAVAILABLE.
+
+use platform_api::{FieldViolation, invalid_argument};
+use tonic::Status;
+
+use crate::accounts::AccountError;
+use crate::store::StoreError;
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// One or more request fields are invalid.
+    #[error("invalid request")]
+    Invalid(Vec<FieldViolation>),
+    /// The caller may not do this.
+    #[error("{0}")]
+    PermissionDenied(&'static str),
+    /// No such order, or not one the caller may see.
+    #[error("order not found")]
+    NotFound,
+    /// The idempotency key was used before for a different order.
+    #[error("request_id was already used for a different order")]
+    KeyReused,
+    /// Only pending orders can be cancelled.
+    #[error("only a pending order can be cancelled")]
+    NotPending,
+    /// The caller's account could not be confirmed.
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<FieldViolation> for ApiError {
+    fn from(violation: FieldViolation) -> Self {
+        Self::Invalid(vec![violation])
+    }
+}
+
+impl From<Vec<FieldViolation>> for ApiError {
+    fn from(violations: Vec<FieldViolation>) -> Self {
+        Self::Invalid(violations)
+    }
+}
+
+impl From<ApiError> for Status {
+    fn from(error: ApiError) -> Self {
+        match error {
+            ApiError::Invalid(violations) => invalid_argument(&violations),
+            ApiError::PermissionDenied(msg) => Status::permission_denied(msg),
+            ApiError::NotFound => Status::not_found("order not found"),
+            ApiError::KeyReused => Status::already_exists(
+                "request_id was already used for a different order; use a new key",
+            ),
+            ApiError::NotPending => {
+                Status::failed_precondition("only a pending order can be cancelled")
+            }
+            ApiError::Account(AccountError::Gone) => {
+                Status::unauthenticated("the account of this token no longer exists")
+            }
+            ApiError::Account(AccountError::Refused) => {
+                Status::unauthenticated("the access token was refused")
+            }
+            ApiError::Account(AccountError::Timeout) => {
+                Status::deadline_exceeded("the account could not be confirmed in time")
+            }
+            ApiError::Account(AccountError::Unavailable) => {
+                Status::unavailable("the account could not be confirmed, retry later")
+            }
+            ApiError::Store(StoreError::Unavailable(source)) => {
+                tracing::error!(error = %source, "database unavailable");
+                Status::unavailable("database unavailable, retry later")
+            }
+            ApiError::Store(other) => {
+                tracing::error!(error = %other, "internal error");
+                Status::internal("internal error")
+            }
+        }
+    }
+}

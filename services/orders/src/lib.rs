@@ -1,0 +1,25 @@
+//! The orders service: the orders of signed-in users, served as
+//! `orders.v1.OrderService` over gRPC.
+//!
+//! # Layout
+//!
+//! - [`app`]: [`Application`], built from [`Settings`], bound to its ports, run until a
+//!   shutdown signal.
+//! - [`api`]: the gRPC service: parsing, authorization, account checks, the store.
+//! - [`accounts`]: the users service as orders sees it: account checks (cached), the
+//!   token keys, its health.
+//! - [`domain`]: validated values (`Items` with their checked total, `Sku`, ids).
+//! - [`store`]: the `OrderStore` trait and its PostgreSQL and SQLite implementations.
+//! - [`error`]: every failure, and its one mapping to a gRPC status.
+//! - [`settings`]: the configuration, its defaults and its checks.
+
+pub mod accounts;
+pub mod api;
+pub mod app;
+pub mod domain;
+pub mod error;
+pub mod settings;
+pub mod store;
+
+pub use app::{AppError, Application};
+pub use settings::Settings;

@@ -1,0 +1,132 @@
+//! The orders service's settings: built-in defaults for the embedded run, then
+//! `--config FILE`, then `ORDERS__…` environment variables (see `platform-config`).
+
+use std::path::Path;
+
+use platform_config::{ConfigError, Sources};
+use platform_db::DatabaseSettings;
+use platform_server::{AdminSettings, GrpcSettings};
+use platform_telemetry::LogSettings;
+use serde::{Deserialize, Serialize};
+
+/// Every setting of the orders service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// The gRPC server.
+    pub grpc: GrpcSettings,
+    /// The admin HTTP port.
+    pub admin: AdminSettings,
+    /// Where orders are stored.
+    pub database: DatabaseSettings,
+    /// Logging.
+    pub log: LogSettings,
+    /// Verifying access tokens.
+    pub auth: AuthSettings,
+    /// The users service.
+    pub users: UsersSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            grpc: GrpcSettings::new(([127, 0, 0, 1], 50052).into()),
+            admin: AdminSettings {
+                addr: ([127, 0, 0, 1], 9102).into(),
+            },
+            database: DatabaseSettings::new("sqlite://data/orders.db"),
+            log: LogSettings::default(),
+            auth: AuthSettings::default(),
+            users: UsersSettings::default(),
+        }
+    }
+}
+
+/// The `[auth]` section: what tokens must say to be accepted. The keys come from the
+/// users service's `GetJwks`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// The expected `iss` claim.
+    pub issuer: String,
+    /// The expected `aud` claim.
+    pub audience: String,
+    /// Clock difference tolerated on `exp` and `nbf`.
+    pub clock_skew_secs: u64,
+    /// Least time between two key-set fetches triggered by unknown key ids, so forged
+    /// tokens cannot flood users.
+    pub key_refresh_interval_secs: u64,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            issuer: "platform-users".to_owned(),
+            audience: "platform".to_owned(),
+            clock_skew_secs: 30,
+            key_refresh_interval_secs: 10,
+        }
+    }
+}
+
+/// The `[users]` section: the upstream users service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UsersSettings {
+    /// gRPC endpoint, `http://host:port`.
+    pub url: String,
+    /// Upper bound of one call to users; the incoming call's deadline may shorten it.
+    pub timeout_ms: u64,
+    /// How long connecting may take before the call fails UNAVAILABLE.
+    pub connect_timeout_ms: u64,
+    /// How long a confirmed account stays confirmed without asking again.
+    pub cache_ttl_ms: u64,
+    /// Most accounts remembered at once.
+    pub cache_capacity: u64,
+}
+
+impl Default for UsersSettings {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:50051".to_owned(),
+            timeout_ms: 2_000,
+            connect_timeout_ms: 1_000,
+            cache_ttl_ms: 5_000,
+            cache_capacity: 10_000,
+        }
+    }
+}
+
+impl Settings {
+    /// Loads the settings from the defaults, `file` and the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(Sources::new("ORDERS").with_file(file))
+    }
+
+    /// Loads the settings from explicit sources, then checks them.
+    pub fn load_from(sources: Sources<'_>) -> Result<Self, ConfigError> {
+        let settings: Self = platform_config::load(sources)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Rules the types alone do not express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.users.url.starts_with("http://") || self.users.url.starts_with("https://")) {
+            return Err(ConfigError::rule(
+                "users.url",
+                "must start with http:// or https://",
+            ));
+        }
+        if self.users.timeout_ms == 0 {
+            return Err(ConfigError::rule("users.timeout_ms", "must be at least 1"));
+        }
+        if self.grpc.concurrency_limit == 0 {
+            return Err(ConfigError::rule(
+                "grpc.concurrency_limit",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,188 @@
+//! Where orders live: one trait, one implementation per database.
+//!
+//! The two guarantees that matter most are enforced by the database, not by the
+//! service, so that they hold across replicas: `(user_id, request_id)` is unique
+//! (idempotent creation, even when retries race), and a cancel is a conditional update
+//! (`… WHERE status = 'pending'`), so two cancels cannot both win.
+
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SubsecRound, Utc};
+use platform_db::{Database, Migrations};
+
+use crate::domain::{Items, Order, OrderId, OrderItem, OrderStatus, Sku, UserId};
+
+pub use postgres::PgOrderStore;
+pub use sqlite::SqliteOrderStore;
+
+static PG_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// The orders service's migrations for each backend.
+pub const MIGRATIONS: Migrations = Migrations {
+    postgres: &PG_MIGRATIONS,
+    sqlite: &SQLITE_MIGRATIONS,
+};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or did not answer in time.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// Anything else the database reported.
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    /// A stored row does not read back as a valid order.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        if platform_db::is_unavailable(&error) {
+            Self::Unavailable(error)
+        } else {
+            Self::Database(error)
+        }
+    }
+}
+
+/// A new order, ready to store.
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    /// Its id.
+    pub id: OrderId,
+    /// Its owner: the caller.
+    pub user_id: UserId,
+    /// Its validated items and total.
+    pub items: Items,
+    /// The client's idempotency key, if any.
+    pub request_id: Option<String>,
+}
+
+/// What creating an order did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    /// A new order was stored.
+    New(Order),
+    /// An order with the same caller and key exists and has the same items: a retry.
+    Retry(Order),
+    /// An order with the same caller and key exists with different items.
+    KeyReused(Order),
+}
+
+/// What cancelling did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cancelled {
+    /// The order was pending and is now cancelled.
+    Done(Order),
+    /// The order exists but was not pending (already cancelled, by this call's twin
+    /// perhaps).
+    NotPending(Order),
+    /// No such order.
+    NotFound,
+}
+
+/// Which orders a listing returns.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Filter {
+    /// Only this owner's.
+    pub user_id: Option<UserId>,
+    /// Only with this status.
+    pub status: Option<OrderStatus>,
+}
+
+/// Order storage.
+#[async_trait]
+pub trait OrderStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Stores `order` and its items in one transaction, unless the caller already has
+    /// an order under the same idempotency key.
+    async fn create(&self, order: &NewOrder) -> Result<Created, StoreError>;
+    /// The order with `id`.
+    async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError>;
+    /// Up to `limit` orders matching `filter`, newest first, older than `after`.
+    async fn list(
+        &self,
+        filter: Filter,
+        limit: u32,
+        after: Option<OrderId>,
+    ) -> Result<Vec<Order>, StoreError>;
+    /// Cancels the order if it is pending.
+    async fn cancel(&self, id: OrderId) -> Result<Cancelled, StoreError>;
+}
+
+/// The store for `database`'s backend.
+pub fn open(database: &Database) -> Arc<dyn OrderStore> {
+    match database {
+        Database::Postgres(pool) => Arc::new(PgOrderStore::new(pool.clone())),
+        Database::Sqlite(pool) => Arc::new(SqliteOrderStore::new(pool.clone())),
+    }
+}
+
+/// Now, at the microsecond precision both databases keep.
+pub(crate) fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// An order row without its items, as both backends read it.
+pub(crate) struct OrderRow {
+    pub(crate) id: OrderId,
+    pub(crate) user_id: UserId,
+    pub(crate) total_cents: i64,
+    pub(crate) status: String,
+    pub(crate) fingerprint: String,
+    pub(crate) create_time: DateTime<Utc>,
+    pub(crate) update_time: DateTime<Utc>,
+}
+
+/// An item row.
+pub(crate) struct ItemRow {
+    pub(crate) order_id: OrderId,
+    pub(crate) sku: String,
+    pub(crate) quantity: i32,
+    pub(crate) unit_price_cents: i64,
+}
+
+/// Joins order rows with their item rows (items ordered by position).
+pub(crate) fn assemble(rows: Vec<OrderRow>, items: Vec<ItemRow>) -> Result<Vec<Order>, StoreError> {
+    let mut by_order: std::collections::HashMap<OrderId, Vec<OrderItem>> =
+        std::collections::HashMap::new();
+    for item in items {
+        let sku = Sku::parse("sku", &item.sku)
+            .map_err(|_| StoreError::Corrupt(format!("order {}: invalid sku", item.order_id)))?;
+        by_order.entry(item.order_id).or_default().push(OrderItem {
+            sku,
+            quantity: item.quantity,
+            unit_price_cents: item.unit_price_cents,
+        });
+    }
+    rows.into_iter()
+        .map(|row| {
+            let status = OrderStatus::from_db(&row.status)
+                .ok_or_else(|| StoreError::Corrupt(format!("order {}: unknown status", row.id)))?;
+            Ok(Order {
+                id: row.id,
+                user_id: row.user_id,
+                items: by_order.remove(&row.id).unwrap_or_default(),
+                total_cents: row.total_cents,
+                status,
+                create_time: row.create_time,
+                update_time: row.update_time,
+            })
+        })
+        .collect()
+}
+
+/// Sorts the outcome of an insert that found the key taken.
+pub(crate) fn existing(order: Order, stored_fingerprint: &str, new: &NewOrder) -> Created {
+    if stored_fingerprint == new.items.fingerprint() {
+        Created::Retry(order)
+    } else {
+        Created::KeyReused(order)
+    }
+}

@@ -1,0 +1,228 @@
+//! [`OrderStore`] on SQLite.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+use uuid::Uuid;
+
+use super::{
+    Cancelled, Created, Filter, ItemRow, NewOrder, OrderRow, OrderStore, StoreError, assemble,
+    existing, now,
+};
+use crate::domain::{Order, OrderId, OrderStatus};
+
+type Row = (
+    String,
+    String,
+    i64,
+    String,
+    String,
+    DateTime<Utc>,
+    DateTime<Utc>,
+);
+
+const COLUMNS: &str =
+    "id, user_id, total_cents, status, request_fingerprint, create_time, update_time";
+
+fn uuid(text: &str) -> Result<Uuid, StoreError> {
+    Uuid::parse_str(text).map_err(|_| StoreError::Corrupt(format!("{text:?} is not a UUID")))
+}
+
+fn order_row(
+    (id, user_id, total_cents, status, fingerprint, create_time, update_time): Row,
+) -> Result<OrderRow, StoreError> {
+    Ok(OrderRow {
+        id: uuid(&id)?.into(),
+        user_id: uuid(&user_id)?.into(),
+        total_cents,
+        status,
+        fingerprint,
+        create_time,
+        update_time,
+    })
+}
+
+/// Ids are stored as lower-case hyphenated text, whose order is the UUIDs' order.
+fn key(id: Uuid) -> String {
+    id.hyphenated().to_string()
+}
+
+/// Orders in a SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteOrderStore {
+    pool: SqlitePool,
+}
+
+impl SqliteOrderStore {
+    /// A store over `pool`, whose database is migrated.
+    pub fn new(pool: SqlitePool) -> Self {
+        Self { pool }
+    }
+
+    async fn with_items(&self, rows: Vec<Row>) -> Result<Vec<(Order, String)>, StoreError> {
+        let rows = rows
+            .into_iter()
+            .map(order_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fingerprints: Vec<String> = rows.iter().map(|r| r.fingerprint.clone()).collect();
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT order_id, sku, quantity, unit_price_cents FROM order_items WHERE order_id IN (",
+        );
+        let mut ids = query.separated(", ");
+        for row in &rows {
+            ids.push_bind(key(row.id.as_uuid()));
+        }
+        query.push(") ORDER BY order_id, position");
+        let items: Vec<(String, String, i32, i64)> =
+            query.build_query_as().fetch_all(&self.pool).await?;
+        let items = items
+            .into_iter()
+            .map(|(order_id, sku, quantity, unit_price_cents)| {
+                Ok(ItemRow {
+                    order_id: uuid(&order_id)?.into(),
+                    sku,
+                    quantity,
+                    unit_price_cents,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(assemble(rows, items)?
+            .into_iter()
+            .zip(fingerprints)
+            .collect())
+    }
+
+    async fn one(&self, row: Option<Row>) -> Result<Option<(Order, String)>, StoreError> {
+        match row {
+            Some(row) => Ok(self.with_items(vec![row]).await?.pop()),
+            None => Ok(None),
+        }
+    }
+}
+
+#[async_trait]
+impl OrderStore for SqliteOrderStore {
+    async fn create(&self, order: &NewOrder) -> Result<Created, StoreError> {
+        let at = now();
+        // The INSERT is the transaction's first statement, so it takes the write lock
+        // at once; racing writers queue on the busy timeout.
+        let mut tx = self.pool.begin().await?;
+        let inserted: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO orders (id, user_id, request_id, request_fingerprint, total_cents, status, create_time, update_time) \
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6) \
+             ON CONFLICT (user_id, request_id) DO NOTHING \
+             RETURNING {COLUMNS}"
+        )))
+        .bind(key(order.id.as_uuid()))
+        .bind(key(order.user_id.as_uuid()))
+        .bind(order.request_id.as_deref())
+        .bind(order.items.fingerprint())
+        .bind(order.items.total_cents())
+        .bind(at)
+        .fetch_optional(&mut *tx)
+        .await?;
+
+        let Some(row) = inserted else {
+            tx.rollback().await?;
+            let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM orders WHERE user_id = ?1 AND request_id = ?2"
+            )))
+            .bind(key(order.user_id.as_uuid()))
+            .bind(order.request_id.as_deref())
+            .fetch_optional(&self.pool)
+            .await?;
+            let (stored, fingerprint) = self.one(row).await?.ok_or_else(|| {
+                StoreError::Corrupt("idempotency conflict without a stored order".to_owned())
+            })?;
+            return Ok(existing(stored, &fingerprint, order));
+        };
+
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO order_items (order_id, position, sku, quantity, unit_price_cents) ",
+        );
+        insert.push_values(
+            order.items.items().iter().enumerate(),
+            |mut b, (position, item)| {
+                b.push_bind(key(order.id.as_uuid()))
+                    .push_bind(i64::try_from(position).unwrap_or(i64::MAX))
+                    .push_bind(item.sku.as_str().to_owned())
+                    .push_bind(item.quantity)
+                    .push_bind(item.unit_price_cents);
+            },
+        );
+        insert.build().execute(&mut *tx).await?;
+        tx.commit().await?;
+
+        let row = order_row(row)?;
+        Ok(Created::New(Order {
+            id: row.id,
+            user_id: row.user_id,
+            items: order.items.items().to_vec(),
+            total_cents: row.total_cents,
+            status: OrderStatus::Pending,
+            create_time: row.create_time,
+            update_time: row.update_time,
+        }))
+    }
+
+    async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
+        let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM orders WHERE id = ?1"
+        )))
+        .bind(key(id.as_uuid()))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(self.one(row).await?.map(|(order, _)| order))
+    }
+
+    async fn list(
+        &self,
+        filter: Filter,
+        limit: u32,
+        after: Option<OrderId>,
+    ) -> Result<Vec<Order>, StoreError> {
+        // Keyset paging on the primary key: each page costs the same.
+        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM orders \
+             WHERE (?1 IS NULL OR user_id = ?1) \
+               AND (?2 IS NULL OR status = ?2) \
+               AND (?3 IS NULL OR id < ?3) \
+             ORDER BY id DESC LIMIT ?4"
+        )))
+        .bind(filter.user_id.map(|u| key(u.as_uuid())))
+        .bind(filter.status.map(OrderStatus::as_db))
+        .bind(after.map(|id| key(id.as_uuid())))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(self
+            .with_items(rows)
+            .await?
+            .into_iter()
+            .map(|(o, _)| o)
+            .collect())
+    }
+
+    async fn cancel(&self, id: OrderId) -> Result<Cancelled, StoreError> {
+        // Conditional update: writes are serialised, and the second of two cancels
+        // finds the order no longer pending.
+        let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "UPDATE orders SET status = 'cancelled', update_time = ?2 \
+             WHERE id = ?1 AND status = 'pending' RETURNING {COLUMNS}"
+        )))
+        .bind(key(id.as_uuid()))
+        .bind(now())
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some((order, _)) = self.one(row).await? {
+            return Ok(Cancelled::Done(order));
+        }
+        Ok(match self.get(id).await? {
+            Some(order) => Cancelled::NotPending(order),
+            None => Cancelled::NotFound,
+        })
+    }
+}
