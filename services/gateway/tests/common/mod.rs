@@ -1,0 +1,40 @@
+//! Shared by the integration tests: descriptor pools compiled from the test protos.
+
+#![allow(dead_code, reason = "each test binary uses a different part")]
+
+use std::path::PathBuf;
+
+use gateway::routing::{RouteError, RouteTable};
+use prost_reflect::DescriptorPool;
+
+/// Compiles `files` (relative to `tests/protos`) with their imports, keeping options,
+/// with `/proto` as an include dir for `google/api/*.proto`.
+pub(crate) fn pool(files: &[&str]) -> DescriptorPool {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut compiler =
+        protox::Compiler::new([manifest.join("tests/protos"), manifest.join("../../proto")])
+            .expect("include dirs exist");
+    compiler.include_imports(true).include_source_info(true);
+    compiler.open_files(files).expect("test protos compile");
+    // `encode_file_descriptor_set` keeps the google.api.http option bytes.
+    DescriptorPool::decode(compiler.encode_file_descriptor_set().as_slice())
+        .expect("descriptor set decodes")
+}
+
+/// The route table of `routing.v1.LibraryService`.
+pub(crate) fn library() -> RouteTable {
+    let pool = pool(&["routing/v1/routing.proto"]);
+    let service = pool
+        .get_service_by_name("routing.v1.LibraryService")
+        .expect("service exists");
+    RouteTable::build(&pool, [service]).expect("routes build")
+}
+
+/// Builds the table of one service of `conflict/v1/conflict.proto`.
+pub(crate) fn conflict_service(name: &str) -> Result<RouteTable, RouteError> {
+    let pool = pool(&["conflict/v1/conflict.proto"]);
+    let service = pool
+        .get_service_by_name(&format!("conflict.v1.{name}"))
+        .expect("service exists");
+    RouteTable::build(&pool, [service])
+}
