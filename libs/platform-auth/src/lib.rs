@@ -15,6 +15,7 @@ mod claims;
 mod issuer;
 mod keys;
 pub mod layer;
+pub mod users_jwks;
 mod verifier;
 
 pub use caller::{BearerToken, Caller, Role};

@@ -123,7 +123,7 @@ impl Drop for TestDatabase {
 /// Each `fn name(db: TestDatabase)` in scope becomes `sqlite::name` and
 /// `postgres::name`, so one suite holds every backend to the same behaviour.
 ///
-/// ```ignore
+/// ```text
 /// async fn creates_things(db: TestDatabase) { /* ... */ }
 /// platform_testing::database_suite!(creates_things);
 /// ```

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use moka::future::Cache;
-use platform_auth::{BearerToken, Caller, Jwk, KeySource, KeySourceError};
+use platform_auth::users_jwks::UsersJwks;
+use platform_auth::{BearerToken, Caller, KeySource};
 use platform_proto::users::v1 as pb;
 use platform_proto::users::v1::user_service_client::UserServiceClient;
 use platform_telemetry::client::{grpc_client_span, record_grpc_outcome};
@@ -152,52 +153,6 @@ impl Accounts {
 
     /// The users service's token keys as a [`KeySource`].
     pub fn key_source(&self) -> Arc<dyn KeySource> {
-        Arc::new(UsersKeys {
-            channel: self.channel.clone(),
-            timeout: self.timeout,
-        })
-    }
-}
-
-/// Fetches the JWK set from users' `GetJwks`.
-#[derive(Debug)]
-struct UsersKeys {
-    channel: Channel,
-    timeout: Duration,
-}
-
-#[async_trait::async_trait]
-impl KeySource for UsersKeys {
-    async fn fetch(&self) -> Result<Vec<Jwk>, KeySourceError> {
-        let span = grpc_client_span("users.v1.UserService", "GetJwks");
-        async {
-            let mut request = Request::new(pb::GetJwksRequest {});
-            request.set_timeout(self.timeout);
-            inject_current_into_metadata(request.metadata_mut());
-            let mut client = UserServiceClient::new(self.channel.clone());
-            let response = tokio::time::timeout(self.timeout, client.get_jwks(request))
-                .await
-                .map_err(|_| KeySourceError("GetJwks timed out".to_owned()))?
-                .map_err(|status| {
-                    record_grpc_outcome(&tracing::Span::current(), status.code());
-                    KeySourceError(format!("GetJwks failed: {:?}", status.code()))
-                })?;
-            record_grpc_outcome(&tracing::Span::current(), Code::Ok);
-            Ok(response
-                .into_inner()
-                .keys
-                .into_iter()
-                .map(|k| Jwk {
-                    kty: k.kty,
-                    crv: k.crv,
-                    x: k.x,
-                    kid: k.kid,
-                    alg: k.alg,
-                    use_: k.r#use,
-                })
-                .collect())
-        }
-        .instrument(span)
-        .await
+        Arc::new(UsersJwks::new(self.channel.clone(), self.timeout))
     }
 }

@@ -1,0 +1,136 @@
+//! Error answers at the edge: one body shape, `google.rpc.Status` as JSON, and the
+//! standard gRPC → HTTP status table.
+//!
+//! Details sent by a service (field violations, ...) are passed on as JSON. A 5xx
+//! answer never carries the upstream's or the gateway's internal text: its message is
+//! the code's canonical description, and the cause is logged inside the request span.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
+use serde_json::{Value, json};
+use tonic::Code;
+
+/// The HTTP status for a gRPC code (the table of the contract, as grpc-gateway has it).
+pub fn http_status(code: Code) -> StatusCode {
+    match code {
+        Code::Ok => StatusCode::OK,
+        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
+            StatusCode::BAD_REQUEST
+        }
+        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Code::PermissionDenied => StatusCode::FORBIDDEN,
+        Code::NotFound => StatusCode::NOT_FOUND,
+        Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
+        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        // 499 Client Closed Request has no constant.
+        Code::Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+        Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
+        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        Code::Unknown | Code::Internal | Code::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// What a client sees instead of the text of a server-side failure.
+fn canonical_message(code: Code) -> &'static str {
+    match code {
+        Code::Unavailable => "the service is unavailable, retry later",
+        Code::DeadlineExceeded => "the deadline was exceeded",
+        Code::Unimplemented => "not implemented",
+        _ => "internal error",
+    }
+}
+
+/// A `google.rpc.Status` body with `status` as HTTP status.
+fn json_response(http: StatusCode, body: &Value) -> Response {
+    let mut response = (http, body.to_string()).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// An error made at the edge, with optional field violations.
+pub fn edge_error(code: Code, message: &str, violations: &[(String, String)]) -> Response {
+    let mut body = json!({ "code": code as i32, "message": message, "details": [] });
+    if !violations.is_empty() {
+        let violations: Vec<Value> = violations
+            .iter()
+            .map(|(field, description)| json!({ "field": field, "description": description }))
+            .collect();
+        body["details"] = json!([{
+            "@type": "type.googleapis.com/google.rpc.BadRequest",
+            "fieldViolations": violations,
+        }]);
+    }
+    json_response(http_status(code), &body)
+}
+
+/// The answer for a status returned by an upstream (or by calling it).
+pub fn upstream_error(status: &tonic::Status, pool: &DescriptorPool) -> Response {
+    let code = status.code();
+    let http = http_status(code);
+    if http.is_server_error() {
+        tracing::warn!(grpc.code = ?code, error = status.message(), "upstream call failed");
+        return edge_error(code, canonical_message(code), &[]);
+    }
+    let details = decode_details(status.details(), pool).unwrap_or_else(|| json!([]));
+    let body = json!({ "code": code as i32, "message": status.message(), "details": details });
+    json_response(http, &body)
+}
+
+/// The `details` of an encoded `google.rpc.Status`, as JSON; `None` when absent or
+/// not decodable (an unknown detail type, say), so the client still gets code and
+/// message.
+fn decode_details(bytes: &[u8], pool: &DescriptorPool) -> Option<Value> {
+    if bytes.is_empty() {
+        return None;
+    }
+    let descriptor = pool.get_message_by_name("google.rpc.Status")?;
+    let message = DynamicMessage::decode(descriptor, bytes).ok()?;
+    let options = SerializeOptions::new().skip_default_fields(true);
+    let value = message
+        .serialize_with_options(serde_json::value::Serializer, &options)
+        .ok()?;
+    value.get("details").cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_contract_table() {
+        let table = [
+            (Code::Ok, 200),
+            (Code::InvalidArgument, 400),
+            (Code::FailedPrecondition, 400),
+            (Code::OutOfRange, 400),
+            (Code::Unauthenticated, 401),
+            (Code::PermissionDenied, 403),
+            (Code::NotFound, 404),
+            (Code::AlreadyExists, 409),
+            (Code::Aborted, 409),
+            (Code::ResourceExhausted, 429),
+            (Code::Cancelled, 499),
+            (Code::Unimplemented, 501),
+            (Code::Unavailable, 503),
+            (Code::DeadlineExceeded, 504),
+            (Code::Unknown, 500),
+            (Code::Internal, 500),
+            (Code::DataLoss, 500),
+        ];
+        for (code, http) in table {
+            assert_eq!(http_status(code).as_u16(), http, "{code:?}");
+        }
+    }
+
+    #[test]
+    fn server_errors_hide_their_text() {
+        let status = tonic::Status::unavailable("tcp connect error: 10.0.0.7:50051 refused");
+        let response = upstream_error(&status, platform_proto::descriptor_pool());
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+}

@@ -1,0 +1,255 @@
+//! The gateway's settings: built-in defaults for the embedded run, then
+//! `--config FILE`, then `GATEWAY__…` environment variables (see `platform-config`).
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use platform_config::{ConfigError, Sources};
+use platform_server::AdminSettings;
+use platform_telemetry::LogSettings;
+use serde::{Deserialize, Serialize};
+
+/// Every setting of the gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// The public HTTP port.
+    pub http: HttpSettings,
+    /// The admin HTTP port.
+    pub admin: AdminSettings,
+    /// Logging.
+    pub log: LogSettings,
+    /// The users service (`users.v1`).
+    pub users: UpstreamSettings,
+    /// The orders service (`orders.v1`).
+    pub orders: UpstreamSettings,
+    /// Further services exposed by configuration alone: a descriptor set and where
+    /// its services run.
+    pub upstreams: Vec<ExtraUpstream>,
+    /// Verifying access tokens.
+    pub auth: AuthSettings,
+    /// Per-caller request rate.
+    pub rate_limit: RateLimitSettings,
+    /// Cross-origin requests from browsers.
+    pub cors: CorsSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            http: HttpSettings::default(),
+            admin: AdminSettings {
+                addr: ([127, 0, 0, 1], 9100).into(),
+            },
+            log: LogSettings::default(),
+            users: UpstreamSettings {
+                url: "http://127.0.0.1:50051".to_owned(),
+            },
+            orders: UpstreamSettings {
+                url: "http://127.0.0.1:50052".to_owned(),
+            },
+            upstreams: Vec::new(),
+            auth: AuthSettings::default(),
+            rate_limit: RateLimitSettings::default(),
+            cors: CorsSettings::default(),
+        }
+    }
+}
+
+/// The `[http]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// Public listen address.
+    pub addr: SocketAddr,
+    /// Largest request body accepted; larger is 413.
+    pub max_body_bytes: usize,
+    /// Deadline of every call unless the client asks for less (`grpc-timeout` or
+    /// `Request-Timeout`); past it the client gets 504.
+    pub default_timeout_ms: u64,
+    /// How long connecting to an upstream may take before the call is 503.
+    pub connect_timeout_ms: u64,
+    /// After SIGTERM, how long requests in flight may take to finish.
+    pub grace_period_ms: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            addr: ([127, 0, 0, 1], 8080).into(),
+            max_body_bytes: 1024 * 1024,
+            default_timeout_ms: 10_000,
+            connect_timeout_ms: 1_000,
+            grace_period_ms: 20_000,
+        }
+    }
+}
+
+/// One upstream gRPC service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSettings {
+    /// `http://host:port`; a DNS name is balanced over every address it resolves to.
+    pub url: String,
+}
+
+/// A team's service exposed through the edge without rebuilding the gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtraUpstream {
+    /// A `FileDescriptorSet` with imports and source info (`buf build -o`,
+    /// `protoc --include_imports --include_source_info --descriptor_set_out`).
+    pub descriptor_set: PathBuf,
+    /// Fully qualified services, or packages, to expose from it.
+    pub services: Vec<String>,
+    /// Where they run.
+    pub url: String,
+    /// Methods callable without a token, as `package.Service/Method`.
+    #[serde(default)]
+    pub public_methods: Vec<String>,
+}
+
+/// The `[auth]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// The expected `iss` claim.
+    pub issuer: String,
+    /// The expected `aud` claim.
+    pub audience: String,
+    /// Clock difference tolerated on `exp` and `nbf`.
+    pub clock_skew_secs: u64,
+    /// Least time between two key-set fetches from users triggered by unknown key ids,
+    /// so forged tokens cannot flood users.
+    pub key_refresh_interval_secs: u64,
+    /// Methods callable without a token, as `package.Service/Method`.
+    pub public_methods: Vec<String>,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            issuer: "platform-users".to_owned(),
+            audience: "platform".to_owned(),
+            clock_skew_secs: 30,
+            key_refresh_interval_secs: 10,
+            public_methods: vec![
+                "users.v1.UserService/CreateUser".to_owned(),
+                "users.v1.UserService/CreateToken".to_owned(),
+                "users.v1.UserService/GetJwks".to_owned(),
+            ],
+        }
+    }
+}
+
+/// The `[rate_limit]` section: a token bucket per caller (the token's subject, else
+/// the client address).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitSettings {
+    /// Sustained requests per second per caller.
+    pub per_second: u32,
+    /// Requests a caller may make at once before the sustained rate applies.
+    pub burst: u32,
+    /// Take the client address from the first `X-Forwarded-For` entry: only behind a
+    /// proxy that sets it.
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        // A person clicking through a UI stays far below 10/s; a script hammering the
+        // API hits the limit within a second.
+        Self {
+            per_second: 10,
+            burst: 20,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+/// The `[cors]` section; no origins means no CORS headers at all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsSettings {
+    /// Origins allowed to call the API from a browser, e.g. `https://app.example.com`;
+    /// `*` allows any (without credentials).
+    pub allowed_origins: Vec<String>,
+    /// How long browsers may cache a preflight answer.
+    pub max_age_secs: u64,
+}
+
+impl Settings {
+    /// Loads the settings from the defaults, `file` and the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(Sources::new("GATEWAY").with_file(file))
+    }
+
+    /// Loads the settings from explicit sources, then checks them.
+    pub fn load_from(sources: Sources<'_>) -> Result<Self, ConfigError> {
+        let settings: Self = platform_config::load(sources)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Rules the types alone do not express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let url_ok = |url: &str| url.starts_with("http://") || url.starts_with("https://");
+        if !url_ok(&self.users.url) {
+            return Err(ConfigError::rule(
+                "users.url",
+                "must start with http:// or https://",
+            ));
+        }
+        if !url_ok(&self.orders.url) {
+            return Err(ConfigError::rule(
+                "orders.url",
+                "must start with http:// or https://",
+            ));
+        }
+        for (i, extra) in self.upstreams.iter().enumerate() {
+            if !url_ok(&extra.url) {
+                return Err(ConfigError::rule(
+                    format!("upstreams[{i}].url"),
+                    "must start with http:// or https://",
+                ));
+            }
+            if extra.services.is_empty() {
+                return Err(ConfigError::rule(
+                    format!("upstreams[{i}].services"),
+                    "must name at least one service or package",
+                ));
+            }
+        }
+        if self.rate_limit.per_second == 0 || self.rate_limit.burst == 0 {
+            return Err(ConfigError::rule(
+                "rate_limit",
+                "per_second and burst must be at least 1",
+            ));
+        }
+        if self.http.max_body_bytes == 0 {
+            return Err(ConfigError::rule(
+                "http.max_body_bytes",
+                "must be at least 1",
+            ));
+        }
+        if self.http.default_timeout_ms == 0 {
+            return Err(ConfigError::rule(
+                "http.default_timeout_ms",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every method callable without a token.
+    pub fn public_methods(&self) -> HashSet<String> {
+        self.auth
+            .public_methods
+            .iter()
+            .chain(self.upstreams.iter().flat_map(|u| &u.public_methods))
+            .cloned()
+            .collect()
+    }
+}

@@ -1,0 +1,730 @@
+//! The OpenAPI document: over the real APIs (`users.v1`, `orders.v1`) as a client sees
+//! them, and over the test `routing.v1.LibraryService` for the template features the
+//! real APIs do not use. The documents are also written to `CARGO_TARGET_TMPDIR` so
+//! that an external validator can check them:
+//! `openapi-spec-validator target/tmp/openapi.json` (pip package
+//! `openapi-spec-validator`, in a virtualenv).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use gateway::openapi::{self, ApiInfo};
+use gateway::routing::{Route, RouteTable};
+use prost_reflect::MethodDescriptor;
+use serde_json::{Value, json};
+
+const PUBLIC: [&str; 3] = [
+    "users.v1.UserService.CreateUser",
+    "users.v1.UserService.CreateToken",
+    "users.v1.UserService.GetJwks",
+];
+
+fn info() -> ApiInfo {
+    ApiInfo {
+        title: "Platform API".to_owned(),
+        version: "1.0.0".to_owned(),
+        description: Some("The HTTP/JSON edge.".to_owned()),
+    }
+}
+
+fn platform_table() -> RouteTable {
+    let pool = platform_proto::descriptor_pool();
+    let services = ["users.v1.UserService", "orders.v1.OrderService"]
+        .map(|name| pool.get_service_by_name(name).expect("service in pool"));
+    RouteTable::build(pool, services).expect("the platform's annotations are valid")
+}
+
+fn is_public(method: &MethodDescriptor) -> bool {
+    PUBLIC.contains(&method.full_name())
+}
+
+fn platform() -> (RouteTable, Value) {
+    let table = platform_table();
+    let doc = openapi::document(&table, &info(), &is_public);
+    (table, doc)
+}
+
+fn library() -> (RouteTable, Value) {
+    let table = common::library();
+    let doc = openapi::document(&table, &info(), &|_| false);
+    (table, doc)
+}
+
+/// The document's path for a template, written independently of the generator:
+/// `{name=shelves/*}` → `{name}`.
+fn expected_path(template: &str) -> String {
+    let mut out = String::new();
+    let mut in_variable = false;
+    let mut skipping = false;
+    for c in template.chars() {
+        match c {
+            '{' => in_variable = true,
+            '}' => {
+                in_variable = false;
+                skipping = false;
+            }
+            '=' if in_variable => skipping = true,
+            _ => {}
+        }
+        if !skipping || c == '}' {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn operation<'a>(doc: &'a Value, path: &str, method: &str) -> &'a Value {
+    let op = &doc["paths"][path][method];
+    assert!(op.is_object(), "no {method} {path} in {:#}", doc["paths"]);
+    op
+}
+
+fn parameter<'a>(op: &'a Value, name: &str) -> &'a Value {
+    op["parameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no parameter {name} in {:#}", op["parameters"]))
+}
+
+fn parameter_names(op: &Value, location: &str) -> Vec<String> {
+    op["parameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["in"] == location)
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn schema<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    let schema = &doc["components"]["schemas"][name];
+    assert!(schema.is_object(), "no schema {name}");
+    schema
+}
+
+fn body_schema(op: &Value) -> &Value {
+    &op["requestBody"]["content"]["application/json"]["schema"]
+}
+
+fn ok_schema(op: &Value) -> &Value {
+    &op["responses"]["200"]["content"]["application/json"]["schema"]
+}
+
+fn operation_id(route: &Route) -> String {
+    let method = route.method();
+    let base = format!("{}_{}", method.parent_service().name(), method.name());
+    match route.binding_index() {
+        0 => base,
+        n => format!("{base}_{n}"),
+    }
+}
+
+/// Every operation of the document: the standard slots and `x-additionalOperations`.
+fn operations(doc: &Value) -> Vec<&Value> {
+    let mut all = Vec::new();
+    for item in doc["paths"].as_object().unwrap().values() {
+        for (key, value) in item.as_object().unwrap() {
+            if key == "x-additionalOperations" {
+                all.extend(value.as_object().unwrap().values());
+            } else {
+                all.push(value);
+            }
+        }
+    }
+    all
+}
+
+fn collect_refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map {
+                match (key.as_str(), value) {
+                    ("$ref", Value::String(target)) => out.push(target),
+                    _ => collect_refs(value, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_refs(v, out)),
+        _ => {}
+    }
+}
+
+fn assert_refs_resolve(doc: &Value) {
+    let mut refs = Vec::new();
+    collect_refs(doc, &mut refs);
+    assert!(!refs.is_empty());
+    for target in refs {
+        let name = target
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("{target} does not point into components.schemas"));
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "{target} does not resolve"
+        );
+    }
+}
+
+fn write(doc: &Value, file: &str) {
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(file);
+    std::fs::write(&path, serde_json::to_vec_pretty(doc).unwrap()).unwrap();
+}
+
+#[test]
+fn header_and_security_scheme() {
+    let (_, doc) = platform();
+    write(&doc, "openapi.json");
+    assert_eq!(doc["openapi"], "3.0.3");
+    assert_eq!(
+        doc["info"],
+        json!({"title": "Platform API", "version": "1.0.0", "description": "The HTTP/JSON edge."})
+    );
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["type"],
+        "http"
+    );
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["bearerFormat"],
+        "JWT"
+    );
+    let tags: Vec<&str> = doc["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(tags, ["UserService", "OrderService"]);
+    assert!(
+        doc["tags"][1]["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("The orders of signed-in users.")
+    );
+}
+
+#[test]
+fn every_route_is_an_operation() {
+    let (table, doc) = platform();
+    let mut count = 0;
+    for route in table.routes() {
+        let path = expected_path(route.template().as_str());
+        let method = route.http_method().as_str().to_ascii_lowercase();
+        let op = operation(&doc, &path, &method);
+        assert_eq!(op["operationId"], operation_id(route), "{method} {path}");
+        assert_eq!(op["tags"], json!([route.method().parent_service().name()]));
+        count += 1;
+    }
+    assert_eq!(count, 11);
+    assert_eq!(
+        operations(&doc).len(),
+        count,
+        "no operation without a route"
+    );
+}
+
+#[test]
+fn cancel_has_a_required_path_parameter() {
+    let (_, doc) = platform();
+    let op = operation(&doc, "/v1/orders/{id}:cancel", "post");
+    let id = parameter(op, "id");
+    assert_eq!(id["in"], "path");
+    assert_eq!(id["required"], true);
+    assert_eq!(id["schema"]["type"], "string");
+    assert_eq!(id["description"], "The order's id.");
+    // `body: "*"` with `id` from the path: the body is what is left, all optional.
+    assert_eq!(op["requestBody"]["required"], false);
+    assert_eq!(body_schema(op)["type"], "object");
+    assert!(body_schema(op).get("properties").is_none());
+    assert_eq!(parameter_names(op, "query"), Vec::<String>::new());
+}
+
+#[test]
+fn list_orders_query_parameters() {
+    let (_, doc) = platform();
+    let op = operation(&doc, "/v1/orders", "get");
+    // Proto field names, as grpc-gateway documents them (the transcoder takes both).
+    assert_eq!(
+        parameter_names(op, "query"),
+        ["page_size", "page_token", "status", "user_id"]
+    );
+    assert_eq!(parameter_names(op, "path"), Vec::<String>::new());
+    let page_size = parameter(op, "page_size");
+    assert_eq!(
+        page_size["schema"],
+        json!({"type": "integer", "format": "int32"})
+    );
+    assert!(
+        page_size["description"]
+            .as_str()
+            .unwrap()
+            .contains("50 when unset")
+    );
+    assert!(page_size.get("required").is_none());
+    let status = parameter(op, "status");
+    assert_eq!(status["schema"]["type"], "string");
+    let values = status["schema"]["enum"].as_array().unwrap();
+    assert!(values.contains(&json!("ORDER_STATUS_PENDING")));
+    assert!(values.contains(&json!("ORDER_STATUS_CANCELLED")));
+    assert_eq!(parameter(op, "user_id")["schema"]["type"], "string");
+    assert_eq!(parameter(op, "page_token")["in"], "query");
+    assert!(op.get("requestBody").is_none());
+    assert_eq!(
+        ok_schema(op)["$ref"],
+        "#/components/schemas/orders.v1.ListOrdersResponse"
+    );
+}
+
+#[test]
+fn bodies() {
+    let (_, doc) = platform();
+    let create = operation(&doc, "/v1/users", "post");
+    assert_eq!(
+        body_schema(create)["$ref"],
+        "#/components/schemas/users.v1.CreateUserRequest"
+    );
+    assert_eq!(create["requestBody"]["required"], true);
+    assert!(create.get("parameters").is_none(), "body * leaves no query");
+    let request = schema(&doc, "users.v1.CreateUserRequest");
+    assert_eq!(
+        request["required"],
+        json!(["email", "displayName", "password"])
+    );
+    assert_eq!(request["properties"]["password"]["writeOnly"], true);
+
+    // PATCH with `{id}` in the path: the body has the rest, `id` is not in it.
+    let update = operation(&doc, "/v1/users/{id}", "patch");
+    let body = body_schema(update);
+    let properties = body["properties"].as_object().unwrap();
+    let mut names: Vec<&str> = properties.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["displayName", "password", "role"]);
+    assert_eq!(update["requestBody"]["required"], false);
+
+    let delete = operation(&doc, "/v1/users/{id}", "delete");
+    assert_eq!(ok_schema(delete), &json!({"type": "object"}));
+    assert!(delete.get("requestBody").is_none());
+}
+
+#[test]
+fn security_follows_is_public() {
+    let (_, doc) = platform();
+    for (path, method) in [
+        ("/v1/users", "post"),
+        ("/v1/auth/token", "post"),
+        ("/v1/auth/jwks", "get"),
+    ] {
+        let op = operation(&doc, path, method);
+        assert!(op.get("security").is_none(), "{method} {path} is public");
+        assert!(op["responses"].get("401").is_none());
+    }
+    for (path, method) in [
+        ("/v1/users/{id}", "get"),
+        ("/v1/users", "get"),
+        ("/v1/orders", "post"),
+        ("/v1/orders/{id}:cancel", "post"),
+    ] {
+        let op = operation(&doc, path, method);
+        assert_eq!(op["security"], json!([{"bearer": []}]), "{method} {path}");
+        assert_eq!(
+            op["responses"]["401"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/google.rpc.Status"
+        );
+    }
+    for op in operations(&doc) {
+        assert_eq!(
+            op["responses"]["default"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/google.rpc.Status"
+        );
+    }
+}
+
+#[test]
+fn message_schemas_follow_the_json_mapping() {
+    let (_, doc) = platform();
+    let user = schema(&doc, "users.v1.User");
+    assert_eq!(user["type"], "object");
+    let properties = &user["properties"];
+    assert_eq!(properties["displayName"]["type"], "string");
+    assert!(properties.get("display_name").is_none());
+    assert_eq!(properties["createTime"]["type"], "string");
+    assert_eq!(properties["createTime"]["format"], "date-time");
+    assert_eq!(properties["createTime"]["readOnly"], true);
+    assert_eq!(properties["id"]["readOnly"], true);
+    assert_eq!(properties["id"]["description"], "The account's id, a UUID.");
+    assert!(properties["email"].get("readOnly").is_none());
+    let roles = properties["role"]["enum"].as_array().unwrap();
+    assert_eq!(
+        roles,
+        &[
+            json!("ROLE_UNSPECIFIED"),
+            json!("ROLE_USER"),
+            json!("ROLE_ADMIN")
+        ]
+    );
+    // The field's comment, then the values' comments; enums are by name.
+    let role = properties["role"]["description"].as_str().unwrap();
+    assert!(
+        role.starts_with("What the account may do.\n\n- `ROLE_UNSPECIFIED`: "),
+        "{role}"
+    );
+    assert!(role.contains("- `ROLE_ADMIN`: An operator account"));
+    assert_eq!(properties["role"]["type"], "string");
+    assert!(
+        user["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("An account.")
+    );
+
+    let order = schema(&doc, "orders.v1.Order");
+    assert_eq!(
+        order["properties"]["totalCents"]["type"], "string",
+        "int64 is a string in JSON"
+    );
+    assert_eq!(order["properties"]["totalCents"]["format"], "int64");
+    assert_eq!(order["properties"]["items"]["type"], "array");
+    assert_eq!(
+        order["properties"]["items"]["items"]["$ref"],
+        "#/components/schemas/orders.v1.OrderItem"
+    );
+    let item = schema(&doc, "orders.v1.OrderItem");
+    assert_eq!(item["properties"]["quantity"]["format"], "int32");
+    assert_eq!(item["properties"]["unitPriceCents"]["type"], "string");
+    assert_eq!(
+        item["required"],
+        json!(["sku", "quantity", "unitPriceCents"])
+    );
+    let token = schema(&doc, "users.v1.CreateTokenResponse");
+    assert_eq!(
+        token["properties"]["expiresIn"],
+        json!({"type": "string", "format": "int64", "description": "Seconds until the token expires."})
+    );
+}
+
+#[test]
+fn comments_become_descriptions() {
+    let (_, doc) = platform();
+    let op = operation(&doc, "/v1/orders", "post");
+    assert_eq!(op["summary"], "Places an order for the caller.");
+    assert!(
+        op["description"]
+            .as_str()
+            .unwrap()
+            .contains("Places an order for the caller"),
+        "{op:#}"
+    );
+    let get = operation(&doc, "/v1/users/{id}", "get");
+    assert_eq!(
+        get["summary"],
+        "Returns one account: the caller's own, or any account for an admin."
+    );
+}
+
+#[test]
+fn status_and_references() {
+    let (_, doc) = platform();
+    let status = schema(&doc, "google.rpc.Status");
+    assert_eq!(status["properties"]["code"]["format"], "int32");
+    assert_eq!(status["properties"]["message"]["type"], "string");
+    assert_eq!(
+        status["properties"]["details"]["items"]["$ref"],
+        "#/components/schemas/google.protobuf.Any"
+    );
+    assert_eq!(
+        schema(&doc, "google.protobuf.Any")["properties"]["@type"]["type"],
+        "string"
+    );
+    // Well-known types are inlined, not components.
+    assert!(doc["components"]["schemas"]["google.protobuf.Timestamp"].is_null());
+    assert!(doc["components"]["schemas"]["google.protobuf.Empty"].is_null());
+    assert_refs_resolve(&doc);
+}
+
+#[test]
+fn library_template_features() {
+    let (table, doc) = library();
+    write(&doc, "openapi-library.json");
+    assert_refs_resolve(&doc);
+    assert_eq!(operations(&doc).len(), table.routes().count());
+
+    // A variable with its own segments: `{name}`, with a pattern.
+    let get_book = operation(&doc, "/v1/{name}", "get");
+    let name = parameter(get_book, "name");
+    assert_eq!(name["schema"]["pattern"], "^shelves/[^/]+/books/[^/]+$");
+    assert!(
+        name["description"]
+            .as_str()
+            .unwrap()
+            .contains("not percent-encoded")
+    );
+    let get_file = operation(&doc, "/v1/files/{path}", "get");
+    assert_eq!(parameter(get_file, "path")["schema"]["pattern"], "^.*$");
+
+    // `*` outside a variable.
+    let latest = operation(&doc, "/v1/authors/{wildcard-1}/latest", "get");
+    assert_eq!(parameter(latest, "wildcard-1")["required"], true);
+    assert_eq!(parameter_names(latest, "query"), Vec::<String>::new());
+
+    // A nested variable with `body: "book"`: the body is a Book, the query the rest.
+    let update = operation(&doc, "/v1/{book.name}", "patch");
+    assert_eq!(
+        body_schema(update)["$ref"],
+        "#/components/schemas/routing.v1.Book"
+    );
+    assert_eq!(parameter_names(update, "query"), ["update_mask"]);
+
+    // Additional bindings get `_N`; without a body, the nested fields are queries.
+    let put = operation(&doc, "/v1/shelves/{shelf}/books/{book.name}", "put");
+    assert_eq!(put["operationId"], "LibraryService_CreateBook_2");
+    assert_eq!(
+        parameter_names(put, "query"),
+        [
+            "book.title",
+            "book.genre",
+            "book.page_count",
+            "book.publish_time",
+            "book.author.display_name",
+            "book.in_stock",
+            "request_id"
+        ]
+    );
+    assert_eq!(
+        operation(&doc, "/v1/books", "post")["operationId"],
+        "LibraryService_CreateBook_1"
+    );
+
+    // Everything from the query: repeated as exploded arrays, no maps, no repeated
+    // messages, nested singular messages by dotted names.
+    let search = operation(&doc, "/v1/books:search", "get");
+    assert_eq!(
+        parameter_names(search, "query"),
+        [
+            "query",
+            "page_size",
+            "min_pages",
+            "in_stock",
+            "max_price",
+            "tags",
+            "genres",
+            "genre",
+            "filter.author.display_name",
+            "filter.published_after",
+            "filter.language_code",
+            "filter.max_age",
+            "min_rating",
+            "cursor",
+            "ids"
+        ]
+    );
+    let genres = parameter(search, "genres");
+    assert_eq!(genres["explode"], true);
+    assert_eq!(genres["schema"]["type"], "array");
+    assert_eq!(genres["schema"]["items"]["enum"][1], "GENRE_FICTION");
+    assert_eq!(
+        parameter(search, "ids")["schema"]["items"],
+        json!({"type": "string", "format": "int64"})
+    );
+    assert_eq!(
+        parameter(search, "filter.published_after")["schema"]["format"],
+        "date-time"
+    );
+    assert_eq!(
+        parameter(search, "min_rating")["schema"],
+        json!({"type": "integer", "format": "int32", "nullable": true})
+    );
+    assert_eq!(parameter(search, "cursor")["schema"]["format"], "byte");
+
+    // Typed path variables.
+    let typed = operation(
+        &doc,
+        "/v1/typed/{count}/{big}/{flag}/{genre}/{ratio}/{rating}/{blob}",
+        "get",
+    );
+    assert_eq!(parameter(typed, "big")["schema"]["format"], "int64");
+    assert_eq!(parameter(typed, "flag")["schema"]["type"], "boolean");
+    assert_eq!(parameter(typed, "ratio")["schema"]["type"], "number");
+    assert_eq!(parameter(typed, "rating")["schema"]["nullable"], true);
+
+    // `response_body` and `body: "tags"`.
+    let list = operation(&doc, "/v1/shelves/{shelf}/books", "get");
+    assert_eq!(ok_schema(list)["type"], "array");
+    assert_eq!(
+        ok_schema(list)["items"]["$ref"],
+        "#/components/schemas/routing.v1.Book"
+    );
+    assert_eq!(
+        ok_schema(operation(&doc, "/v1/shelves/{id}/summary", "get"))["$ref"],
+        "#/components/schemas/routing.v1.Shelf"
+    );
+    let tag = operation(&doc, "/v1/shelves/{id}:tag", "post");
+    assert_eq!(
+        body_schema(tag),
+        &json!({"type": "array", "items": {"type": "string"}})
+    );
+
+    // A custom HTTP method has no slot in OpenAPI 3.0.
+    let lock = &doc["paths"]["/v1/shelves/{id}"]["x-additionalOperations"]["LOCK"];
+    assert_eq!(lock["operationId"], "LibraryService_LockShelf");
+    assert_eq!(
+        operation(&doc, "/v1/shelves/{id}", "get")["operationId"],
+        "LibraryService_GetShelf"
+    );
+
+    // Not public: every operation is secured.
+    for op in operations(&doc) {
+        assert_eq!(op["security"], json!([{"bearer": []}]));
+    }
+    // The pool has no google.rpc.Status: the error schema is still there.
+    assert_eq!(
+        schema(&doc, "google.rpc.Status")["properties"]["details"]["items"]["$ref"],
+        "#/components/schemas/google.protobuf.Any"
+    );
+}
+
+/// Compiles one proto file given as text (written under `CARGO_TARGET_TMPDIR`, with
+/// `/proto` for the google/api imports) and builds the table of its `Edge` service.
+fn table_from_source(file: &str, source: &str) -> RouteTable {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("openapi-protos");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(file), source).unwrap();
+    let protos = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let mut compiler = protox::Compiler::new([dir, protos]).unwrap();
+    compiler.include_imports(true).include_source_info(true);
+    compiler.open_files([file]).unwrap();
+    let pool =
+        prost_reflect::DescriptorPool::decode(compiler.encode_file_descriptor_set().as_slice())
+            .unwrap();
+    let service = pool.get_service_by_name("edge.v1.Edge").unwrap();
+    RouteTable::build(&pool, [service]).unwrap()
+}
+
+#[test]
+fn collisions_recursion_and_well_known_types() {
+    let table = table_from_source(
+        "edge_openapi_test.proto",
+        r#"
+syntax = "proto3";
+package edge.v1;
+import "google/api/annotations.proto";
+import "google/protobuf/struct.proto";
+import "google/protobuf/any.proto";
+import "google/protobuf/duration.proto";
+import "google/protobuf/field_mask.proto";
+import "google/protobuf/wrappers.proto";
+
+service Edge {
+  // Two parents, one rendered path.
+  rpc GetThing(Thing) returns (Thing) {
+    option (google.api.http) = {
+      get: "/v1/{name=shelves/*}"
+      additional_bindings {get: "/v1/{name=authors/*}"}
+    };
+  }
+  rpc WalkNode(Node) returns (Node) {
+    option (google.api.http) = {get: "/v1/nodes"};
+  }
+}
+
+// A thing of every well-known type.
+message Thing {
+  string name = 1;
+  google.protobuf.Struct attributes = 2;
+  google.protobuf.Value extra = 3;
+  google.protobuf.Any payload = 4;
+  google.protobuf.Duration ttl = 5;
+  google.protobuf.FieldMask mask = 6;
+  google.protobuf.UInt64Value big = 7;
+  map<string, Node> nodes = 8;
+  uint32 small = 9;
+  fixed64 hash = 10;
+  bytes blob = 11;
+  google.protobuf.ListValue list = 12;
+  string old = 13 [deprecated = true];
+}
+
+// Contains itself.
+message Node {
+  string id = 1;
+  Node child = 2;
+  repeated Node children = 3;
+}
+"#,
+    );
+    let doc = openapi::document(&table, &info(), &|_| true);
+    write(&doc, "openapi-edge.json");
+    assert_refs_resolve(&doc);
+
+    // The later binding cannot share `GET /v1/{name}`: it is kept aside, not lost.
+    let item = &doc["paths"]["/v1/{name}"];
+    assert_eq!(item["get"]["operationId"], "Edge_GetThing");
+    assert_eq!(
+        item["x-additionalOperations"]["GET /v1/{name=authors/*}"]["operationId"],
+        "Edge_GetThing_1"
+    );
+    assert_eq!(operations(&doc).len(), table.routes().count());
+    assert!(item["get"].get("security").is_none(), "all public here");
+
+    // Recursion: by `$ref` in schemas; not followed in query parameters.
+    let node = schema(&doc, "edge.v1.Node");
+    assert_eq!(
+        node["properties"]["child"]["$ref"],
+        "#/components/schemas/edge.v1.Node"
+    );
+    assert_eq!(
+        node["properties"]["children"]["items"]["$ref"],
+        "#/components/schemas/edge.v1.Node"
+    );
+    assert_eq!(
+        parameter_names(operation(&doc, "/v1/nodes", "get"), "query"),
+        ["id"]
+    );
+
+    let thing = &schema(&doc, "edge.v1.Thing")["properties"];
+    assert_eq!(thing["attributes"]["type"], "object");
+    assert_eq!(thing["extra"], json!({}));
+    assert_eq!(
+        thing["payload"]["$ref"],
+        "#/components/schemas/google.protobuf.Any"
+    );
+    assert_eq!(thing["ttl"]["type"], "string");
+    assert_eq!(thing["mask"]["type"], "string");
+    assert_eq!(
+        thing["big"],
+        json!({"type": "string", "format": "uint64", "nullable": true})
+    );
+    assert_eq!(
+        thing["nodes"],
+        json!({"type": "object", "additionalProperties": {"$ref": "#/components/schemas/edge.v1.Node"}})
+    );
+    assert_eq!(thing["small"]["maximum"], u32::MAX);
+    assert_eq!(thing["hash"], json!({"type": "string", "format": "uint64"}));
+    assert_eq!(thing["blob"], json!({"type": "string", "format": "byte"}));
+    assert_eq!(thing["list"]["type"], "array");
+    assert_eq!(thing["old"]["deprecated"], true);
+    // Maps and `Struct`/`Value`/`Any` have no text form: no such query parameters.
+    let get = operation(&doc, "/v1/{name}", "get");
+    assert_eq!(
+        parameter_names(get, "query"),
+        [
+            "extra.null_value",
+            "extra.number_value",
+            "extra.string_value",
+            "extra.bool_value",
+            "payload.type_url",
+            "payload.value",
+            "ttl",
+            "mask",
+            "big",
+            "small",
+            "hash",
+            "blob",
+            "old"
+        ]
+    );
+}

@@ -1,0 +1,354 @@
+//! The whole system on loopback, for cross-service tests and benchmarks.
+//!
+//! [`System::start`] runs users, orders and the gateway in this process, each on port
+//! 0 with its own SQLite database, plus a stand-in "team" backend (`inventory.v1`) that
+//! the gateway only knows from a descriptor set file named in its configuration.
+
+#![allow(
+    clippy::expect_used,
+    reason = "a test harness: failing to start is a test failure"
+)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use platform_shutdown::{Shutdown, Trigger};
+use platform_testing::TestDatabase;
+use tokio::task::JoinHandle;
+
+/// Code generated from the test-only inventory proto.
+pub mod inventory {
+    #![allow(
+        missing_docs,
+        unreachable_pub,
+        clippy::all,
+        missing_debug_implementations
+    )]
+    tonic::include_proto!("inventory.v1");
+}
+
+/// The descriptor set of the inventory proto (imports and source info included), as a
+/// team would produce with `buf build -o`.
+pub const INVENTORY_DESCRIPTORS: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/inventory.binpb"));
+
+/// The password every test account uses.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A component running in a task, stopped through its shutdown trigger.
+#[derive(Debug)]
+pub struct Running {
+    trigger: Trigger,
+    handle: JoinHandle<Result<(), String>>,
+    /// Its gRPC or HTTP address.
+    pub addr: SocketAddr,
+    /// Its admin address, when it has one.
+    pub admin: Option<SocketAddr>,
+}
+
+impl Running {
+    /// Fires the shutdown and waits (bounded) for a clean stop.
+    pub async fn stop(self) {
+        self.trigger.fire();
+        let result = tokio::time::timeout(Duration::from_secs(15), self.handle)
+            .await
+            .expect("stops within 15 s")
+            .expect("task ran");
+        result.expect("clean stop");
+    }
+}
+
+fn spawn<F>(addr: SocketAddr, admin: Option<SocketAddr>, run: impl FnOnce(Shutdown) -> F) -> Running
+where
+    F: std::future::Future<Output = Result<(), String>> + Send + 'static,
+{
+    let (trigger, shutdown) = Shutdown::new();
+    Running {
+        trigger,
+        handle: tokio::spawn(run(shutdown)),
+        addr,
+        admin,
+    }
+}
+
+/// Starts the users service on port 0.
+pub async fn start_users(settings: users::Settings) -> Running {
+    let app = users::Application::build(settings)
+        .await
+        .expect("users builds");
+    let (addr, admin) = (app.grpc_addr(), app.admin_addr());
+    spawn(addr, Some(admin), |s| async move {
+        app.run_until_stopped(s).await.map_err(|e| e.to_string())
+    })
+}
+
+/// Starts the orders service on port 0.
+pub async fn start_orders(settings: orders::Settings) -> Running {
+    let app = orders::Application::build(settings)
+        .await
+        .expect("orders builds");
+    let (addr, admin) = (app.grpc_addr(), app.admin_addr());
+    spawn(addr, Some(admin), |s| async move {
+        app.run_until_stopped(s).await.map_err(|e| e.to_string())
+    })
+}
+
+/// Starts the gateway on port 0.
+pub async fn start_gateway(settings: gateway::Settings) -> Running {
+    let app = gateway::Application::build(settings)
+        .await
+        .expect("gateway builds");
+    let (addr, admin) = (app.http_addr(), app.admin_addr());
+    spawn(addr, Some(admin), |s| async move {
+        app.run_until_stopped(s).await.map_err(|e| e.to_string())
+    })
+}
+
+/// The stand-in team backend: every SKU has 42 in stock; reserving subtracts.
+#[derive(Debug, Default)]
+struct Inventory;
+
+#[tonic::async_trait]
+impl inventory::inventory_service_server::InventoryService for Inventory {
+    async fn get_item(
+        &self,
+        request: tonic::Request<inventory::GetItemRequest>,
+    ) -> Result<tonic::Response<inventory::Item>, tonic::Status> {
+        Ok(tonic::Response::new(inventory::Item {
+            sku: request.into_inner().sku,
+            in_stock: 42,
+        }))
+    }
+
+    async fn reserve_item(
+        &self,
+        request: tonic::Request<inventory::ReserveItemRequest>,
+    ) -> Result<tonic::Response<inventory::Item>, tonic::Status> {
+        let request = request.into_inner();
+        if request.quantity > 42 {
+            return Err(tonic::Status::failed_precondition("not enough stock"));
+        }
+        Ok(tonic::Response::new(inventory::Item {
+            sku: request.sku,
+            in_stock: 42 - i64::from(request.quantity),
+        }))
+    }
+}
+
+/// Starts the inventory backend on port 0.
+pub async fn start_inventory() -> Running {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binds");
+    let addr = listener.local_addr().expect("has an address");
+    spawn(addr, None, |shutdown| async move {
+        tonic::transport::Server::builder()
+            .add_service(
+                inventory::inventory_service_server::InventoryServiceServer::new(Inventory),
+            )
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(listener),
+                async move { shutdown.wait().await },
+            )
+            .await
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// What a test may change before the system starts.
+#[derive(Debug, Default)]
+pub struct Options {
+    /// Applied to the gateway's settings last.
+    pub gateway: Option<fn(&mut gateway::Settings)>,
+    /// Applied to the users service's settings last.
+    pub users: Option<fn(&mut users::Settings)>,
+}
+
+/// Users, orders, the inventory backend and the gateway, running.
+#[derive(Debug)]
+pub struct System {
+    /// The users service.
+    pub users: Option<Running>,
+    /// The orders service.
+    pub orders: Option<Running>,
+    /// The team backend.
+    pub inventory: Option<Running>,
+    /// The gateway.
+    pub gateway: Option<Running>,
+    /// Settings the orders service was started with (to restart it).
+    pub orders_settings: orders::Settings,
+    /// The users service's settings (for the admin command).
+    pub users_settings: users::Settings,
+    /// An HTTP client for the gateway.
+    pub http: reqwest::Client,
+    dir: tempfile::TempDir,
+    _dbs: (TestDatabase, TestDatabase),
+}
+
+impl System {
+    /// Starts everything with test defaults.
+    pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    /// Starts everything, with `options` applied.
+    pub async fn start_with(options: Options) -> Self {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let (users_db, orders_db) = (TestDatabase::sqlite(), TestDatabase::sqlite());
+
+        let mut us = users::Settings::default();
+        us.grpc.addr = loopback();
+        us.admin.addr = loopback();
+        us.database.url = users_db.url().to_owned();
+        us.auth.signing_key_file = dir.path().join("key.pem");
+        us.password.memory_kib = 1024;
+        us.password.iterations = 1;
+        if let Some(tweak) = options.users {
+            tweak(&mut us);
+        }
+        let users = start_users(us.clone()).await;
+
+        let mut os = orders::Settings::default();
+        os.grpc.addr = loopback();
+        os.admin.addr = loopback();
+        os.database.url = orders_db.url().to_owned();
+        os.users.url = format!("http://{}", users.addr);
+        let orders = start_orders(os.clone()).await;
+
+        let inventory = start_inventory().await;
+        let descriptors = dir.path().join("inventory.binpb");
+        std::fs::write(&descriptors, INVENTORY_DESCRIPTORS).expect("descriptor file written");
+
+        let mut gs = gateway::Settings::default();
+        gs.http.addr = loopback();
+        gs.admin.addr = loopback();
+        gs.users.url = format!("http://{}", users.addr);
+        gs.orders.url = format!("http://{}", orders.addr);
+        gs.rate_limit.per_second = 10_000;
+        gs.rate_limit.burst = 10_000;
+        gs.upstreams.push(gateway::settings::ExtraUpstream {
+            descriptor_set: descriptors,
+            services: vec!["inventory.v1.InventoryService".to_owned()],
+            url: format!("http://{}", inventory.addr),
+            public_methods: vec!["inventory.v1.InventoryService/GetItem".to_owned()],
+        });
+        if let Some(tweak) = options.gateway {
+            tweak(&mut gs);
+        }
+        let gateway = start_gateway(gs).await;
+
+        let system = Self {
+            users: Some(users),
+            orders: Some(orders),
+            inventory: Some(inventory),
+            gateway: Some(gateway),
+            orders_settings: os,
+            users_settings: us,
+            http: reqwest::Client::new(),
+            dir,
+            _dbs: (users_db, orders_db),
+        };
+        system.wait_ready().await;
+        system
+    }
+
+    /// The gateway URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.gateway().addr)
+    }
+
+    /// The gateway's admin URL of `path`.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!(
+            "http://{}{path}",
+            self.gateway().admin.expect("gateway has an admin port")
+        )
+    }
+
+    fn gateway(&self) -> &Running {
+        self.gateway.as_ref().expect("gateway running")
+    }
+
+    /// A folder that lives as long as the system.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Waits (bounded) until the gateway's `/readyz` says ready.
+    pub async fn wait_ready(&self) {
+        self.wait_readyz(200).await;
+    }
+
+    /// Waits (bounded) until the gateway's `/readyz` answers `status`.
+    pub async fn wait_readyz(&self, status: u16) {
+        for _ in 0..300 {
+            if let Ok(response) = self.http.get(self.admin_url("/readyz")).send().await
+                && response.status().as_u16() == status
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("gateway /readyz never answered {status}");
+    }
+
+    /// Signs up through the gateway and returns the account id and a token.
+    pub async fn user(&self, email: &str) -> (String, String) {
+        let created: serde_json::Value = self
+            .http
+            .post(self.url("/v1/users"))
+            .json(
+                &serde_json::json!({ "email": email, "displayName": "Test", "password": PASSWORD }),
+            )
+            .send()
+            .await
+            .expect("sign-up answered")
+            .json()
+            .await
+            .expect("sign-up JSON");
+        let id = created["id"].as_str().expect("an id").to_owned();
+        (id, self.token(email).await)
+    }
+
+    /// A token for `email` through the gateway.
+    pub async fn token(&self, email: &str) -> String {
+        let token: serde_json::Value = self
+            .http
+            .post(self.url("/v1/auth/token"))
+            .json(&serde_json::json!({ "email": email, "password": PASSWORD }))
+            .send()
+            .await
+            .expect("token answered")
+            .json()
+            .await
+            .expect("token JSON");
+        token["accessToken"].as_str().expect("a token").to_owned()
+    }
+
+    /// An admin made with the operator path, and a token for it.
+    pub async fn admin(&self, email: &str) -> String {
+        users::app::create_admin(&self.users_settings, email, "Admin", PASSWORD)
+            .await
+            .expect("admin created");
+        self.token(email).await
+    }
+
+    /// Stops every component.
+    pub async fn stop(mut self) {
+        for running in [
+            self.gateway.take(),
+            self.orders.take(),
+            self.inventory.take(),
+            self.users.take(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            running.stop().await;
+        }
+    }
+}
+
+fn loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}

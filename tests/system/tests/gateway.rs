@@ -1,0 +1,463 @@
+//! The HTTP edge end to end: real HTTP against the gateway in front of the real users
+//! and orders services (and a team backend known only from configuration).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use system_tests::{Options, System};
+
+async fn body(response: reqwest::Response) -> Value {
+    response.json().await.expect("a JSON body")
+}
+
+#[tokio::test]
+async fn the_whole_journey() {
+    let system = System::start().await;
+    let (ada, token) = system.user("ada@example.com").await;
+    let http = &system.http;
+
+    // Create an order twice with one Idempotency-Key: one order.
+    let order = json!({ "items": [{ "sku": "BOOK-1", "quantity": 2, "unitPriceCents": "1250" }] });
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let response = http
+            .post(system.url("/v1/orders"))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", "checkout-7")
+            .header("X-Request-Id", "req-journey-1")
+            .json(&order)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["x-request-id"], "req-journey-1");
+        let created = body(response).await;
+        assert_eq!(created["userId"], ada.as_str());
+        assert_eq!(created["totalCents"], "2500", "int64 as a string");
+        assert_eq!(created["status"], "ORDER_STATUS_PENDING");
+        ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(ids[0], ids[1], "the retry got the same order");
+
+    let listed = http
+        .get(system.url("/v1/orders?page_size=10&status=ORDER_STATUS_PENDING"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        listed.headers().contains_key("x-request-id"),
+        "a request id is made when none is sent"
+    );
+    let listed = body(listed).await;
+    assert_eq!(listed["orders"].as_array().unwrap().len(), 1);
+
+    let cancelled = http
+        .post(system.url(&format!("/v1/orders/{}:cancel", ids[0])))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    assert_eq!(body(cancelled).await["status"], "ORDER_STATUS_CANCELLED");
+
+    let me = http
+        .get(system.url(&format!("/v1/users/{ada}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let me = body(me).await;
+    assert_eq!(me["displayName"], "Test");
+    assert!(me.get("password").is_none() && me.get("passwordHash").is_none());
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn client_errors_are_4xx_with_a_status_body() {
+    let system = System::start().await;
+    let (_, token) = system.user("ada@example.com").await;
+    let http = &system.http;
+
+    // 400: malformed JSON, unknown field, and a service's own field violations.
+    let malformed = http
+        .post(system.url("/v1/users"))
+        .header("content-type", "application/json")
+        .body("{\"email\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+    let malformed = body(malformed).await;
+    assert_eq!(malformed["code"], 3);
+    assert!(
+        malformed["message"]
+            .as_str()
+            .unwrap()
+            .contains("malformed JSON"),
+        "{malformed}"
+    );
+
+    let unknown = http
+        .post(system.url("/v1/users"))
+        .json(&json!({ "emial": "x@example.com" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        body(unknown).await["message"]
+            .as_str()
+            .unwrap()
+            .contains("emial")
+    );
+
+    let invalid = http
+        .post(system.url("/v1/users"))
+        .json(&json!({ "email": "nope", "displayName": "", "password": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(invalid.status(), StatusCode::BAD_REQUEST);
+    let invalid = body(invalid).await;
+    let detail = &invalid["details"][0];
+    assert_eq!(detail["@type"], "type.googleapis.com/google.rpc.BadRequest");
+    let fields: Vec<&str> = detail["fieldViolations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["email", "display_name", "password"]);
+
+    // 401 without a token, with a bad one, and with `alg: none`.
+    let anonymous = http.get(system.url("/v1/orders")).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        anonymous.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
+    assert_eq!(body(anonymous).await["code"], 16);
+    let forged = http
+        .get(system.url("/v1/orders"))
+        .bearer_auth("abc.def.ghi")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        forged.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
+    let none = format!(
+        "{}.{}.",
+        "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0", "eyJzdWIiOiJ4Iiwicm9sZSI6ImFkbWluIn0"
+    );
+    let none = http
+        .get(system.url("/v1/orders"))
+        .bearer_auth(none)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(none.status(), StatusCode::UNAUTHORIZED);
+
+    // 403: listing users is for admins.
+    let forbidden = http
+        .get(system.url("/v1/users"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
+
+    // 404: someone else's order, and a path no route matches.
+    let (_, bob) = system.user("bob@example.com").await;
+    let bobs = http
+        .post(system.url("/v1/orders"))
+        .bearer_auth(&bob)
+        .json(&json!({ "items": [{ "sku": "X", "quantity": 1, "unitPriceCents": 1 }] }))
+        .send()
+        .await
+        .unwrap();
+    let bobs = body(bobs).await["id"].as_str().unwrap().to_owned();
+    let hidden = http
+        .get(system.url(&format!("/v1/orders/{bobs}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hidden.status(), StatusCode::NOT_FOUND);
+    let nowhere = http
+        .get(system.url("/v2/nothing/here"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nowhere.status(), StatusCode::NOT_FOUND);
+    assert_eq!(body(nowhere).await["code"], 5);
+
+    // 405: a known path with the wrong method.
+    let wrong = http
+        .delete(system.url("/v1/orders"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let allow = wrong.headers()["allow"].to_str().unwrap().to_owned();
+    assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
+
+    // 409: the email is taken.
+    let taken = http
+        .post(system.url("/v1/users"))
+        .json(&json!({ "email": "ADA@example.com", "displayName": "Ada", "password": system_tests::PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(taken.status(), StatusCode::CONFLICT);
+
+    // 413: a body over the limit.
+    let huge = "x".repeat(1024 * 1024 + 1);
+    let too_big = http
+        .post(system.url("/v1/orders"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_big.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+    // The public port does not serve metrics.
+    let metrics = http.get(system.url("/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), StatusCode::NOT_FOUND);
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn a_caller_over_the_rate_gets_429_with_retry_after() {
+    let system = System::start_with(Options {
+        gateway: Some(|s| {
+            s.rate_limit.per_second = 1;
+            s.rate_limit.burst = 3;
+        }),
+        ..Options::default()
+    })
+    .await;
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..6 {
+        let response = system
+            .http
+            .get(system.url("/v1/auth/jwks"))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            retry_after = response
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned());
+        }
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(&statuses[..3], [200, 200, 200], "the burst passes");
+    assert!(statuses[3..].contains(&429), "{statuses:?}");
+    let seconds: u64 = retry_after.expect("Retry-After is set").parse().unwrap();
+    assert!(seconds >= 1);
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn a_backend_that_is_down_is_503_and_the_gateway_recovers() {
+    let mut system = System::start().await;
+    let (_, token) = system.user("ada@example.com").await;
+    let orders = system.orders.take().unwrap();
+    let orders_addr = orders.addr;
+    orders.stop().await;
+
+    let down = tokio::time::timeout(
+        Duration::from_secs(5),
+        system
+            .http
+            .get(system.url("/v1/orders"))
+            .bearer_auth(&token)
+            .send(),
+    )
+    .await
+    .expect("answers promptly, never hangs")
+    .unwrap();
+    assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let down = body(down).await;
+    assert_eq!(down["code"], 14);
+    assert_eq!(
+        down["message"], "the service is unavailable, retry later",
+        "no internal text"
+    );
+    system.wait_readyz(503).await;
+
+    let mut settings = system.orders_settings.clone();
+    settings.grpc.addr = orders_addr;
+    system.orders = Some(system_tests::start_orders(settings).await);
+    system.wait_ready().await;
+    let back = system
+        .http
+        .get(system.url("/v1/orders"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.status(), StatusCode::OK);
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn past_the_deadline_is_504() {
+    // Expensive hashing makes sign-up slower than the deadline the client asks for.
+    let system = System::start_with(Options {
+        users: Some(|s| {
+            s.password.memory_kib = 65536;
+            s.password.iterations = 8;
+        }),
+        ..Options::default()
+    })
+    .await;
+    let response = system
+        .http
+        .post(system.url("/v1/users"))
+        .header("Request-Timeout", "0.05")
+        .json(&json!({ "email": "slow@example.com", "displayName": "Slow", "password": system_tests::PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(body(response).await["code"], 4);
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn a_team_service_is_exposed_by_configuration_alone() {
+    let system = System::start().await;
+    let http = &system.http;
+    // Public by configuration: no token needed.
+    let item = http
+        .get(system.url("/v1/inventory/SKU-9"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(item.status(), StatusCode::OK);
+    let item = body(item).await;
+    assert_eq!(item, json!({ "sku": "SKU-9", "inStock": "42" }));
+
+    // Custom verb with a body; protected.
+    let anonymous = http
+        .post(system.url("/v1/inventory/SKU-9:reserve"))
+        .json(&json!({ "quantity": 2 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let (_, token) = system.user("ada@example.com").await;
+    let reserved = http
+        .post(system.url("/v1/inventory/SKU-9:reserve"))
+        .bearer_auth(&token)
+        .json(&json!({ "quantity": 2 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(body(reserved).await["inStock"], "40");
+    let refused = http
+        .post(system.url("/v1/inventory/SKU-9:reserve"))
+        .bearer_auth(&token)
+        .json(&json!({ "quantity": 50 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(body(refused).await["message"], "not enough stock");
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn openapi_lists_every_route() {
+    let system = System::start().await;
+    let doc = body(
+        system
+            .http
+            .get(system.url("/openapi.json"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/v1/users", "post"),
+        ("/v1/users", "get"),
+        ("/v1/users/{id}", "get"),
+        ("/v1/users/{id}", "patch"),
+        ("/v1/users/{id}", "delete"),
+        ("/v1/auth/token", "post"),
+        ("/v1/auth/jwks", "get"),
+        ("/v1/orders", "post"),
+        ("/v1/orders", "get"),
+        ("/v1/orders/{id}", "get"),
+        ("/v1/orders/{id}:cancel", "post"),
+        ("/v1/inventory/{sku}", "get"),
+        ("/v1/inventory/{sku}:reserve", "post"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing"
+        );
+    }
+    assert!(doc["paths"]["/v1/orders"]["get"]["security"].is_array());
+    assert!(
+        doc["paths"]["/v1/auth/token"]["post"]
+            .get("security")
+            .is_none()
+    );
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn the_admin_port_reports_readiness_and_route_metrics() {
+    let system = System::start().await;
+    let http = &system.http;
+    assert_eq!(
+        http.get(system.admin_url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    http.get(system.url("/v1/auth/jwks")).send().await.unwrap();
+    http.get(system.url("/v2/unknown")).send().await.unwrap();
+    let metrics = http
+        .get(system.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"http_server_requests_total{http_request_method="GET",http_route="/v1/auth/jwks",http_response_status_code="200"}"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"http_route="unmatched",http_response_status_code="404""#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("http_server_request_duration_seconds_bucket"));
+    assert!(metrics.contains(r#"rpc_client_call_duration_seconds_bucket{rpc_service="users.v1.UserService",rpc_method="GetJwks""#));
+    system.stop().await;
+}
