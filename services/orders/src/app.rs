@@ -127,3 +127,11 @@ impl Application {
         Ok(())
     }
 }
+
+/// Applies the migrations to the configured database and returns.
+pub async fn migrate(settings: &Settings) -> Result<(), AppError> {
+    let database = Database::connect_lazy(&settings.database)?;
+    let result = database.migrate(MIGRATIONS).await;
+    database.close().await;
+    Ok(result?)
+}

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use orders::{Application, Settings};
 use platform_telemetry::Component;
 
@@ -13,8 +13,18 @@ use platform_telemetry::Component;
 #[command(version, about)]
 struct Cli {
     /// A TOML settings file; `ORDERS__…` environment variables override it.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve gRPC and the admin port (the default).
+    Serve,
+    /// Apply the database migrations and exit (for a Kubernetes Job or init container).
+    Migrate,
 }
 
 #[tokio::main]
@@ -32,7 +42,11 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match serve(settings).await {
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings).await,
+        Command::Migrate => migrate(&settings).await,
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             #[allow(
@@ -45,6 +59,17 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    orders::app::migrate(settings)
+        .await
+        .context("applying migrations")?;
+    #[allow(clippy::print_stdout, reason = "the command's output")]
+    {
+        println!("orders: migrations applied");
+    }
+    Ok(())
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

@@ -120,6 +120,14 @@ impl Application {
     }
 }
 
+/// Applies the migrations to the configured database and returns.
+pub async fn migrate(settings: &Settings) -> Result<(), AppError> {
+    let database = Database::connect_lazy(&settings.database)?;
+    let result = database.migrate(MIGRATIONS).await;
+    database.close().await;
+    Ok(result?)
+}
+
 /// Creates an admin account directly in the database: the operator path, since the
 /// API never grants the admin role to a new account.
 pub async fn create_admin(

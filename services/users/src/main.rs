@@ -23,6 +23,8 @@ struct Cli {
 enum Command {
     /// Serve gRPC and the admin port (the default).
     Serve,
+    /// Apply the database migrations and exit (for a Kubernetes Job or init container).
+    Migrate,
     /// Operator commands.
     Admin {
         #[command(subcommand)]
@@ -63,6 +65,7 @@ async fn main() -> ExitCode {
     };
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
+        Command::Migrate => migrate(&settings).await,
         Command::Admin {
             command:
                 AdminCommand::Create {
@@ -107,6 +110,17 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     }
     telemetry.shutdown().await;
     Ok(result?)
+}
+
+async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    users::app::migrate(settings)
+        .await
+        .context("applying migrations")?;
+    #[allow(clippy::print_stdout, reason = "the command's output")]
+    {
+        println!("users: migrations applied");
+    }
+    Ok(())
 }
 
 async fn create_admin(

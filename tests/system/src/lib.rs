@@ -162,6 +162,9 @@ pub struct Options {
     pub gateway: Option<fn(&mut gateway::Settings)>,
     /// Applied to the users service's settings last.
     pub users: Option<fn(&mut users::Settings)>,
+    /// Name the upstreams `localhost` instead of `127.0.0.1`, so the gateway resolves
+    /// them through DNS and balances over what the name yields.
+    pub upstreams_by_name: bool,
 }
 
 /// Users, orders, the inventory backend and the gateway, running.
@@ -222,8 +225,13 @@ impl System {
         let mut gs = gateway::Settings::default();
         gs.http.addr = loopback();
         gs.admin.addr = loopback();
-        gs.users.url = format!("http://{}", users.addr);
-        gs.orders.url = format!("http://{}", orders.addr);
+        let host = if options.upstreams_by_name {
+            "localhost".to_owned()
+        } else {
+            "127.0.0.1".to_owned()
+        };
+        gs.users.url = format!("http://{host}:{}", users.addr.port());
+        gs.orders.url = format!("http://{host}:{}", orders.addr.port());
         gs.rate_limit.per_second = 10_000;
         gs.rate_limit.burst = 10_000;
         gs.upstreams.push(gateway::settings::ExtraUpstream {

@@ -461,3 +461,26 @@ async fn the_admin_port_reports_readiness_and_route_metrics() {
     assert!(metrics.contains(r#"rpc_client_call_duration_seconds_bucket{rpc_service="users.v1.UserService",rpc_method="GetJwks""#));
     system.stop().await;
 }
+
+#[tokio::test]
+async fn upstreams_named_by_dns_are_resolved_and_balanced() {
+    // `localhost` resolves to 127.0.0.1 (where the services listen) and usually ::1
+    // (where nothing does): the balanced channel must use the address that answers.
+    let system = System::start_with(Options {
+        upstreams_by_name: true,
+        ..Options::default()
+    })
+    .await;
+    let (_, token) = system.user("ada@example.com").await;
+    for _ in 0..20 {
+        let response = system
+            .http
+            .get(system.url("/v1/orders"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    system.stop().await;
+}
