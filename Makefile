@@ -58,7 +58,7 @@ SERVICES := users orders gateway
 DOCKER ?= docker
 COMPOSE ?= docker compose
 
-.PHONY: docker compose-up compose-down k8s-render helm-lint check-deploy
+.PHONY: docker compose-up compose-down k8s-render helm-lint check-deploy check-metrics
 
 docker: ## Build the service images (one Dockerfile, SERVICE build arg; needs Docker + BuildKit)
 	@set -e; for s in $(SERVICES); do \
@@ -92,3 +92,6 @@ helm-lint: ## helm lint --strict the chart with its default and ci/ values
 
 check-deploy: ## Check every deployment file offline (installs its tools into target/tools)
 	bash scripts/check-deploy.sh
+
+check-metrics: ## Run the services, scrape every /metrics, check them with promtool
+	bash scripts/scrape-metrics.sh

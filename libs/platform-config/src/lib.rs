@@ -92,6 +92,51 @@ impl<'a> Sources<'a> {
     }
 }
 
+/// A component's settings type: where its environment variables live and the rules
+/// its values must follow; loading comes for free.
+pub trait Layered: Default + Serialize + DeserializeOwned {
+    /// The environment variable prefix, for example `USERS`.
+    const ENV_PREFIX: &'static str;
+
+    /// Rules the types alone do not express.
+    fn validate(&self) -> Result<(), ConfigError> {
+        Ok(())
+    }
+
+    /// Loads from the defaults, `file` and the process environment, then checks.
+    fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(Sources::new(Self::ENV_PREFIX).with_file(file))
+    }
+
+    /// Loads from explicit sources, then checks.
+    fn load_from(sources: Sources<'_>) -> Result<Self, ConfigError> {
+        let settings: Self = load(sources)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+}
+
+/// Fails with `key` named unless `url` is an `http://` or `https://` URL.
+pub fn require_http_url(key: &str, url: &str) -> Result<(), ConfigError> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(ConfigError::rule(
+            key,
+            "must start with http:// or https://",
+        ))
+    }
+}
+
+/// Fails with `key` named unless `value` is at least 1.
+pub fn require_positive(key: &str, value: u64) -> Result<(), ConfigError> {
+    if value == 0 {
+        Err(ConfigError::rule(key, "must be at least 1"))
+    } else {
+        Ok(())
+    }
+}
+
 /// Loads `T` from its defaults, then the file, then the environment.
 pub fn load<T>(sources: Sources<'_>) -> Result<T, ConfigError>
 where

@@ -5,6 +5,13 @@
 //! gives it the pool for the configured backend ([`Database`]), runs the backend's
 //! migrations, and answers readiness pings. Pools connect lazily, so a service can start,
 //! report NOT_SERVING, and become ready by itself once its database appears.
+//!
+//! [`observe`] gives every query a client span ([`query_span`]) and the pool its
+//! Prometheus gauges.
+
+pub mod observe;
+
+pub use observe::{TraceQuery, query_span};
 
 use std::path::Path;
 use std::str::FromStr;
@@ -147,8 +154,8 @@ impl Database {
     /// `postgresql` or `sqlite`, as OpenTelemetry's `db.system` spells them.
     pub fn system(&self) -> &'static str {
         match self {
-            Self::Postgres(_) => "postgresql",
-            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => observe::POSTGRESQL,
+            Self::Sqlite(_) => observe::SQLITE,
         }
     }
 

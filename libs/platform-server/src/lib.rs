@@ -14,6 +14,7 @@ pub mod admin;
 pub mod deadline;
 pub mod grpc;
 pub mod metrics;
+pub mod process;
 pub mod readiness;
 pub mod rpc_layer;
 pub mod runtime;

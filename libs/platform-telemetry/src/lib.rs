@@ -3,14 +3,20 @@
 //! # Layout
 //!
 //! - [`init`] installs the process-wide `tracing` subscriber (JSON or pretty logs, an
-//!   `EnvFilter`) and, when the standard `OTEL_*` variables ask for it, an OpenTelemetry
-//!   tracer exporting spans over OTLP/gRPC in batches. With no endpoint configured
-//!   nothing is exported and nothing fails.
+//!   `EnvFilter`) and an OpenTelemetry tracer that gives every span W3C ids; when the
+//!   standard `OTEL_*` variables ask for it, the tracer exports spans over OTLP/gRPC in
+//!   batches. With no endpoint configured nothing is exported and nothing fails, but
+//!   traces still propagate and log lines still carry their `trace_id`.
+//! - [`json`]: the JSON log line, with `trace_id` and `span_id` inside spans.
+//! - [`export`]: counts of exported and lost spans, for Prometheus.
 //! - [`TelemetryGuard::shutdown`] flushes the spans still queued; call it last.
 //! - [`propagation`] carries W3C `traceparent`/`tracestate` in and out of HTTP headers
 //!   and gRPC metadata.
+//! - [`client`]: client spans and latency of outgoing gRPC calls.
 
 pub mod client;
+pub mod export;
+pub mod json;
 pub mod propagation;
 
 use std::io::IsTerminal;
@@ -20,9 +26,15 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde::{Deserialize, Serialize};
+use tracing::Subscriber;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::export::CountingExporter;
+use crate::json::JsonLayer;
 
 /// How log lines are written to stdout.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,20 +102,22 @@ pub struct Component {
 #[derive(Debug)]
 #[must_use = "dropping the guard without shutdown loses queued spans"]
 pub struct TelemetryGuard {
-    provider: Option<SdkTracerProvider>,
+    provider: SdkTracerProvider,
+    exporting: bool,
 }
 
 impl TelemetryGuard {
     /// Whether spans are being exported.
     pub fn is_exporting(&self) -> bool {
-        self.provider.is_some()
+        self.exporting
     }
 
     /// Flushes queued spans and stops the exporter.
     pub async fn shutdown(self) {
-        let Some(provider) = self.provider else {
+        if !self.exporting {
             return;
-        };
+        }
+        let provider = self.provider;
         // The SDK's shutdown blocks the calling thread until the exporter is done;
         // keep it off the async workers.
         let result = tokio::task::spawn_blocking(move || provider.shutdown()).await;
@@ -134,6 +148,34 @@ pub fn init_with_env(
     settings: &LogSettings,
     env: EnvLookup<'_>,
 ) -> Result<TelemetryGuard, TelemetryError> {
+    let (subscriber, guard) = subscriber(component, settings, env, std::io::stdout)?;
+    subscriber
+        .try_init()
+        .map_err(|_| TelemetryError::AlreadyInstalled)?;
+    Ok(guard)
+}
+
+/// The subscriber [`init`] installs, writing log lines to `writer`, without installing
+/// it: tests set it as their thread's default and read what was written.
+///
+/// Two layers sit on one registry, each with its own filter:
+///
+/// - the log layer (JSON or pretty) under the configured `EnvFilter`;
+/// - the OpenTelemetry layer for every `info` span and event or above, always, with a
+///   tracer that exports only when the `OTEL_*` variables ask for it. Spans therefore
+///   always have trace and span ids: log lines carry them and outgoing calls propagate
+///   them (W3C `traceparent`) whether or not anything is exported, and a quieter log
+///   filter never breaks a trace. Libraries' `debug` spans are not exported even when
+///   their logs are turned on.
+pub fn subscriber<W>(
+    component: Component,
+    settings: &LogSettings,
+    env: EnvLookup<'_>,
+    writer: W,
+) -> Result<(impl Subscriber + Send + Sync + 'static, TelemetryGuard), TelemetryError>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = match env("RUST_LOG") {
         Some(directive) if !directive.is_empty() => directive,
         _ => settings.filter.clone(),
@@ -147,50 +189,44 @@ pub fn init_with_env(
         LogFormat::Pretty => false,
         LogFormat::Auto => !std::io::stdout().is_terminal(),
     };
-    let fmt_layer = if json {
-        tracing_subscriber::fmt::layer()
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
-            .boxed()
+    let log_layer = if json {
+        JsonLayer::new(writer).with_filter(env_filter).boxed()
     } else {
-        tracing_subscriber::fmt::layer().boxed()
+        tracing_subscriber::fmt::layer()
+            .with_writer(writer)
+            .with_filter(env_filter)
+            .boxed()
     };
 
-    let provider = tracer_provider(component, env)?;
-    let otel_layer = provider.as_ref().map(|provider| {
-        tracing_opentelemetry::layer().with_tracer(provider.tracer(component.name))
-    });
+    let (provider, exporting) = tracer_provider(component, env)?;
+    let otel_layer = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer(component.name))
+        .with_tracked_inactivity(false)
+        .with_filter(LevelFilter::INFO);
 
-    tracing_subscriber::registry()
-        .with(env_filter)
-        .with(fmt_layer)
-        .with(otel_layer)
-        .try_init()
-        .map_err(|_| TelemetryError::AlreadyInstalled)?;
-
-    Ok(TelemetryGuard { provider })
+    let subscriber = tracing_subscriber::registry()
+        .with(log_layer)
+        .with(otel_layer);
+    Ok((
+        subscriber,
+        TelemetryGuard {
+            provider,
+            exporting,
+        },
+    ))
 }
 
-/// The tracer provider the `OTEL_*` variables ask for, or `None` when they ask for none.
+/// The tracer provider for the `OTEL_*` variables, and whether it exports: with no
+/// endpoint (or `OTEL_SDK_DISABLED=true`) it makes ids and exports nothing.
 fn tracer_provider(
     component: Component,
     env: EnvLookup<'_>,
-) -> Result<Option<SdkTracerProvider>, TelemetryError> {
+) -> Result<(SdkTracerProvider, bool), TelemetryError> {
     let is_set = |key: &str| env(key).is_some_and(|v| !v.trim().is_empty());
     let disabled = env("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
     let endpoint_set =
         is_set("OTEL_EXPORTER_OTLP_ENDPOINT") || is_set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
-    if disabled || !endpoint_set {
-        return Ok(None);
-    }
-
-    // The exporter reads the endpoint, headers, timeout and compression from the
-    // standard variables itself.
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_tonic()
-        .build()?;
+    let exporting = endpoint_set && !disabled;
 
     // `Resource::builder` applies OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME; the
     // component's own name is only the fallback.
@@ -200,10 +236,161 @@ fn tracer_provider(
         resource = resource.with_service_name(component.name);
     }
 
-    // The sampler comes from OTEL_TRACES_SAMPLER(_ARG) through the SDK's defaults.
-    let provider = SdkTracerProvider::builder()
-        .with_batch_exporter(exporter)
-        .with_resource(resource.build())
-        .build();
-    Ok(Some(provider))
+    // The sampler comes from OTEL_TRACES_SAMPLER(_ARG) through the SDK's defaults, and
+    // the batch schedule and queue from OTEL_BSP_*.
+    let mut builder = SdkTracerProvider::builder().with_resource(resource.build());
+    if exporting {
+        // The exporter reads the endpoint, headers, timeout and compression from the
+        // standard variables itself.
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .build()?;
+        builder = builder.with_batch_exporter(CountingExporter::new(exporter));
+    }
+    Ok((builder.build(), exporting))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::{Arc, Mutex};
+
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+    use super::*;
+
+    const COMPONENT: Component = Component {
+        name: "test",
+        version: "0.0.0",
+    };
+    const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    /// Log lines written by a subscriber, one JSON value each.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        fn lines(&self) -> Vec<serde_json::Value> {
+            let bytes = self.0.lock().unwrap().clone();
+            String::from_utf8(bytes)
+                .unwrap()
+                .lines()
+                .map(|line| serde_json::from_str(line).expect("every line is one JSON object"))
+                .collect()
+        }
+    }
+
+    /// Runs `f` under the JSON subscriber with `filter` and no exporter configured.
+    fn logged(filter: &str, f: impl FnOnce()) -> Vec<serde_json::Value> {
+        let captured = Captured::default();
+        let settings = LogSettings {
+            format: LogFormat::Json,
+            filter: filter.to_owned(),
+        };
+        let writer = captured.clone();
+        let (subscriber, guard) =
+            subscriber(COMPONENT, &settings, &|_| None, move || writer.clone()).unwrap();
+        assert!(!guard.is_exporting(), "no endpoint, no export");
+        tracing::subscriber::with_default(subscriber, f);
+        captured.lines()
+    }
+
+    fn remote_parent_span() -> tracing::Span {
+        let span = tracing::info_span!("request", otel.kind = "server");
+        let mut headers = http::HeaderMap::new();
+        headers.insert("traceparent", http::HeaderValue::from_static(PARENT));
+        span.set_parent(propagation::extract(&headers)).unwrap();
+        span
+    }
+
+    #[test]
+    fn json_lines_carry_level_target_message_and_fields() {
+        let lines = logged("info", || {
+            tracing::info!(user.id = "u-1", attempts = 3_u64, ok = true, "user created");
+            tracing::debug!("filtered out");
+        });
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        let line = &lines[0];
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["target"], "platform_telemetry::tests");
+        assert_eq!(line["message"], "user created");
+        assert_eq!(line["user.id"], "u-1");
+        assert_eq!(line["attempts"], 3);
+        assert_eq!(line["ok"], true);
+        let timestamp = line["timestamp"].as_str().unwrap();
+        assert!(
+            timestamp.len() >= 20 && timestamp.ends_with('Z'),
+            "{timestamp}"
+        );
+        assert!(line.get("trace_id").is_none(), "not inside a span");
+        assert!(line.get("span_id").is_none());
+    }
+
+    #[test]
+    fn lines_inside_a_span_carry_its_trace_and_span_id_without_an_exporter() {
+        let mut propagated = tonic::metadata::MetadataMap::new();
+        let lines = logged("info", || {
+            let span = remote_parent_span();
+            let _entered = span.enter();
+            tracing::info!("inside");
+            let child = tracing::info_span!("child");
+            child.in_scope(|| {
+                tracing::warn!(field.x = 1, "deeper");
+                propagation::inject_current_into_metadata(&mut propagated);
+            });
+        });
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+        assert_eq!(lines[0]["trace_id"], trace_id);
+        assert_eq!(lines[1]["trace_id"], trace_id);
+        let outer = lines[0]["span_id"].as_str().unwrap();
+        let inner = lines[1]["span_id"].as_str().unwrap();
+        assert_eq!(outer.len(), 16);
+        assert!(outer.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(
+            outer, "00f067aa0ba902b7",
+            "a new span under the remote parent"
+        );
+        assert_ne!(outer, inner, "each span has its own id");
+
+        // Export is off, yet the trace continues into outgoing calls.
+        let traceparent = propagated.get("traceparent").unwrap().to_str().unwrap();
+        assert_eq!(traceparent, format!("00-{trace_id}-{inner}-01"));
+    }
+
+    #[test]
+    fn a_quiet_log_filter_keeps_trace_ids_on_what_it_lets_through() {
+        let lines = logged("warn", || {
+            let span = remote_parent_span();
+            let _entered = span.enter();
+            tracing::info!("hidden");
+            tracing::warn!("shown");
+        });
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines[0]["message"], "shown");
+        assert_eq!(lines[0]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    }
+
+    #[test]
+    fn event_fields_cannot_overwrite_the_line_s_own_keys() {
+        let lines = logged("info", || {
+            tracing::info!(level = "fake", trace_id = "fake", "spoof");
+        });
+        assert_eq!(lines[0]["level"], "INFO");
+        assert_eq!(lines[0]["field.level"], "fake");
+        assert!(lines[0].get("trace_id").is_none());
+        assert_eq!(lines[0]["field.trace_id"], "fake");
+    }
 }

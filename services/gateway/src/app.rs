@@ -16,6 +16,7 @@ use platform_auth::Verifier;
 use platform_auth::users_jwks::UsersJwks;
 use platform_server::{Readiness, ServerError};
 use platform_shutdown::Shutdown;
+use platform_telemetry::Component;
 use prost_reflect::{DescriptorPool, ServiceDescriptor};
 use tokio::net::TcpListener;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -138,6 +139,11 @@ impl Application {
     /// Builds routes, upstream channels and the token verifier, then binds both ports
     /// (port 0 picks a free one).
     pub async fn build(settings: Settings) -> Result<Self, AppError> {
+        platform_server::metrics::install(Component {
+            name: "gateway",
+            version: env!("CARGO_PKG_VERSION"),
+        });
+        edge::describe_metrics();
         let (pool, services) = services(&settings)?;
         let table = RouteTable::build(&pool, services.iter().map(|(s, _)| s.clone()))?;
 
@@ -268,7 +274,9 @@ impl Application {
     }
 }
 
-/// Whether the upstream reports `service` SERVING within a second.
+/// Whether the upstream reports `service` SERVING within a second. A probe, not
+/// traffic: it runs outside any span and sends no trace context, so it makes no span
+/// here and starts no trace upstream (whose servers skip the health service anyway).
 async fn serving(service: &str, upstream: &Upstream) -> bool {
     let mut client = HealthClient::new(upstream.channel());
     let mut request = tonic::Request::new(tonic_health::pb::HealthCheckRequest {

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http_body_util::{BodyExt, Limited};
 use platform_auth::{Verifier, VerifyError};
-use platform_telemetry::client::{grpc_client_span, record_grpc_outcome};
+use platform_telemetry::client::{grpc_client_span, record_client_duration, record_grpc_outcome};
 use platform_telemetry::propagation::{extract, inject_current_into_metadata};
 use prost_reflect::{DescriptorPool, DynamicMessage, ReflectMessage, Value};
 use tonic::Code;
@@ -45,7 +45,28 @@ pub mod names {
     /// Counter of requests refused by the rate limiter.
     pub const RATE_LIMITED: &str = "gateway_rate_limited_requests_total";
     /// Histogram of upstream call durations in seconds, by service, method and code.
-    pub const UPSTREAM: &str = "rpc_client_call_duration_seconds";
+    pub const UPSTREAM: &str = platform_telemetry::client::names::CLIENT_DURATION;
+}
+
+/// `# HELP` lines of the gateway's own metrics, so a scrape explains itself.
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        names::REQUESTS,
+        "HTTP requests answered, by method, route template and status."
+    );
+    metrics::describe_histogram!(
+        names::DURATION,
+        metrics::Unit::Seconds,
+        "Duration of answered HTTP requests, by method, route template and status."
+    );
+    metrics::describe_gauge!(
+        names::ACTIVE,
+        "HTTP requests in flight, by method and route template."
+    );
+    metrics::describe_counter!(
+        names::RATE_LIMITED,
+        "Requests refused with 429 because their caller was over its rate."
+    );
 }
 
 /// The route label of requests that match no route, to bound label cardinality.
@@ -412,13 +433,7 @@ impl Edge {
         let code = outcome
             .as_ref()
             .map_or_else(tonic::Status::code, |_| Code::Ok);
-        metrics::histogram!(
-            names::UPSTREAM,
-            "rpc_service" => service,
-            "rpc_method" => method_name,
-            "rpc_grpc_status_code" => (code as i32).to_string()
-        )
-        .record(started.elapsed().as_secs_f64());
+        record_client_duration(&service, &method_name, code, started.elapsed());
 
         match outcome {
             Ok((reply, metadata)) => match render_response(route, &reply) {

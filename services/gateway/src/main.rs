@@ -3,10 +3,15 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use gateway::{Application, Settings};
+use platform_server::process;
 use platform_telemetry::Component;
+
+const COMPONENT: Component = Component {
+    name: "gateway",
+    version: env!("CARGO_PKG_VERSION"),
+};
 
 /// The HTTP/JSON edge of the platform.
 #[derive(Debug, Parser)]
@@ -30,33 +35,22 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = match Settings::load(cli.config.as_deref()) {
+    let settings: Settings = match process::load_settings(COMPONENT.name, cli.config.as_deref()) {
         Ok(settings) => settings,
-        Err(error) => {
-            #[allow(clippy::print_stderr, reason = "no logger before settings")]
-            {
-                eprintln!("gateway: {error}");
-            }
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(settings).await,
+        Command::Serve => process::serve(COMPONENT, &settings.log.clone(), |shutdown| async move {
+            Application::build(settings)
+                .await?
+                .run_until_stopped(shutdown)
+                .await
+        })
+        .await
+        .map_err(anyhow::Error::from),
         Command::Openapi => print_openapi(&settings),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            #[allow(
-                clippy::print_stderr,
-                reason = "the error must reach the operator even if logging failed"
-            )]
-            {
-                eprintln!("gateway: {error:#}");
-            }
-            ExitCode::FAILURE
-        }
-    }
+    process::exit(COMPONENT.name, result)
 }
 
 fn print_openapi(settings: &Settings) -> anyhow::Result<()> {
@@ -68,26 +62,4 @@ fn print_openapi(settings: &Settings) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&document)?);
     }
     Ok(())
-}
-
-async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let telemetry = platform_telemetry::init(
-        Component {
-            name: "gateway",
-            version: env!("CARGO_PKG_VERSION"),
-        },
-        &settings.log,
-    )
-    .context("starting telemetry")?;
-    let shutdown = platform_shutdown::from_os_signals();
-    let result = async {
-        let app = Application::build(settings).await?;
-        app.run_until_stopped(shutdown).await
-    }
-    .await;
-    if let Err(error) = &result {
-        tracing::error!(%error, "gateway failed");
-    }
-    telemetry.shutdown().await;
-    Ok(result?)
 }

@@ -3,9 +3,10 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use platform_config::{ConfigError, Sources};
+pub use platform_config::Layered;
+use platform_config::{ConfigError, require_http_url, require_positive};
 use platform_server::AdminSettings;
 use platform_telemetry::LogSettings;
 use serde::{Deserialize, Serialize};
@@ -180,41 +181,14 @@ pub struct CorsSettings {
     pub max_age_secs: u64,
 }
 
-impl Settings {
-    /// Loads the settings from the defaults, `file` and the process environment.
-    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        Self::load_from(Sources::new("GATEWAY").with_file(file))
-    }
+impl Layered for Settings {
+    const ENV_PREFIX: &'static str = "GATEWAY";
 
-    /// Loads the settings from explicit sources, then checks them.
-    pub fn load_from(sources: Sources<'_>) -> Result<Self, ConfigError> {
-        let settings: Self = platform_config::load(sources)?;
-        settings.validate()?;
-        Ok(settings)
-    }
-
-    /// Rules the types alone do not express.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let url_ok = |url: &str| url.starts_with("http://") || url.starts_with("https://");
-        if !url_ok(&self.users.url) {
-            return Err(ConfigError::rule(
-                "users.url",
-                "must start with http:// or https://",
-            ));
-        }
-        if !url_ok(&self.orders.url) {
-            return Err(ConfigError::rule(
-                "orders.url",
-                "must start with http:// or https://",
-            ));
-        }
+    fn validate(&self) -> Result<(), ConfigError> {
+        require_http_url("users.url", &self.users.url)?;
+        require_http_url("orders.url", &self.orders.url)?;
         for (i, extra) in self.upstreams.iter().enumerate() {
-            if !url_ok(&extra.url) {
-                return Err(ConfigError::rule(
-                    format!("upstreams[{i}].url"),
-                    "must start with http:// or https://",
-                ));
-            }
+            require_http_url(&format!("upstreams[{i}].url"), &extra.url)?;
             if extra.services.is_empty() {
                 return Err(ConfigError::rule(
                     format!("upstreams[{i}].services"),
@@ -222,27 +196,18 @@ impl Settings {
                 ));
             }
         }
-        if self.rate_limit.per_second == 0 || self.rate_limit.burst == 0 {
-            return Err(ConfigError::rule(
-                "rate_limit",
-                "per_second and burst must be at least 1",
-            ));
-        }
-        if self.http.max_body_bytes == 0 {
-            return Err(ConfigError::rule(
-                "http.max_body_bytes",
-                "must be at least 1",
-            ));
-        }
-        if self.http.default_timeout_ms == 0 {
-            return Err(ConfigError::rule(
-                "http.default_timeout_ms",
-                "must be at least 1",
-            ));
-        }
+        require_positive(
+            "rate_limit.per_second",
+            u64::from(self.rate_limit.per_second),
+        )?;
+        require_positive("rate_limit.burst", u64::from(self.rate_limit.burst))?;
+        require_positive("http.max_body_bytes", self.http.max_body_bytes as u64)?;
+        require_positive("http.default_timeout_ms", self.http.default_timeout_ms)?;
         Ok(())
     }
+}
 
+impl Settings {
     /// Every method callable without a token.
     pub fn public_methods(&self) -> HashSet<String> {
         self.auth

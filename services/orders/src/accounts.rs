@@ -8,14 +8,14 @@
 //! cached, so a new account can order at once.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use moka::future::Cache;
 use platform_auth::users_jwks::UsersJwks;
 use platform_auth::{BearerToken, Caller, KeySource};
 use platform_proto::users::v1 as pb;
 use platform_proto::users::v1::user_service_client::UserServiceClient;
-use platform_telemetry::client::{grpc_client_span, record_grpc_outcome};
+use platform_telemetry::client::{grpc_client_span, record_client_duration, record_grpc_outcome};
 use platform_telemetry::propagation::inject_current_into_metadata;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Status};
@@ -25,7 +25,7 @@ use tracing::Instrument;
 use crate::settings::UsersSettings;
 
 /// Why the caller's account could not be confirmed.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, thiserror::Error, PartialEq, Eq)]
 pub enum AccountError {
     /// The account no longer exists.
     #[error("the caller's account no longer exists")]
@@ -73,21 +73,33 @@ impl Accounts {
     }
 
     /// Confirms that the caller's account exists, asking users with the caller's token
-    /// unless a recent answer is cached.
+    /// unless a recent answer is cached. Concurrent checks of one account share a
+    /// single call to users, so a burst of orders costs one lookup.
     pub async fn ensure_exists(
         &self,
         caller: &Caller,
         token: &BearerToken,
         remaining: Option<Duration>,
     ) -> Result<(), AccountError> {
-        if self.known.contains_key(&caller.subject) {
-            return Ok(());
-        }
         let budget = self.budget(remaining);
+        self.known
+            .try_get_with(caller.subject.clone(), self.lookup(caller, token, budget))
+            .await
+            .map_err(|shared| *shared)
+    }
+
+    /// Asks users for the caller's account.
+    async fn lookup(
+        &self,
+        caller: &Caller,
+        token: &BearerToken,
+        budget: Duration,
+    ) -> Result<(), AccountError> {
         if budget.is_zero() {
             return Err(AccountError::Timeout);
         }
         let span = grpc_client_span("users.v1.UserService", "GetUser");
+        let started = Instant::now();
         let call = async {
             let mut request = Request::new(pb::GetUserRequest {
                 id: caller.subject.clone(),
@@ -109,14 +121,12 @@ impl Accounts {
             };
             let code = outcome.as_ref().map_or_else(Status::code, |()| Code::Ok);
             record_grpc_outcome(&tracing::Span::current(), code);
+            record_client_duration("users.v1.UserService", "GetUser", code, started.elapsed());
             outcome
         };
-        match call.instrument(span).await {
-            Ok(()) => {
-                self.known.insert(caller.subject.clone(), ()).await;
-                Ok(())
-            }
-            Err(status) => Err(match status.code() {
+        call.instrument(span)
+            .await
+            .map_err(|status| match status.code() {
                 Code::NotFound => AccountError::Gone,
                 Code::Unauthenticated | Code::PermissionDenied => AccountError::Refused,
                 Code::DeadlineExceeded | Code::Cancelled => AccountError::Timeout,
@@ -124,11 +134,11 @@ impl Accounts {
                     tracing::warn!(?code, message = status.message(), "account check failed");
                     AccountError::Unavailable
                 }
-            }),
-        }
+            })
     }
 
-    /// Whether users reports SERVING on the health protocol.
+    /// Whether users reports SERVING on the health protocol. A probe, not traffic: it
+    /// opens no span and sends no trace context, so it starts no trace in users.
     pub async fn is_healthy(&self) -> bool {
         let mut request = Request::new(tonic_health::pb::HealthCheckRequest {
             service: "users.v1.UserService".to_owned(),

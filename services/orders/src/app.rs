@@ -13,8 +13,10 @@ use platform_auth::{AuthLayer, Verifier};
 use platform_db::{Database, DatabaseCheck, DbError, redact_url};
 use platform_proto::orders::v1::order_service_server::{OrderServiceServer, SERVICE_NAME};
 use platform_server::grpc::ServiceRoutes;
+use platform_server::metrics::CollectorGuard;
 use platform_server::{ServerError, ServiceRuntime};
 use platform_shutdown::Shutdown;
+use platform_telemetry::Component;
 use tonic::service::Routes;
 
 use crate::accounts::Accounts;
@@ -45,6 +47,7 @@ pub struct Application {
     accounts: Accounts,
     api: OrdersApi,
     auth: AuthLayer,
+    _pool_metrics: CollectorGuard,
 }
 
 impl Application {
@@ -52,6 +55,14 @@ impl Application {
     /// picks a free one).
     pub async fn build(settings: Settings) -> Result<Self, AppError> {
         let database = Database::connect_lazy(&settings.database)?;
+        platform_server::metrics::install(Component {
+            name: "orders",
+            version: env!("CARGO_PKG_VERSION"),
+        });
+        let pool_metrics = platform_server::metrics::register_collector({
+            let database = database.clone();
+            move || database.record_pool_metrics("orders")
+        });
         let accounts = Accounts::new(&settings.users)?;
         let verifier = Verifier::with_source(
             accounts.key_source(),
@@ -78,6 +89,7 @@ impl Application {
             accounts,
             api,
             auth,
+            _pool_metrics: pool_metrics,
         })
     }
 

@@ -1,4 +1,4 @@
-//! The `orders` binary: serves the orders service.
+//! The `orders` binary: serves the orders service, or applies its migrations.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,7 +6,13 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use orders::{Application, Settings};
+use platform_server::process;
 use platform_telemetry::Component;
+
+const COMPONENT: Component = Component {
+    name: "orders",
+    version: env!("CARGO_PKG_VERSION"),
+};
 
 /// The orders service of the platform.
 #[derive(Debug, Parser)]
@@ -30,35 +36,22 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Settings are checked before anything binds or logs, so a bad value stops the
-    // process at once with the key it is about.
-    let settings = match Settings::load(cli.config.as_deref()) {
+    let settings: Settings = match process::load_settings(COMPONENT.name, cli.config.as_deref()) {
         Ok(settings) => settings,
-        Err(error) => {
-            #[allow(clippy::print_stderr, reason = "no logger before settings")]
-            {
-                eprintln!("orders: {error}");
-            }
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(settings).await,
+        Command::Serve => process::serve(COMPONENT, &settings.log.clone(), |shutdown| async move {
+            Application::build(settings)
+                .await?
+                .run_until_stopped(shutdown)
+                .await
+        })
+        .await
+        .map_err(anyhow::Error::from),
         Command::Migrate => migrate(&settings).await,
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            #[allow(
-                clippy::print_stderr,
-                reason = "the error must reach the operator even if logging failed"
-            )]
-            {
-                eprintln!("orders: {error:#}");
-            }
-            ExitCode::FAILURE
-        }
-    }
+    process::exit(COMPONENT.name, result)
 }
 
 async fn migrate(settings: &Settings) -> anyhow::Result<()> {
@@ -70,26 +63,4 @@ async fn migrate(settings: &Settings) -> anyhow::Result<()> {
         println!("orders: migrations applied");
     }
     Ok(())
-}
-
-async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let telemetry = platform_telemetry::init(
-        Component {
-            name: "orders",
-            version: env!("CARGO_PKG_VERSION"),
-        },
-        &settings.log,
-    )
-    .context("starting telemetry")?;
-    let shutdown = platform_shutdown::from_os_signals();
-    let result = async {
-        let app = Application::build(settings).await?;
-        app.run_until_stopped(shutdown).await
-    }
-    .await;
-    if let Err(error) = &result {
-        tracing::error!(%error, "orders service failed");
-    }
-    telemetry.shutdown().await;
-    Ok(result?)
 }

@@ -1,9 +1,8 @@
 //! The orders service's settings: built-in defaults for the embedded run, then
 //! `--config FILE`, then `ORDERS__…` environment variables (see `platform-config`).
 
-use std::path::Path;
-
-use platform_config::{ConfigError, Sources};
+pub use platform_config::Layered;
+use platform_config::{ConfigError, require_http_url, require_positive};
 use platform_db::DatabaseSettings;
 use platform_server::{AdminSettings, GrpcSettings};
 use platform_telemetry::LogSettings;
@@ -97,36 +96,13 @@ impl Default for UsersSettings {
     }
 }
 
-impl Settings {
-    /// Loads the settings from the defaults, `file` and the process environment.
-    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        Self::load_from(Sources::new("ORDERS").with_file(file))
-    }
+impl Layered for Settings {
+    const ENV_PREFIX: &'static str = "ORDERS";
 
-    /// Loads the settings from explicit sources, then checks them.
-    pub fn load_from(sources: Sources<'_>) -> Result<Self, ConfigError> {
-        let settings: Self = platform_config::load(sources)?;
-        settings.validate()?;
-        Ok(settings)
-    }
-
-    /// Rules the types alone do not express.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        if !(self.users.url.starts_with("http://") || self.users.url.starts_with("https://")) {
-            return Err(ConfigError::rule(
-                "users.url",
-                "must start with http:// or https://",
-            ));
-        }
-        if self.users.timeout_ms == 0 {
-            return Err(ConfigError::rule("users.timeout_ms", "must be at least 1"));
-        }
-        if self.grpc.concurrency_limit == 0 {
-            return Err(ConfigError::rule(
-                "grpc.concurrency_limit",
-                "must be at least 1",
-            ));
-        }
+    fn validate(&self) -> Result<(), ConfigError> {
+        require_http_url("users.url", &self.users.url)?;
+        require_positive("users.timeout_ms", self.users.timeout_ms)?;
+        require_positive("grpc.concurrency_limit", self.grpc.concurrency_limit as u64)?;
         Ok(())
     }
 }

@@ -14,8 +14,10 @@ use platform_auth::AuthLayer;
 use platform_db::{Database, DatabaseCheck, DbError, redact_url};
 use platform_proto::users::v1::user_service_server::{SERVICE_NAME, UserServiceServer};
 use platform_server::grpc::ServiceRoutes;
+use platform_server::metrics::CollectorGuard;
 use platform_server::{ServerError, ServiceRuntime};
 use platform_shutdown::Shutdown;
+use platform_telemetry::Component;
 use tonic::service::Routes;
 
 use crate::api::UsersApi;
@@ -49,6 +51,7 @@ pub struct Application {
     database: Database,
     api: UsersApi,
     auth: AuthLayer,
+    _pool_metrics: CollectorGuard,
 }
 
 impl Application {
@@ -60,6 +63,14 @@ impl Application {
             .map_err(|e| AppError::Hash(HashError::Argon2(e.to_string())))?;
         let hasher = Hasher::new(params, settings.password.max_concurrent).await?;
         let database = Database::connect_lazy(&settings.database)?;
+        platform_server::metrics::install(Component {
+            name: "users",
+            version: env!("CARGO_PKG_VERSION"),
+        });
+        let pool_metrics = platform_server::metrics::register_collector({
+            let database = database.clone();
+            move || database.record_pool_metrics("users")
+        });
         let auth = AuthLayer::new(Arc::clone(&keys.verifier));
         let api = UsersApi::new(store::open(&database), hasher, keys);
         let runtime =
@@ -76,6 +87,7 @@ impl Application {
             database,
             api,
             auth,
+            _pool_metrics: pool_metrics,
         })
     }
 

@@ -1,9 +1,10 @@
 //! The users service's settings: built-in defaults for the embedded run, then
 //! `--config FILE`, then `USERS__…` environment variables (see `platform-config`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use platform_config::{ConfigError, Sources};
+pub use platform_config::Layered;
+use platform_config::{ConfigError, require_positive};
 use platform_db::DatabaseSettings;
 use platform_server::{AdminSettings, GrpcSettings};
 use platform_telemetry::LogSettings;
@@ -107,45 +108,22 @@ impl Default for PasswordSettings {
     }
 }
 
-impl Settings {
-    /// Loads the settings from the defaults, `file` and the process environment.
-    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        Self::load_from(Sources::new("USERS").with_file(file))
-    }
+impl Layered for Settings {
+    const ENV_PREFIX: &'static str = "USERS";
 
-    /// Loads the settings from explicit sources, then checks them.
-    pub fn load_from(sources: Sources<'_>) -> Result<Self, ConfigError> {
-        let settings: Self = platform_config::load(sources)?;
-        settings.validate()?;
-        Ok(settings)
-    }
-
-    /// Rules the types alone do not express.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.auth.token_ttl_secs == 0 {
-            return Err(ConfigError::rule(
-                "auth.token_ttl_secs",
-                "must be at least 1",
-            ));
-        }
+    fn validate(&self) -> Result<(), ConfigError> {
+        require_positive("auth.token_ttl_secs", self.auth.token_ttl_secs)?;
         if self.auth.issuer.is_empty() {
             return Err(ConfigError::rule("auth.issuer", "must not be empty"));
         }
         if self.auth.audience.is_empty() {
             return Err(ConfigError::rule("auth.audience", "must not be empty"));
         }
-        if self.password.max_concurrent == 0 {
-            return Err(ConfigError::rule(
-                "password.max_concurrent",
-                "must be at least 1",
-            ));
-        }
-        if self.grpc.concurrency_limit == 0 {
-            return Err(ConfigError::rule(
-                "grpc.concurrency_limit",
-                "must be at least 1",
-            ));
-        }
+        require_positive(
+            "password.max_concurrent",
+            self.password.max_concurrent as u64,
+        )?;
+        require_positive("grpc.concurrency_limit", self.grpc.concurrency_limit as u64)?;
         crate::password::params(self).map_err(|e| ConfigError::rule("password", e.to_string()))?;
         Ok(())
     }

@@ -3,6 +3,10 @@
 //! [`System::start`] runs users, orders and the gateway in this process, each on port
 //! 0 with its own SQLite database, plus a stand-in "team" backend (`inventory.v1`) that
 //! the gateway only knows from a descriptor set file named in its configuration.
+//!
+//! [`processes`] runs the three components as real processes instead, [`otlp`] is a
+//! trace receiver for them to export to, and [`prometheus`] reads `/metrics` pages
+//! strictly.
 
 #![allow(
     clippy::expect_used,
@@ -15,6 +19,10 @@ use std::time::Duration;
 use platform_shutdown::{Shutdown, Trigger};
 use platform_testing::TestDatabase;
 use tokio::task::JoinHandle;
+
+pub mod otlp;
+pub mod processes;
+pub mod prometheus;
 
 /// Code generated from the test-only inventory proto.
 pub mod inventory {

@@ -2,6 +2,8 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use platform_db::observe::SQLITE;
+use platform_db::{TraceQuery, query_span};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use uuid::Uuid;
 
@@ -76,8 +78,17 @@ impl SqliteOrderStore {
             ids.push_bind(key(row.id.as_uuid()));
         }
         query.push(") ORDER BY order_id, position");
-        let items: Vec<(String, String, i32, i64)> =
-            query.build_query_as().fetch_all(&self.pool).await?;
+        let items_sql = query.sql();
+        let items: Vec<(String, String, i32, i64)> = query
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .traced(query_span(
+                SQLITE,
+                "SELECT",
+                "order_items",
+                items_sql.as_str(),
+            ))
+            .await?;
         let items = items
             .into_iter()
             .map(|(order_id, sku, quantity, unit_price_cents)| {
@@ -109,31 +120,40 @@ impl OrderStore for SqliteOrderStore {
         let at = now();
         // The INSERT is the transaction's first statement, so it takes the write lock
         // at once; racing writers queue on the busy timeout.
-        let mut tx = self.pool.begin().await?;
-        let inserted: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let mut tx = self
+            .pool
+            .begin()
+            .traced(query_span(SQLITE, "BEGIN", "", "BEGIN"))
+            .await?;
+        let sql = format!(
             "INSERT INTO orders (id, user_id, request_id, request_fingerprint, total_cents, status, create_time, update_time) \
              VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6) \
              ON CONFLICT (user_id, request_id) DO NOTHING \
              RETURNING {COLUMNS}"
-        )))
-        .bind(key(order.id.as_uuid()))
-        .bind(key(order.user_id.as_uuid()))
-        .bind(order.request_id.as_deref())
-        .bind(order.items.fingerprint())
-        .bind(order.items.total_cents())
-        .bind(at)
-        .fetch_optional(&mut *tx)
-        .await?;
-
-        let Some(row) = inserted else {
-            tx.rollback().await?;
-            let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {COLUMNS} FROM orders WHERE user_id = ?1 AND request_id = ?2"
-            )))
+        );
+        let inserted: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(key(order.id.as_uuid()))
             .bind(key(order.user_id.as_uuid()))
             .bind(order.request_id.as_deref())
-            .fetch_optional(&self.pool)
+            .bind(order.items.fingerprint())
+            .bind(order.items.total_cents())
+            .bind(at)
+            .fetch_optional(&mut *tx)
+            .traced(query_span(SQLITE, "INSERT", "orders", &sql))
             .await?;
+
+        let Some(row) = inserted else {
+            tx.rollback()
+                .traced(query_span(SQLITE, "ROLLBACK", "", "ROLLBACK"))
+                .await?;
+            let sql =
+                format!("SELECT {COLUMNS} FROM orders WHERE user_id = ?1 AND request_id = ?2");
+            let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(key(order.user_id.as_uuid()))
+                .bind(order.request_id.as_deref())
+                .fetch_optional(&self.pool)
+                .traced(query_span(SQLITE, "SELECT", "orders", &sql))
+                .await?;
             let (stored, fingerprint) = self.one(row).await?.ok_or_else(|| {
                 StoreError::Corrupt("idempotency conflict without a stored order".to_owned())
             })?;
@@ -153,8 +173,21 @@ impl OrderStore for SqliteOrderStore {
                     .push_bind(item.unit_price_cents);
             },
         );
-        insert.build().execute(&mut *tx).await?;
-        tx.commit().await?;
+        // The text has one placeholder group per item, never the items themselves.
+        let items_sql = insert.sql();
+        insert
+            .build()
+            .execute(&mut *tx)
+            .traced(query_span(
+                SQLITE,
+                "INSERT",
+                "order_items",
+                items_sql.as_str(),
+            ))
+            .await?;
+        tx.commit()
+            .traced(query_span(SQLITE, "COMMIT", "", "COMMIT"))
+            .await?;
 
         let row = order_row(row)?;
         Ok(Created::New(Order {
@@ -169,12 +202,12 @@ impl OrderStore for SqliteOrderStore {
     }
 
     async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
-        let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM orders WHERE id = ?1"
-        )))
-        .bind(key(id.as_uuid()))
-        .fetch_optional(&self.pool)
-        .await?;
+        let sql = format!("SELECT {COLUMNS} FROM orders WHERE id = ?1");
+        let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(key(id.as_uuid()))
+            .fetch_optional(&self.pool)
+            .traced(query_span(SQLITE, "SELECT", "orders", &sql))
+            .await?;
         Ok(self.one(row).await?.map(|(order, _)| order))
     }
 
@@ -185,19 +218,21 @@ impl OrderStore for SqliteOrderStore {
         after: Option<OrderId>,
     ) -> Result<Vec<Order>, StoreError> {
         // Keyset paging on the primary key: each page costs the same.
-        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let sql = format!(
             "SELECT {COLUMNS} FROM orders \
              WHERE (?1 IS NULL OR user_id = ?1) \
                AND (?2 IS NULL OR status = ?2) \
                AND (?3 IS NULL OR id < ?3) \
              ORDER BY id DESC LIMIT ?4"
-        )))
-        .bind(filter.user_id.map(|u| key(u.as_uuid())))
-        .bind(filter.status.map(OrderStatus::as_db))
-        .bind(after.map(|id| key(id.as_uuid())))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        );
+        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(filter.user_id.map(|u| key(u.as_uuid())))
+            .bind(filter.status.map(OrderStatus::as_db))
+            .bind(after.map(|id| key(id.as_uuid())))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .traced(query_span(SQLITE, "SELECT", "orders", &sql))
+            .await?;
         Ok(self
             .with_items(rows)
             .await?
@@ -209,14 +244,16 @@ impl OrderStore for SqliteOrderStore {
     async fn cancel(&self, id: OrderId) -> Result<Cancelled, StoreError> {
         // Conditional update: writes are serialised, and the second of two cancels
         // finds the order no longer pending.
-        let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let sql = format!(
             "UPDATE orders SET status = 'cancelled', update_time = ?2 \
              WHERE id = ?1 AND status = 'pending' RETURNING {COLUMNS}"
-        )))
-        .bind(key(id.as_uuid()))
-        .bind(now())
-        .fetch_optional(&self.pool)
-        .await?;
+        );
+        let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(key(id.as_uuid()))
+            .bind(now())
+            .fetch_optional(&self.pool)
+            .traced(query_span(SQLITE, "UPDATE", "orders", &sql))
+            .await?;
         if let Some((order, _)) = self.one(row).await? {
             return Ok(Cancelled::Done(order));
         }

@@ -90,7 +90,6 @@ impl Stack {
         os.admin.addr = "127.0.0.1:0".parse().unwrap();
         os.database.url = orders_db.url().to_owned();
         os.users.url = format!("http://{}", users.addr);
-        os.users.timeout_ms = 1_000;
         let app = orders::Application::build(os).await.expect("orders builds");
         let orders_addr = app.grpc_addr();
         let orders_admin = app.admin_addr();

@@ -2,6 +2,8 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use platform_db::observe::SQLITE;
+use platform_db::{TraceQuery, query_span};
 use sqlx::SqlitePool;
 use uuid::Uuid;
 
@@ -50,42 +52,43 @@ impl SqliteUserStore {
 impl UserStore for SqliteUserStore {
     async fn create(&self, user: &NewUser) -> Result<User, StoreError> {
         let at = now();
-        let row: Row = sqlx::query_as(
-            "INSERT INTO users (id, email, display_name, password_hash, role, create_time, update_time) \
+        let sql = "INSERT INTO users (id, email, display_name, password_hash, role, create_time, update_time) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) \
-             RETURNING id, email, display_name, role, create_time, update_time",
-        )
-        .bind(key(user.id))
-        .bind(user.email.as_str())
-        .bind(user.display_name.as_str())
-        .bind(user.password_hash.as_str())
-        .bind(role_to_db(user.role))
-        .bind(at)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+             RETURNING id, email, display_name, role, create_time, update_time";
+        let row: Row = sqlx::query_as(sql)
+            .bind(key(user.id))
+            .bind(user.email.as_str())
+            .bind(user.display_name.as_str())
+            .bind(user.password_hash.as_str())
+            .bind(role_to_db(user.role))
+            .bind(at)
+            .fetch_one(&self.pool)
+            .traced(query_span(SQLITE, "INSERT", "users", sql))
+            .await
+            .map_err(StoreError::from_sqlx)?;
         to_user(row)
     }
 
     async fn get(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM users WHERE id = ?1"
-        )))
-        .bind(key(id))
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        let sql = format!("SELECT {COLUMNS} FROM users WHERE id = ?1");
+        let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(key(id))
+            .fetch_optional(&self.pool)
+            .traced(query_span(SQLITE, "SELECT", "users", &sql))
+            .await
+            .map_err(StoreError::from_sqlx)?;
         row.map(to_user).transpose()
     }
 
     async fn credentials(&self, email: &Email) -> Result<Option<(User, PasswordHash)>, StoreError> {
-        let row: Option<CredentialsRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS}, password_hash FROM users WHERE email = ?1 COLLATE NOCASE"
-        )))
-        .bind(email.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        let sql =
+            format!("SELECT {COLUMNS}, password_hash FROM users WHERE email = ?1 COLLATE NOCASE");
+        let row: Option<CredentialsRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(email.as_str())
+            .fetch_optional(&self.pool)
+            .traced(query_span(SQLITE, "SELECT", "users", &sql))
+            .await
+            .map_err(StoreError::from_sqlx)?;
         row.map(|(id, email, name, role, created, updated, hash)| {
             to_user((id, email, name, role, created, updated)).map(|u| (u, PasswordHash::new(hash)))
         })
@@ -94,41 +97,47 @@ impl UserStore for SqliteUserStore {
 
     async fn list(&self, limit: u32, after: Option<UserId>) -> Result<Vec<User>, StoreError> {
         // Keyset paging on the primary key: constant cost per page.
-        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let sql = format!(
             "SELECT {COLUMNS} FROM users WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2"
-        )))
-        .bind(after.map(key))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        );
+        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(after.map(key))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .traced(query_span(SQLITE, "SELECT", "users", &sql))
+            .await
+            .map_err(StoreError::from_sqlx)?;
         rows.into_iter().map(to_user).collect()
     }
 
     async fn update(&self, id: UserId, changes: &UserChanges) -> Result<Option<User>, StoreError> {
-        let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let sql = format!(
             "UPDATE users SET \
                display_name = COALESCE(?2, display_name), \
                password_hash = COALESCE(?3, password_hash), \
                role = COALESCE(?4, role), \
                update_time = ?5 \
              WHERE id = ?1 RETURNING {COLUMNS}"
-        )))
-        .bind(key(id))
-        .bind(changes.display_name.as_ref().map(|n| n.as_str()))
-        .bind(changes.password_hash.as_ref().map(PasswordHash::as_str))
-        .bind(changes.role.map(role_to_db))
-        .bind(now())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        );
+        let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(key(id))
+            .bind(changes.display_name.as_ref().map(|n| n.as_str()))
+            .bind(changes.password_hash.as_ref().map(PasswordHash::as_str))
+            .bind(changes.role.map(role_to_db))
+            .bind(now())
+            .fetch_optional(&self.pool)
+            .traced(query_span(SQLITE, "UPDATE", "users", &sql))
+            .await
+            .map_err(StoreError::from_sqlx)?;
         row.map(to_user).transpose()
     }
 
     async fn delete(&self, id: UserId) -> Result<bool, StoreError> {
-        let result = sqlx::query("DELETE FROM users WHERE id = ?1")
+        let sql = "DELETE FROM users WHERE id = ?1";
+        let result = sqlx::query(sql)
             .bind(key(id))
             .execute(&self.pool)
+            .traced(query_span(SQLITE, "DELETE", "users", sql))
             .await
             .map_err(StoreError::from_sqlx)?;
         Ok(result.rows_affected() > 0)
