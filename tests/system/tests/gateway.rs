@@ -484,3 +484,61 @@ async fn upstreams_named_by_dns_are_resolved_and_balanced() {
     }
     system.stop().await;
 }
+
+#[tokio::test]
+async fn cors_answers_only_the_configured_origins() {
+    let system = System::start_with(Options {
+        gateway: Some(|s| {
+            s.cors.allowed_origins = vec!["https://app.example.com".to_owned()];
+            s.cors.max_age_secs = 600;
+        }),
+        ..Options::default()
+    })
+    .await;
+    let preflight = |origin: &'static str| {
+        system
+            .http
+            .request(reqwest::Method::OPTIONS, system.url("/v1/orders"))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .header(
+                "Access-Control-Request-Headers",
+                "authorization,content-type,idempotency-key",
+            )
+            .send()
+    };
+    let allowed = preflight("https://app.example.com").await.unwrap();
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let allowed_headers = allowed.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(
+        allowed_headers.contains("idempotency-key"),
+        "{allowed_headers}"
+    );
+    let other = preflight("https://evil.example.net").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+
+    let simple = system
+        .http
+        .get(system.url("/v1/auth/jwks"))
+        .header("Origin", "https://app.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(simple.status(), StatusCode::OK);
+    assert_eq!(
+        simple.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let exposed = simple.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(exposed.contains("x-request-id"), "{exposed}");
+    system.stop().await;
+}
