@@ -310,35 +310,12 @@ impl System {
 
     /// Signs up through the gateway and returns the account id and a token.
     pub async fn user(&self, email: &str) -> (String, String) {
-        let created: serde_json::Value = self
-            .http
-            .post(self.url("/v1/users"))
-            .json(
-                &serde_json::json!({ "email": email, "displayName": "Test", "password": PASSWORD }),
-            )
-            .send()
-            .await
-            .expect("sign-up answered")
-            .json()
-            .await
-            .expect("sign-up JSON");
-        let id = created["id"].as_str().expect("an id").to_owned();
-        (id, self.token(email).await)
+        sign_up(&self.http, &self.url(""), email).await
     }
 
     /// A token for `email` through the gateway.
     pub async fn token(&self, email: &str) -> String {
-        let token: serde_json::Value = self
-            .http
-            .post(self.url("/v1/auth/token"))
-            .json(&serde_json::json!({ "email": email, "password": PASSWORD }))
-            .send()
-            .await
-            .expect("token answered")
-            .json()
-            .await
-            .expect("token JSON");
-        token["accessToken"].as_str().expect("a token").to_owned()
+        token(&self.http, &self.url(""), email).await
     }
 
     /// An admin made with the operator path, and a token for it.
@@ -363,6 +340,35 @@ impl System {
             running.stop().await;
         }
     }
+}
+
+/// Signs `email` up through the gateway at `base` and returns the account id and a token.
+pub async fn sign_up(http: &reqwest::Client, base: &str, email: &str) -> (String, String) {
+    let created: serde_json::Value = http
+        .post(format!("{base}/v1/users"))
+        .json(&serde_json::json!({ "email": email, "displayName": "Test", "password": PASSWORD }))
+        .send()
+        .await
+        .expect("sign-up answered")
+        .json()
+        .await
+        .expect("sign-up JSON");
+    let id = created["id"].as_str().expect("an id").to_owned();
+    (id, token(http, base, email).await)
+}
+
+/// A token for `email` through the gateway at `base`.
+pub async fn token(http: &reqwest::Client, base: &str, email: &str) -> String {
+    let token: serde_json::Value = http
+        .post(format!("{base}/v1/auth/token"))
+        .json(&serde_json::json!({ "email": email, "password": PASSWORD }))
+        .send()
+        .await
+        .expect("token answered")
+        .json()
+        .await
+        .expect("token JSON");
+    token["accessToken"].as_str().expect("a token").to_owned()
 }
 
 fn loopback() -> SocketAddr {

@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::PASSWORD;
 
 /// Where the binary `name` of this workspace was built.
 pub fn binary(name: &str) -> PathBuf {
@@ -344,33 +343,7 @@ impl Processes {
 
     /// Signs up through the gateway; returns the account id and a token.
     pub async fn user(&self, email: &str) -> (String, String) {
-        let created: Value = self
-            .client
-            .post(self.url("/v1/users"))
-            .json(
-                &serde_json::json!({ "email": email, "displayName": "Test", "password": PASSWORD }),
-            )
-            .send()
-            .await
-            .expect("sign-up answered")
-            .json()
-            .await
-            .expect("sign-up JSON");
-        let id = created["id"].as_str().expect("an id").to_owned();
-        let token: Value = self
-            .client
-            .post(self.url("/v1/auth/token"))
-            .json(&serde_json::json!({ "email": email, "password": PASSWORD }))
-            .send()
-            .await
-            .expect("token answered")
-            .json()
-            .await
-            .expect("token JSON");
-        (
-            id,
-            token["accessToken"].as_str().expect("a token").to_owned(),
-        )
+        crate::sign_up(&self.client, &self.url(""), email).await
     }
 
     /// Every log line of the three processes.
