@@ -22,4 +22,6 @@ pub use caller::{BearerToken, Caller, Role};
 pub use issuer::{IssuedToken, TokenIssuer, TokenSettings};
 pub use keys::{Jwk, KeyError, SigningKey};
 pub use layer::{AuthLayer, AuthService, bearer_token, require_caller};
-pub use verifier::{DEFAULT_LEEWAY, KeySource, KeySourceError, Verifier, VerifyError};
+pub use verifier::{
+    DEFAULT_LEEWAY, KeySource, KeySourceError, VERIFIED_TOKENS_CACHED, Verifier, VerifyError,
+};

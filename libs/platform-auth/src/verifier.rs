@@ -96,6 +96,9 @@ struct RefreshState {
     last_failed: bool,
 }
 
+/// How many verified tokens a service remembers by default (a few MiB at most).
+pub const VERIFIED_TOKENS_CACHED: u64 = 10_000;
+
 /// Verifies access tokens. `Send + Sync`; share it behind an `Arc`.
 pub struct Verifier {
     // Swapped whole on replacement so a reader never sees a half-updated set and the
@@ -106,6 +109,19 @@ pub struct Verifier {
     leeway_secs: i64,
     validation: Validation,
     refresher: Option<Refresher>,
+    /// Tokens already verified, so a caller's every request does not pay for a
+    /// signature check. An entry is used only while the token is unexpired and its key
+    /// is still in the set.
+    cache: Option<moka::sync::Cache<String, Arc<Verified>>>,
+}
+
+/// A verified token, remembered.
+#[derive(Debug)]
+struct Verified {
+    caller: Caller,
+    kid: String,
+    /// `exp` plus the leeway: from then on the token is refused.
+    valid_until: i64,
 }
 
 impl fmt::Debug for Verifier {
@@ -141,6 +157,7 @@ impl Verifier {
             leeway_secs: duration_secs(DEFAULT_LEEWAY),
             validation,
             refresher,
+            cache: None,
         }
     }
 
@@ -203,6 +220,14 @@ impl Verifier {
 
     /// Verifies `token` (the compact JWT, without `Bearer `) and returns its caller.
     pub async fn verify(&self, token: &str) -> Result<Caller, VerifyError> {
+        if let Some(cache) = &self.cache
+            && let Some(hit) = cache.get(token)
+        {
+            if unix_now() < hit.valid_until && self.lookup(&hit.kid).is_some() {
+                return Ok(hit.caller.clone());
+            }
+            cache.invalidate(token);
+        }
         let kid = parse_header(token)?;
         let key = match self.lookup(&kid) {
             Some(key) => key,
@@ -210,10 +235,35 @@ impl Verifier {
         };
         let data = jsonwebtoken::decode::<ReceivedClaims>(token, &key, &self.validation)
             .map_err(|e| map_jwt_error(e.kind()))?;
-        self.check_claims(data.claims)
+        let (caller, valid_until) = self.check_claims(data.claims)?;
+        if let Some(cache) = &self.cache {
+            cache.insert(
+                token.to_owned(),
+                Arc::new(Verified {
+                    caller: caller.clone(),
+                    kid,
+                    valid_until,
+                }),
+            );
+        }
+        Ok(caller)
     }
 
-    fn check_claims(&self, claims: ReceivedClaims) -> Result<Caller, VerifyError> {
+    /// Remembers up to `capacity` verified tokens (each for at most five minutes and
+    /// never past its expiry or its key's removal), so repeated calls with one token
+    /// skip the signature check.
+    pub fn with_cache(mut self, capacity: u64) -> Self {
+        self.cache = Some(
+            moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(Duration::from_secs(300))
+                .build(),
+        );
+        self
+    }
+
+    /// The caller, and the time (`exp` + leeway) from which the token is refused.
+    fn check_claims(&self, claims: ReceivedClaims) -> Result<(Caller, i64), VerifyError> {
         if claims.iss != self.issuer {
             return Err(VerifyError::WrongIssuer);
         }
@@ -233,10 +283,13 @@ impl Verifier {
         if claims.sub.is_empty() {
             return Err(VerifyError::Malformed);
         }
-        Ok(Caller {
-            subject: claims.sub,
-            role: claims.role,
-        })
+        Ok((
+            Caller {
+                subject: claims.sub,
+                role: claims.role,
+            },
+            claims.exp.saturating_add(self.leeway_secs),
+        ))
     }
 
     fn current_keys(&self) -> Arc<KeySet> {

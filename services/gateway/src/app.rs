@@ -170,7 +170,8 @@ impl Application {
             &settings.auth.issuer,
             &settings.auth.audience,
         )
-        .with_leeway(Duration::from_secs(settings.auth.clock_skew_secs));
+        .with_leeway(Duration::from_secs(settings.auth.clock_skew_secs))
+        .with_cache(platform_auth::VERIFIED_TOKENS_CACHED);
 
         let openapi = Bytes::from(openapi_document(&table, &settings).to_string());
         let edge = Arc::new(Edge {

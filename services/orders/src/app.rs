@@ -70,7 +70,8 @@ impl Application {
             &settings.auth.issuer,
             &settings.auth.audience,
         )
-        .with_leeway(Duration::from_secs(settings.auth.clock_skew_secs));
+        .with_leeway(Duration::from_secs(settings.auth.clock_skew_secs))
+        .with_cache(platform_auth::VERIFIED_TOKENS_CACHED);
         let auth = AuthLayer::new(Arc::new(verifier));
         let api = OrdersApi::new(store::open(&database), accounts.clone());
         let runtime =

@@ -36,7 +36,8 @@ impl Keys {
             }
         }
         let verifier = Verifier::new(jwks.clone(), &settings.issuer, &settings.audience)?
-            .with_leeway(Duration::from_secs(settings.clock_skew_secs));
+            .with_leeway(Duration::from_secs(settings.clock_skew_secs))
+            .with_cache(platform_auth::VERIFIED_TOKENS_CACHED);
         let issuer = TokenIssuer::new(
             signing,
             TokenSettings {

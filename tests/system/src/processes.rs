@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-
 /// Where the binary `name` of this workspace was built.
 pub fn binary(name: &str) -> PathBuf {
     let test_exe = std::env::current_exe().expect("the test executable's path");
