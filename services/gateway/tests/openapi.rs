@@ -588,12 +588,12 @@ fn library_template_features() {
 }
 
 /// Compiles one proto file given as text (written under `CARGO_TARGET_TMPDIR`, with
-/// `/proto` for the google/api imports) and builds the table of its `Edge` service.
+/// `/proto/vendor` for the google/api imports) and builds the table of its `Edge` service.
 fn table_from_source(file: &str, source: &str) -> RouteTable {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("openapi-protos");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(file), source).unwrap();
-    let protos = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let protos = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto/vendor");
     let mut compiler = protox::Compiler::new([dir, protos]).unwrap();
     compiler.include_imports(true).include_source_info(true);
     compiler.open_files([file]).unwrap();
