@@ -11,6 +11,7 @@ use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use platform_auth::BearerToken;
 use platform_telemetry::client::{grpc_client_span, record_client_duration, record_grpc_outcome};
 use platform_telemetry::propagation::inject_current_into_metadata;
 use prost_reflect::{DynamicMessage, ReflectMessage, Value};
@@ -27,8 +28,9 @@ use crate::upstream::Upstream;
 /// What travels with a call besides its message.
 #[derive(Debug)]
 struct Outgoing {
-    /// The caller's verified token, for the service to verify again.
-    token: Option<String>,
+    /// The caller's verified token, for the service to verify again (its `Debug`
+    /// is redacted).
+    token: Option<BearerToken>,
     /// The request's id, so the service's logs carry it too.
     request_id: String,
     /// The deadline, sent as `grpc-timeout`.
@@ -45,7 +47,7 @@ pub(super) async fn serve(State(edge): State<Arc<Edge>>, request: Request) -> Re
     let headers = request.headers();
     let outgoing = Outgoing {
         token: match request.extensions().get::<Identity>() {
-            Some(Identity::Caller { token, .. }) => Some(token.as_str().to_owned()),
+            Some(Identity::Caller { token, .. }) => Some(token.clone()),
             _ => None,
         },
         request_id: request_id::of(headers).to_owned(),
@@ -96,7 +98,7 @@ async fn call_upstream(
     let outcome = async {
         let mut metadata = MetadataMap::new();
         if let Some(token) = &outgoing.token
-            && let Ok(value) = MetadataValue::try_from(format!("Bearer {token}"))
+            && let Ok(value) = MetadataValue::try_from(format!("Bearer {}", token.as_str()))
         {
             metadata.insert("authorization", value);
         }
