@@ -9,9 +9,9 @@
 use std::collections::HashSet;
 
 use openapiv3::{
-    AdditionalProperties, AnySchema, ArrayType, Components, IntegerFormat, IntegerType,
-    NumberFormat, NumberType, ObjectType, ReferenceOr, Schema, SchemaData, SchemaKind, StringType,
-    Type,
+    AdditionalProperties, AnySchema, ArrayType, BooleanType, Components, IntegerFormat,
+    IntegerType, NumberFormat, NumberType, ObjectType, ReferenceOr, Schema, SchemaData, SchemaKind,
+    StringType, Type, VariantOrUnknownOrEmpty,
 };
 use prost_reflect::{DescriptorPool, EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor};
 
@@ -145,7 +145,7 @@ impl Schemas {
             // lose precision past 2^53); it reads numbers too.
             Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => string(Some("int64")),
             Kind::Uint64 | Kind::Fixed64 => string(Some("uint64")),
-            Kind::Bool => Type::Boolean(openapiv3::BooleanType::default()),
+            Kind::Bool => Type::Boolean(BooleanType::default()),
             Kind::String => string(None),
             Kind::Bytes => string(Some("byte")),
             Kind::Enum(desc) => return ReferenceOr::Item(self.enum_schema(desc, true)),
@@ -271,6 +271,7 @@ pub(super) fn typed(ty: Type) -> Schema {
     }
 }
 
+/// `schema` with a description.
 pub(super) fn described(mut schema: Schema, description: &str) -> Schema {
     schema.schema_data.description = Some(description.to_owned());
     schema
@@ -299,8 +300,9 @@ fn number(format: NumberFormat) -> Type {
     })
 }
 
-fn known<T>(format: T) -> openapiv3::VariantOrUnknownOrEmpty<T> {
-    openapiv3::VariantOrUnknownOrEmpty::Item(format)
+/// A format OpenAPI names for the type.
+fn known<T>(format: T) -> VariantOrUnknownOrEmpty<T> {
+    VariantOrUnknownOrEmpty::Item(format)
 }
 
 /// `{}`: any JSON value.
