@@ -45,7 +45,7 @@
 //! - The transcoder reads an empty body as an empty message, so `requestBody.required`
 //!   is true only when an empty body cannot be a valid request: the body schema has a
 //!   `(google.api.field_behavior) = REQUIRED` field, or the body field itself is
-//!   `REQUIRED`.
+//!   `REQUIRED`. Otherwise it is left out, which OpenAPI reads as `false`.
 //! - The `200` response is the output message, or its `response_body` field.
 //!   Every operation has a `default` response: the error body, `google.rpc.Status`.
 //!
