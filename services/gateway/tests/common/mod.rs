@@ -11,9 +11,11 @@ use prost_reflect::DescriptorPool;
 /// with `/proto/vendor` as an include dir for `google/api/*.proto`.
 pub(crate) fn pool(files: &[&str]) -> DescriptorPool {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut compiler =
-        protox::Compiler::new([manifest.join("tests/protos"), manifest.join("../../proto/vendor")])
-            .expect("include dirs exist");
+    let mut compiler = protox::Compiler::new([
+        manifest.join("tests/protos"),
+        manifest.join("../../proto/vendor"),
+    ])
+    .expect("include dirs exist");
     compiler.include_imports(true).include_source_info(true);
     compiler.open_files(files).expect("test protos compile");
     // `encode_file_descriptor_set` keeps the google.api.http option bytes.
