@@ -304,7 +304,6 @@ fn warn_if_readable_by_others(_path: &Path) {}
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
 
     use super::*;
 

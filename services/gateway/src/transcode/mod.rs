@@ -332,7 +332,6 @@ fn parse_query(query: &str) -> Result<Vec<(String, String)>, TranscodeError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
 

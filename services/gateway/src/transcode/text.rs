@@ -131,7 +131,6 @@ fn parse_message(desc: &MessageDescriptor, text: &str) -> Result<DynamicMessage,
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
 

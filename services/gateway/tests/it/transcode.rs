@@ -1,9 +1,7 @@
 //! Request building and response rendering over the test-only `routing.v1` proto:
 //! the gRPC message a client's HTTP request turns into, and the JSON it gets back.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
+use crate::common;
 
 use gateway::routing::{RouteMatch, RouteTable};
 use gateway::{TranscodeError, build_request, render_response};

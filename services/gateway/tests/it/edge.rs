@@ -2,8 +2,6 @@
 //! answers the layers give on their own (404, 405, 401, 429, 413), the request id on
 //! every one of them, and the in-flight gauge when a client walks away.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,7 +1,5 @@
 //! Shared by the integration tests: descriptor pools compiled from the test protos.
 
-#![allow(dead_code, reason = "each test binary uses a different part")]
-
 use std::path::PathBuf;
 
 use gateway::routing::{RouteError, RouteTable};

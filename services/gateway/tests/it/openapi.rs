@@ -5,9 +5,7 @@
 //! `openapi-spec-validator target/tmp/openapi.json` (pip package
 //! `openapi-spec-validator`, in a virtualenv).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
+use crate::common;
 
 use gateway::openapi::{self, ApiInfo};
 use gateway::routing::{Route, RouteTable};

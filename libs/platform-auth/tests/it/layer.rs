@@ -1,5 +1,4 @@
 //! The tower layer, driven over plain http requests with a stand-in inner service.
-#![allow(clippy::unwrap_used)]
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,6 +1,5 @@
 //! Issuing and verifying tokens: roundtrips, every rejection reason, key rotation
 //! and refreshing keys from a `KeySource`.
-#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

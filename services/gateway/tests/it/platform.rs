@@ -1,8 +1,6 @@
 //! The real APIs: routes and transcoding over `platform_proto::descriptor_pool()` for
 //! `users.v1.UserService` and `orders.v1.OrderService`, as a client of the edge sees them.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use gateway::routing::{RouteMatch, RouteTable};
 use gateway::{TranscodeError, build_request, render_response};
 use http::Method;

@@ -1,9 +1,7 @@
 //! Route table behaviour over the test-only `routing.v1` and `conflict.v1` protos:
 //! what a client reaches for a given method and path, and which annotations are refused.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
+use crate::common;
 
 use gateway::routing::{BodyRule, RouteError, RouteMatch, RouteTable};
 use http::Method;

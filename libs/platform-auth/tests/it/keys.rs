@@ -1,6 +1,5 @@
 //! Key files and redaction: loading, generating and storing signing keys, and
 //! keeping key and token material out of errors and Debug output.
-#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 

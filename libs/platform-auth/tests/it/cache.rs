@@ -1,6 +1,5 @@
 //! The verified-token cache: a hit answers like a full verification would, and never
 //! outlives the token's expiry or its key.
-#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 use std::time::Duration;
