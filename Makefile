@@ -49,7 +49,7 @@ openapi: ## Write the gateway's OpenAPI document to target/openapi.json and vali
 deny: ## cargo deny: advisories (offline RustSec snapshot), bans, licenses, sources
 	bash scripts/ensure-tools.sh cargo-deny
 	bash scripts/advisory-db.sh
-	cargo-deny --locked check --disable-fetch
+	cargo-deny --locked --offline check
 
 unused-deps: ## Fail on a dependency a crate declares but never uses (cargo-machete)
 	bash scripts/ensure-tools.sh cargo-machete
