@@ -44,7 +44,9 @@ impl<T> Id<T> {
 
     /// Parses the id sent in request field `field`.
     pub fn parse(field: &str, value: &str) -> Result<Self, FieldViolation> {
-        value.parse().map_err(|invalid: InvalidId| invalid.at(field))
+        value
+            .parse()
+            .map_err(|invalid: InvalidId| invalid.at(field))
     }
 
     /// The UUID.
@@ -57,7 +59,9 @@ impl<T> FromStr for Id<T> {
     type Err = InvalidId;
 
     fn from_str(value: &str) -> Result<Self, InvalidId> {
-        Uuid::parse_str(value).map(Self::from).map_err(|_| InvalidId)
+        Uuid::parse_str(value)
+            .map(Self::from)
+            .map_err(|_| InvalidId)
     }
 }
 

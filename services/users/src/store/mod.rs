@@ -1,21 +1,21 @@
 //! Where accounts live: one trait, one implementation per database.
 //!
-//! [`open`] picks the implementation from the database URL's scheme. Both are held to
-//! the same behaviour by one test suite (`tests/store.rs`) run against each.
+//! The trait is implemented once, in SQL, for both PostgreSQL and SQLite
+//! ([`SqlUserStore`]); [`open`] picks the backend from the database URL's scheme. Both
+//! are held to the same behaviour by one test suite (`tests/store.rs`) run against each.
 
-mod postgres;
-mod sqlite;
+mod sql;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, SubsecRound, Utc};
-use platform_db::{Database, Migrations};
+use chrono::{DateTime, Utc};
+use platform_db::{Backend, Database, Migrations, Open};
+use sqlx::Pool;
 
 use crate::domain::{DisplayName, Email, PasswordHash, Role, User, UserId};
 
-pub use postgres::PgUserStore;
-pub use sqlite::SqliteUserStore;
+pub use sql::SqlUserStore;
 
 static PG_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -97,18 +97,18 @@ pub trait UserStore: Send + Sync + std::fmt::Debug + 'static {
     async fn delete(&self, id: UserId) -> Result<bool, StoreError>;
 }
 
-/// The store for `database`'s backend.
-pub fn open(database: &Database) -> Arc<dyn UserStore> {
-    match database {
-        Database::Postgres(pool) => Arc::new(PgUserStore::new(pool.clone())),
-        Database::Sqlite(pool) => Arc::new(SqliteUserStore::new(pool.clone())),
+impl<D: Backend> Open<D> for dyn UserStore
+where
+    SqlUserStore<D>: UserStore,
+{
+    fn open(pool: Pool<D>) -> Arc<Self> {
+        Arc::new(SqlUserStore::new(pool))
     }
 }
 
-/// Now, at the microsecond precision both databases keep, so that what a write
-/// returns equals what a later read returns.
-pub(crate) fn now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
+/// The store for `database`'s backend.
+pub fn open(database: &Database) -> Arc<dyn UserStore> {
+    platform_db::open(database)
 }
 
 /// Builds a [`User`] from stored columns.
