@@ -1,4 +1,4 @@
-//! Where accounts live: one trait, one implementation per database.
+//! Where accounts live: one trait, one SQL implementation for both databases.
 //!
 //! The trait is implemented once, in SQL, for both PostgreSQL and SQLite
 //! ([`SqlUserStore`]); [`open`] picks the backend from the database URL's scheme. Both
