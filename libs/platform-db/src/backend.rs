@@ -4,8 +4,9 @@
 //! A service writes its store once, generic over [`Backend`], with its statements in
 //! PostgreSQL's spelling (`$1` parameters). [`Backend`] supplies the little that
 //! differs: how a parameter is written, how an id column holds a UUID, how a column is
-//! compared ignoring case, and how a column is matched against a set of ids. [`open`]
-//! then builds the service's store for the pool the database URL chose.
+//! compared ignoring case, and how a column is matched against a set of ids. The store
+//! trait is implemented on the pool itself, and [`open`] hands the service the pool the
+//! database URL chose.
 
 use std::sync::Arc;
 
@@ -129,23 +130,20 @@ impl Backend for Sqlite {
     }
 }
 
-/// Builds a service's store over the pool of backend `D`.
+/// The store of the backend `database`'s URL chose.
 ///
-/// Implemented by the service for its store's trait object (`dyn UserStore`), once,
-/// generically over `D`, so that [`open`] can pick the backend.
-pub trait Open<D: sqlx::Database> {
-    /// The store over `pool`, whose database is migrated.
-    fn open(pool: Pool<D>) -> Arc<Self>;
-}
-
-/// The store `S` (a trait object) for the backend `database`'s URL chose.
-pub fn open<S>(database: &Database) -> Arc<S>
-where
-    S: Open<Postgres> + Open<Sqlite> + ?Sized,
-{
+/// A service implements its store trait once, on the pool of every [`Backend`]
+/// (`impl<D: Backend> UserStore for Pool<D>`). `postgres` and `sqlite` only turn the
+/// chosen pool into the service's trait object, as `|postgres| postgres` does: Rust
+/// cannot make a trait object of a trait this crate does not know.
+pub fn open<S: ?Sized>(
+    database: &Database,
+    postgres: fn(Arc<Pool<Postgres>>) -> Arc<S>,
+    sqlite: fn(Arc<Pool<Sqlite>>) -> Arc<S>,
+) -> Arc<S> {
     match database {
-        Database::Postgres(pool) => <S as Open<Postgres>>::open(pool.clone()),
-        Database::Sqlite(pool) => <S as Open<Sqlite>>::open(pool.clone()),
+        Database::Postgres(pool) => postgres(Arc::new(pool.clone())),
+        Database::Sqlite(pool) => sqlite(Arc::new(pool.clone())),
     }
 }
 

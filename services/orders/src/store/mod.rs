@@ -1,5 +1,5 @@
 //! Where orders live: one trait, implemented once in SQL for PostgreSQL and SQLite
-//! ([`SqlOrderStore`]); [`open`] picks the backend from the database URL's scheme.
+//! (on the pool of either, see `sql.rs`); [`open`] picks the backend from the database URL's scheme.
 //!
 //! The two guarantees that matter most are enforced by the database, not by the
 //! service, so that they hold across replicas: `(user_id, request_id)` is unique
@@ -12,12 +12,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use platform_db::{Backend, Database, Migrations, Open};
-use sqlx::Pool;
+use platform_db::{Database, Migrations};
 
 use crate::domain::{Items, Order, OrderId, OrderItem, OrderStatus, Sku, UserId};
-
-pub use sql::SqlOrderStore;
 
 static PG_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -116,18 +113,9 @@ pub trait OrderStore: Send + Sync + std::fmt::Debug + 'static {
     async fn cancel(&self, id: OrderId) -> Result<Cancelled, StoreError>;
 }
 
-impl<D: Backend> Open<D> for dyn OrderStore
-where
-    SqlOrderStore<D>: OrderStore,
-{
-    fn open(pool: Pool<D>) -> Arc<Self> {
-        Arc::new(SqlOrderStore::new(pool))
-    }
-}
-
 /// The store for `database`'s backend.
 pub fn open(database: &Database) -> Arc<dyn OrderStore> {
-    platform_db::open(database)
+    platform_db::open(database, |postgres| postgres, |sqlite| sqlite)
 }
 
 /// An order row without its items, as both backends read it.

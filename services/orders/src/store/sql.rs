@@ -44,21 +44,9 @@ fn order_row<D: Backend>(
     })
 }
 
-/// Orders in the database of backend `D`.
-#[derive(Debug, Clone)]
-pub struct SqlOrderStore<D: sqlx::Database> {
-    pool: Pool<D>,
-}
-
-impl<D: Backend> SqlOrderStore<D> {
-    /// A store over `pool`, whose database is migrated.
-    pub fn new(pool: Pool<D>) -> Self {
-        Self { pool }
-    }
-}
-
+/// Orders in the database of backend `D`: the pool is the store.
 #[async_trait]
-impl<D: Backend> OrderStore for SqlOrderStore<D>
+impl<D: Backend> OrderStore for Pool<D>
 where
     for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
     usize: ColumnIndex<D::Row>,
@@ -74,7 +62,6 @@ where
         // PostgreSQL a racing insert with the same key waits for the first to commit,
         // then inserts nothing.
         let mut tx = self
-            .pool
             .begin()
             .traced(query_span(D::SYSTEM, "BEGIN", "", "BEGIN"))
             .await?;
@@ -105,13 +92,12 @@ where
             let row: Option<Row<D::Uuid>> = sqlx::query_as(AssertSqlSafe(sql.as_str()))
                 .bind(key::<D>(order.user_id))
                 .bind(order.request_id.clone())
-                .fetch_optional(&self.pool)
+                .fetch_optional(self)
                 .traced(query_span(D::SYSTEM, "SELECT", "orders", &sql))
                 .await?;
-            let (stored, fingerprint) =
-                with_items(&self.pool, row).await?.pop().ok_or_else(|| {
-                    StoreError::Corrupt("idempotency conflict without a stored order".to_owned())
-                })?;
+            let (stored, fingerprint) = with_items(self, row).await?.pop().ok_or_else(|| {
+                StoreError::Corrupt("idempotency conflict without a stored order".to_owned())
+            })?;
             return Ok(existing(stored, &fingerprint, order));
         };
 
@@ -160,13 +146,10 @@ where
         let sql = D::sql(&format!("SELECT {COLUMNS} FROM orders WHERE id = $1"));
         let row: Option<Row<D::Uuid>> = sqlx::query_as(AssertSqlSafe(sql.as_str()))
             .bind(key::<D>(id))
-            .fetch_optional(&self.pool)
+            .fetch_optional(self)
             .traced(query_span(D::SYSTEM, "SELECT", "orders", &sql))
             .await?;
-        Ok(with_items(&self.pool, row)
-            .await?
-            .pop()
-            .map(|(order, _)| order))
+        Ok(with_items(self, row).await?.pop().map(|(order, _)| order))
     }
 
     async fn list(
@@ -196,10 +179,10 @@ where
         let sql = query.sql();
         let rows: Vec<Row<D::Uuid>> = query
             .build_query_as()
-            .fetch_all(&self.pool)
+            .fetch_all(self)
             .traced(query_span(D::SYSTEM, "SELECT", "orders", sql.as_str()))
             .await?;
-        Ok(with_items(&self.pool, rows)
+        Ok(with_items(self, rows)
             .await?
             .into_iter()
             .map(|(order, _)| order)
@@ -217,10 +200,10 @@ where
         let row: Option<Row<D::Uuid>> = sqlx::query_as(AssertSqlSafe(sql.as_str()))
             .bind(key::<D>(id))
             .bind(now())
-            .fetch_optional(&self.pool)
+            .fetch_optional(self)
             .traced(query_span(D::SYSTEM, "UPDATE", "orders", &sql))
             .await?;
-        if let Some((order, _)) = with_items(&self.pool, row).await?.pop() {
+        if let Some((order, _)) = with_items(self, row).await?.pop() {
             return Ok(Cancelled::Done(order));
         }
         Ok(match self.get(id).await? {

@@ -1,7 +1,7 @@
 //! Where accounts live: one trait, one SQL implementation for both databases.
 //!
 //! The trait is implemented once, in SQL, for both PostgreSQL and SQLite
-//! ([`SqlUserStore`]); [`open`] picks the backend from the database URL's scheme. Both
+//! (on the pool of either, see `sql.rs`); [`open`] picks the backend from the database URL's scheme. Both
 //! are held to the same behaviour by one test suite (`tests/store.rs`) run against each.
 
 mod sql;
@@ -10,12 +10,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use platform_db::{Backend, Database, Migrations, Open};
-use sqlx::Pool;
+use platform_db::{Database, Migrations};
 
 use crate::domain::{DisplayName, Email, PasswordHash, Role, User, UserId};
-
-pub use sql::SqlUserStore;
 
 static PG_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -97,18 +94,9 @@ pub trait UserStore: Send + Sync + std::fmt::Debug + 'static {
     async fn delete(&self, id: UserId) -> Result<bool, StoreError>;
 }
 
-impl<D: Backend> Open<D> for dyn UserStore
-where
-    SqlUserStore<D>: UserStore,
-{
-    fn open(pool: Pool<D>) -> Arc<Self> {
-        Arc::new(SqlUserStore::new(pool))
-    }
-}
-
 /// The store for `database`'s backend.
 pub fn open(database: &Database) -> Arc<dyn UserStore> {
-    platform_db::open(database)
+    platform_db::open(database, |postgres| postgres, |sqlite| sqlite)
 }
 
 /// Builds a [`User`] from stored columns.

@@ -35,21 +35,9 @@ fn key<D: Backend>(id: UserId) -> D::Uuid {
     D::uuid_to_db(id.as_uuid())
 }
 
-/// Accounts in the database of backend `D`.
-#[derive(Debug, Clone)]
-pub struct SqlUserStore<D: sqlx::Database> {
-    pool: Pool<D>,
-}
-
-impl<D: Backend> SqlUserStore<D> {
-    /// A store over `pool`, whose database is migrated.
-    pub fn new(pool: Pool<D>) -> Self {
-        Self { pool }
-    }
-}
-
+/// Accounts in the database of backend `D`: the pool is the store.
 #[async_trait]
-impl<D: Backend> UserStore for SqlUserStore<D>
+impl<D: Backend> UserStore for Pool<D>
 where
     for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
     usize: ColumnIndex<D::Row>,
@@ -71,7 +59,7 @@ where
             .bind(user.password_hash.as_str().to_owned())
             .bind(role_to_db(user.role).to_owned())
             .bind(now())
-            .fetch_one(&self.pool)
+            .fetch_one(self)
             .traced(query_span(D::SYSTEM, "INSERT", "users", &sql))
             .await
             .map_err(StoreError::from_sqlx)?;
@@ -82,7 +70,7 @@ where
         let sql = D::sql(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"));
         let row: Option<Row<D::Uuid>> = sqlx::query_as(AssertSqlSafe(sql.as_str()))
             .bind(key::<D>(id))
-            .fetch_optional(&self.pool)
+            .fetch_optional(self)
             .traced(query_span(D::SYSTEM, "SELECT", "users", &sql))
             .await
             .map_err(StoreError::from_sqlx)?;
@@ -96,7 +84,7 @@ where
         ));
         let row: Option<CredentialsRow<D::Uuid>> = sqlx::query_as(AssertSqlSafe(sql.as_str()))
             .bind(email.as_str().to_owned())
-            .fetch_optional(&self.pool)
+            .fetch_optional(self)
             .traced(query_span(D::SYSTEM, "SELECT", "users", &sql))
             .await
             .map_err(StoreError::from_sqlx)?;
@@ -120,7 +108,7 @@ where
         let sql = query.sql();
         let rows: Vec<Row<D::Uuid>> = query
             .build_query_as()
-            .fetch_all(&self.pool)
+            .fetch_all(self)
             .traced(query_span(D::SYSTEM, "SELECT", "users", sql.as_str()))
             .await
             .map_err(StoreError::from_sqlx)?;
@@ -147,7 +135,7 @@ where
             )
             .bind(changes.role.map(|r| role_to_db(r).to_owned()))
             .bind(now())
-            .fetch_optional(&self.pool)
+            .fetch_optional(self)
             .traced(query_span(D::SYSTEM, "UPDATE", "users", &sql))
             .await
             .map_err(StoreError::from_sqlx)?;
@@ -158,7 +146,7 @@ where
         let sql = D::sql("DELETE FROM users WHERE id = $1 RETURNING id");
         let deleted: Option<(D::Uuid,)> = sqlx::query_as(AssertSqlSafe(sql.as_str()))
             .bind(key::<D>(id))
-            .fetch_optional(&self.pool)
+            .fetch_optional(self)
             .traced(query_span(D::SYSTEM, "DELETE", "users", &sql))
             .await
             .map_err(StoreError::from_sqlx)?;
