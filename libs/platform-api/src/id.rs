@@ -50,7 +50,7 @@ impl<T> Id<T> {
     }
 
     /// The UUID.
-    pub fn as_uuid(&self) -> Uuid {
+    pub fn as_uuid(self) -> Uuid {
         self.uuid
     }
 }

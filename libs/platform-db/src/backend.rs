@@ -147,6 +147,23 @@ pub fn open<S: ?Sized>(
     }
 }
 
+/// Ends `query`, which stops inside a `WHERE` clause, with one keyset page of rows
+/// ordered by `id`, newest first: those older than `after`, at most `limit` of them.
+///
+/// Paging on the primary key makes every page cost the same however deep it is.
+pub fn push_keyset_page<D>(query: &mut QueryBuilder<D>, after: Option<Uuid>, limit: u32)
+where
+    D: Backend,
+    i64: Column<D>,
+{
+    if let Some(after) = after {
+        query.push(" AND id < ").push_bind(D::uuid_to_db(after));
+    }
+    query
+        .push(" ORDER BY id DESC LIMIT ")
+        .push_bind(i64::from(limit));
+}
+
 /// Now, at the microsecond precision both backends keep, so that what a write returns
 /// equals what a later read returns.
 pub fn now() -> DateTime<Utc> {

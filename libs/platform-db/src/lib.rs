@@ -13,7 +13,7 @@
 pub mod backend;
 pub mod observe;
 
-pub use backend::{Backend, Column, NotAUuid, now, open};
+pub use backend::{Backend, Column, NotAUuid, now, open, push_keyset_page};
 pub use observe::{TraceQuery, query_span};
 
 use std::path::Path;

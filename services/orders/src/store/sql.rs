@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use platform_db::{Backend, Column, NotAUuid, TraceQuery, now, query_span};
+use platform_db::{Backend, Column, NotAUuid, TraceQuery, now, push_keyset_page, query_span};
 use sqlx::{AssertSqlSafe, ColumnIndex, Executor, Pool, QueryBuilder};
 use uuid::Uuid;
 
@@ -158,9 +158,8 @@ where
         limit: u32,
         after: Option<OrderId>,
     ) -> Result<Vec<Order>, StoreError> {
-        // Keyset paging on the primary key (or the (user_id, id) index): each page
-        // costs the same however deep it is. Only the filters asked for are in the
-        // statement, so the planner sees plain comparisons.
+        // Only the filters asked for are in the statement, so the planner sees plain
+        // comparisons and can page on the (user_id, id) index.
         let mut query = QueryBuilder::<D>::new(format!("SELECT {COLUMNS} FROM orders WHERE TRUE"));
         if let Some(user_id) = filter.user_id {
             query.push(" AND user_id = ").push_bind(key::<D>(user_id));
@@ -170,12 +169,7 @@ where
                 .push(" AND status = ")
                 .push_bind(status.as_db().to_owned());
         }
-        if let Some(after) = after {
-            query.push(" AND id < ").push_bind(key::<D>(after));
-        }
-        query
-            .push(" ORDER BY id DESC LIMIT ")
-            .push_bind(i64::from(limit));
+        push_keyset_page(&mut query, after.map(OrderId::as_uuid), limit);
         let sql = query.sql();
         let rows: Vec<Row<D::Uuid>> = query
             .build_query_as()

@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use platform_db::{Backend, Column, TraceQuery, now, query_span};
+use platform_db::{Backend, Column, TraceQuery, now, push_keyset_page, query_span};
 use sqlx::{AssertSqlSafe, ColumnIndex, Executor, Pool, QueryBuilder};
 
 use super::{NewUser, StoreError, UserChanges, UserStore, user_from_columns};
@@ -96,15 +96,8 @@ where
     }
 
     async fn list(&self, limit: u32, after: Option<UserId>) -> Result<Vec<User>, StoreError> {
-        // Keyset paging: `id < …` uses the primary key index, so every page costs the
-        // same however deep it is.
-        let mut query = QueryBuilder::<D>::new(format!("SELECT {COLUMNS} FROM users"));
-        if let Some(after) = after {
-            query.push(" WHERE id < ").push_bind(key::<D>(after));
-        }
-        query
-            .push(" ORDER BY id DESC LIMIT ")
-            .push_bind(i64::from(limit));
+        let mut query = QueryBuilder::<D>::new(format!("SELECT {COLUMNS} FROM users WHERE TRUE"));
+        push_keyset_page(&mut query, after.map(UserId::as_uuid), limit);
         let sql = query.sql();
         let rows: Vec<Row<D::Uuid>> = query
             .build_query_as()
