@@ -1,8 +1,9 @@
 //! Every failure of the users API, and the one place it becomes a gRPC status.
 //!
-//! Client mistakes carry a message meant for the client (and field violations as
-//! `google.rpc.BadRequest`); server faults are logged here, inside the call's span,
-//! and reach the client only as an opaque INTERNAL or UNAVAILABLE.
+//! Client mistakes carry a message meant for the client (field violations as
+//! `google.rpc.BadRequest`); server faults go through `platform_api`'s
+//! `database_unavailable` and `internal`, which log them inside the call's span and
+//! give the client only an opaque UNAVAILABLE or INTERNAL, as every service does.
 
 use platform_api::{InvalidRequest, database_unavailable, internal};
 use tonic::Status;
