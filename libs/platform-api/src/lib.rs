@@ -4,17 +4,26 @@
 //! - Validation: requests are parsed field by field into domain values; every problem
 //!   is a [`FieldViolation`], collected by [`Violations`] so a client learns all of them
 //!   at once, and returned as INVALID_ARGUMENT with a `google.rpc.BadRequest`
-//!   ([`invalid_argument`]).
+//!   ([`InvalidRequest`]).
+//! - Ids: every resource id is an [`Id`] (a UUID with a marker of its kind), parsed
+//!   from requests and printed the same way everywhere.
+//! - Faults: a database that is down is UNAVAILABLE, anything else the server did wrong
+//!   is an opaque INTERNAL, both logged where the call's span is
+//!   ([`database_unavailable`], [`internal`]).
 //! - Paging: `page_size` 0 means 50 and is capped at 1000 ([`page_size`]); page tokens
 //!   are opaque encodings of the last id of the previous page ([`encode_page_token`]),
 //!   so listings page by keyset.
 //! - Time: `google.protobuf.Timestamp` from UTC times ([`timestamp`]).
 
+pub mod id;
+pub mod status;
+
+pub use id::{Id, InvalidId};
+pub use status::{InvalidRequest, database_unavailable, internal, invalid_argument};
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt};
 use uuid::Uuid;
 
 /// One problem with one request field, reported as a `google.rpc.BadRequest` field
@@ -53,6 +62,17 @@ impl Violations {
         }
     }
 
+    /// Keeps the value, or records every reason it is invalid.
+    pub fn check_all<T>(&mut self, result: Result<T, Vec<FieldViolation>>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(violations) => {
+                self.0.extend(violations);
+                None
+            }
+        }
+    }
+
     /// Records a violation.
     pub fn push(&mut self, violation: FieldViolation) {
         self.0.push(violation);
@@ -64,28 +84,13 @@ impl Violations {
     }
 
     /// Everything recorded, or `Ok` when nothing was.
-    pub fn finish(self) -> Result<(), Vec<FieldViolation>> {
+    pub fn finish(self) -> Result<(), InvalidRequest> {
         if self.0.is_empty() {
             Ok(())
         } else {
-            Err(self.0)
+            Err(self.0.into())
         }
     }
-}
-
-/// INVALID_ARGUMENT with a `google.rpc.BadRequest` listing every violation; the message
-/// repeats them for clients that do not read details.
-pub fn invalid_argument(violations: &[FieldViolation]) -> Status {
-    let message = describe(violations);
-    let mut details = ErrorDetails::new();
-    for v in violations {
-        details.add_bad_request_violation(v.field.clone(), v.description.clone());
-    }
-    Status::with_error_details(
-        Code::InvalidArgument,
-        format!("invalid request: {message}"),
-        details,
-    )
 }
 
 /// `field: description; field: description`.
@@ -179,24 +184,5 @@ mod tests {
         let (page, next) = paginate(ids[..3].to_vec(), 3, |id| *id);
         assert_eq!(page.len(), 3);
         assert!(next.is_empty());
-    }
-
-    #[test]
-    fn violations_become_bad_request_details() {
-        let status = invalid_argument(&[
-            FieldViolation::new("email", "must not be empty"),
-            FieldViolation::new("password", "too short"),
-        ]);
-        assert_eq!(status.code(), Code::InvalidArgument);
-        assert!(status.message().contains("email: must not be empty"));
-        let details = status.get_error_details();
-        let fields: Vec<_> = details
-            .bad_request()
-            .unwrap()
-            .field_violations
-            .iter()
-            .map(|v| v.field.as_str())
-            .collect();
-        assert_eq!(fields, ["email", "password"]);
     }
 }

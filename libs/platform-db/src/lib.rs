@@ -6,11 +6,14 @@
 //! migrations, and answers readiness pings. Pools connect lazily, so a service can start,
 //! report NOT_SERVING, and become ready by itself once its database appears.
 //!
-//! [`observe`] gives every query a client span ([`query_span`]) and the pool its
-//! Prometheus gauges.
+//! [`backend`] lets a service write its store once for both backends and [`open`] it
+//! for the configured one; [`observe`] gives every query a client span
+//! ([`query_span`]) and the pool its Prometheus gauges.
 
+pub mod backend;
 pub mod observe;
 
+pub use backend::{Backend, Column, NotAUuid, now, open, push_keyset_page};
 pub use observe::{TraceQuery, query_span};
 
 use std::path::Path;

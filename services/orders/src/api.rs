@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use platform_api::{Violations, decode_page_token, paginate, timestamp};
+use platform_api::{InvalidRequest, Violations, decode_page_token, paginate, timestamp};
 use platform_auth::{Caller, bearer_token, require_caller};
 use platform_proto::orders::v1 as pb;
 use platform_proto::orders::v1::order_service_server::OrderService;
@@ -78,7 +78,7 @@ fn to_proto(order: Order) -> pb::Order {
     }
 }
 
-fn parse_id(id: &str) -> Result<OrderId, ApiError> {
+fn parse_id(id: &str) -> Result<OrderId, InvalidRequest> {
     Ok(OrderId::parse("id", id)?)
 }
 
@@ -106,17 +106,11 @@ impl OrderService for OrdersApi {
             })
             .collect();
         let mut violations = Violations::default();
-        let items = match Items::parse(&raw) {
-            Ok(items) => Some(items),
-            Err(found) => {
-                found.into_iter().for_each(|v| violations.push(v));
-                None
-            }
-        };
+        let items = violations.check_all(Items::parse(&raw));
         let request_id = violations.check(domain::request_id(&req.request_id));
-        violations.finish().map_err(ApiError::from)?;
+        violations.finish()?;
         let (Some(items), Some(request_id)) = (items, request_id) else {
-            return Err(ApiError::Invalid(Vec::new()).into());
+            return Err(ApiError::Invalid(InvalidRequest::default()).into());
         };
 
         self.accounts
@@ -183,7 +177,7 @@ impl OrderService for OrdersApi {
         } else {
             violations.check(UserId::parse("user_id", &req.user_id))
         };
-        violations.finish().map_err(ApiError::from)?;
+        violations.finish()?;
 
         let user_id = if caller.is_admin() {
             wanted_user

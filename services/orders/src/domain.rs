@@ -4,12 +4,9 @@
 //! printable, every quantity is at least 1, every price non-negative, and the total is
 //! known not to overflow.
 
-use std::fmt;
-
 use chrono::{DateTime, Utc};
-pub use platform_api::FieldViolation;
+pub use platform_api::{FieldViolation, Id};
 use sha2::{Digest, Sha256};
-use uuid::Uuid;
 
 /// Most items one order may hold.
 pub const MAX_ITEMS: usize = 100;
@@ -21,69 +18,14 @@ pub const MAX_QUANTITY: i32 = 1_000_000;
 pub const MAX_REQUEST_ID_CHARS: usize = 128;
 
 /// An order id (UUIDv7: sorts by creation time).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct OrderId(Uuid);
-
-impl OrderId {
-    /// A fresh id.
-    pub fn generate() -> Self {
-        Self(Uuid::now_v7())
-    }
-
-    /// Parses the id in `field`.
-    pub fn parse(field: &str, value: &str) -> Result<Self, FieldViolation> {
-        Uuid::parse_str(value)
-            .map(Self)
-            .map_err(|_| FieldViolation::new(field, "must be a UUID"))
-    }
-
-    /// The UUID.
-    pub fn as_uuid(&self) -> Uuid {
-        self.0
-    }
-}
-
-impl From<Uuid> for OrderId {
-    fn from(value: Uuid) -> Self {
-        Self(value)
-    }
-}
-
-impl fmt::Display for OrderId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.hyphenated().fmt(f)
-    }
-}
+pub type OrderId = Id<Order>;
 
 /// The account an order belongs to: the `sub` of a verified token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct UserId(Uuid);
+pub type UserId = Id<Account>;
 
-impl UserId {
-    /// Parses a user id in `field`.
-    pub fn parse(field: &str, value: &str) -> Result<Self, FieldViolation> {
-        Uuid::parse_str(value)
-            .map(Self)
-            .map_err(|_| FieldViolation::new(field, "must be a UUID"))
-    }
-
-    /// The UUID.
-    pub fn as_uuid(&self) -> Uuid {
-        self.0
-    }
-}
-
-impl From<Uuid> for UserId {
-    fn from(value: Uuid) -> Self {
-        Self(value)
-    }
-}
-
-impl fmt::Display for UserId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.hyphenated().fmt(f)
-    }
-}
+/// An account of the users service, known here only by its id.
+#[derive(Debug)]
+pub enum Account {}
 
 /// A stock-keeping unit: 1 to 64 printable characters without white space.
 #[derive(Debug, Clone, PartialEq, Eq)]

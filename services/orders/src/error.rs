@@ -1,10 +1,11 @@
 //! Every failure of the orders API, and the one place it becomes a gRPC status.
 //!
 //! Client mistakes carry a message meant for the client (field violations as
-//! `google.rpc.BadRequest`); server faults are logged here, inside the call's span, and
-//! reach the client only as an opaque INTERNAL or UNAVAILABLE.
+//! `google.rpc.BadRequest`); server faults go through `platform_api`'s
+//! `database_unavailable` and `internal`, which log them inside the call's span and
+//! give the client only an opaque UNAVAILABLE or INTERNAL, as every service does.
 
-use platform_api::{FieldViolation, invalid_argument};
+use platform_api::{InvalidRequest, database_unavailable, internal};
 use tonic::Status;
 
 use crate::accounts::AccountError;
@@ -15,7 +16,7 @@ use crate::store::StoreError;
 pub enum ApiError {
     /// One or more request fields are invalid.
     #[error("invalid request")]
-    Invalid(Vec<FieldViolation>),
+    Invalid(#[from] InvalidRequest),
     /// The caller may not do this.
     #[error("{0}")]
     PermissionDenied(&'static str),
@@ -36,22 +37,10 @@ pub enum ApiError {
     Store(#[from] StoreError),
 }
 
-impl From<FieldViolation> for ApiError {
-    fn from(violation: FieldViolation) -> Self {
-        Self::Invalid(vec![violation])
-    }
-}
-
-impl From<Vec<FieldViolation>> for ApiError {
-    fn from(violations: Vec<FieldViolation>) -> Self {
-        Self::Invalid(violations)
-    }
-}
-
 impl From<ApiError> for Status {
     fn from(error: ApiError) -> Self {
         match error {
-            ApiError::Invalid(violations) => invalid_argument(&violations),
+            ApiError::Invalid(invalid) => invalid.into(),
             ApiError::PermissionDenied(msg) => Status::permission_denied(msg),
             ApiError::NotFound => Status::not_found("order not found"),
             ApiError::KeyReused => Status::already_exists(
@@ -72,14 +61,8 @@ impl From<ApiError> for Status {
             ApiError::Account(AccountError::Unavailable) => {
                 Status::unavailable("the account could not be confirmed, retry later")
             }
-            ApiError::Store(StoreError::Unavailable(source)) => {
-                tracing::error!(error = %source, "database unavailable");
-                Status::unavailable("database unavailable, retry later")
-            }
-            ApiError::Store(other) => {
-                tracing::error!(error = %other, "internal error");
-                Status::internal("internal error")
-            }
+            ApiError::Store(StoreError::Unavailable(source)) => database_unavailable(&source),
+            ApiError::Store(other) => internal(&other),
         }
     }
 }

@@ -13,7 +13,7 @@ use platform_proto::users::v1 as pb;
 use platform_proto::users::v1::user_service_server::UserService;
 use tonic::{Request, Response, Status};
 
-use platform_api::{Violations, decode_page_token, paginate, timestamp};
+use platform_api::{InvalidRequest, Violations, decode_page_token, paginate, timestamp};
 
 use crate::domain::{self, DisplayName, Email, Password, User, UserId};
 use crate::error::ApiError;
@@ -52,10 +52,10 @@ impl UsersApi {
         let email = violations.check(Email::parse(email));
         let display_name = violations.check(DisplayName::parse(display_name));
         let password = violations.check(Password::parse(password));
-        violations.finish().map_err(ApiError::from)?;
+        violations.finish()?;
         let (Some(email), Some(display_name), Some(password)) = (email, display_name, password)
         else {
-            return Err(ApiError::Invalid(Vec::new()));
+            return Err(ApiError::Invalid(InvalidRequest::default()));
         };
         let password_hash = self.hasher.hash(&password).await?;
         let user = self
@@ -103,7 +103,7 @@ fn role_to_proto(role: Role) -> pb::Role {
     }
 }
 
-fn parse_id(id: &str) -> Result<UserId, ApiError> {
+fn parse_id(id: &str) -> Result<UserId, InvalidRequest> {
     Ok(UserId::parse("id", id)?)
 }
 
@@ -143,7 +143,7 @@ impl UserService for UsersApi {
         let mut violations = Violations::default();
         let limit = violations.check(platform_api::page_size(req.page_size));
         let after = violations.check(decode_page_token(&req.page_token));
-        violations.finish().map_err(ApiError::from)?;
+        violations.finish()?;
         let limit = limit.unwrap_or(platform_api::DEFAULT_PAGE_SIZE);
         let after = after.flatten().map(UserId::from);
 
@@ -192,7 +192,7 @@ impl UserService for UsersApi {
                 None
             }
         };
-        violations.finish().map_err(ApiError::from)?;
+        violations.finish()?;
         if role.is_some() && !caller.is_admin() {
             return Err(
                 ApiError::PermissionDenied("changing a role requires the admin role").into(),

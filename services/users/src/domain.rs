@@ -7,45 +7,11 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
+pub use platform_api::{FieldViolation, Id};
 pub use platform_auth::Role;
-use uuid::Uuid;
-
-pub use platform_api::FieldViolation;
 
 /// An account id (UUIDv7: sorts by creation time).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct UserId(Uuid);
-
-impl UserId {
-    /// A fresh id.
-    pub fn generate() -> Self {
-        Self(Uuid::now_v7())
-    }
-
-    /// Parses the id in `field`.
-    pub fn parse(field: &'static str, value: &str) -> Result<Self, FieldViolation> {
-        Uuid::parse_str(value)
-            .map(Self)
-            .map_err(|_| FieldViolation::new(field, "must be a UUID"))
-    }
-
-    /// The UUID.
-    pub fn as_uuid(&self) -> Uuid {
-        self.0
-    }
-}
-
-impl From<Uuid> for UserId {
-    fn from(value: Uuid) -> Self {
-        Self(value)
-    }
-}
-
-impl fmt::Display for UserId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.hyphenated().fmt(f)
-    }
-}
+pub type UserId = Id<User>;
 
 /// A well-formed email address, lower-cased so that uniqueness ignores case.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

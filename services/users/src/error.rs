@@ -1,10 +1,11 @@
 //! Every failure of the users API, and the one place it becomes a gRPC status.
 //!
-//! Client mistakes carry a message meant for the client (and field violations as
-//! `google.rpc.BadRequest`); server faults are logged here, inside the call's span,
-//! and reach the client only as an opaque INTERNAL or UNAVAILABLE.
+//! Client mistakes carry a message meant for the client (field violations as
+//! `google.rpc.BadRequest`); server faults go through `platform_api`'s
+//! `database_unavailable` and `internal`, which log them inside the call's span and
+//! give the client only an opaque UNAVAILABLE or INTERNAL, as every service does.
 
-use platform_api::{FieldViolation, invalid_argument};
+use platform_api::{InvalidRequest, database_unavailable, internal};
 use tonic::Status;
 
 use crate::password::HashError;
@@ -15,7 +16,7 @@ use crate::store::StoreError;
 pub enum ApiError {
     /// One or more request fields are invalid.
     #[error("invalid request")]
-    Invalid(Vec<FieldViolation>),
+    Invalid(#[from] InvalidRequest),
     /// No, or no valid, credentials.
     #[error("{0}")]
     Unauthenticated(&'static str),
@@ -48,34 +49,16 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl From<FieldViolation> for ApiError {
-    fn from(violation: FieldViolation) -> Self {
-        Self::Invalid(vec![violation])
-    }
-}
-
-impl From<Vec<FieldViolation>> for ApiError {
-    fn from(violations: Vec<FieldViolation>) -> Self {
-        Self::Invalid(violations)
-    }
-}
-
 impl From<ApiError> for Status {
     fn from(error: ApiError) -> Self {
         match error {
-            ApiError::Invalid(violations) => invalid_argument(&violations),
+            ApiError::Invalid(invalid) => invalid.into(),
             ApiError::Unauthenticated(msg) => Status::unauthenticated(msg),
             ApiError::PermissionDenied(msg) => Status::permission_denied(msg),
             ApiError::NotFound => Status::not_found("user not found"),
             ApiError::EmailTaken => Status::already_exists("a user with this email already exists"),
-            ApiError::Store(StoreError::Unavailable(source)) => {
-                tracing::error!(error = %source, "database unavailable");
-                Status::unavailable("database unavailable, retry later")
-            }
-            other => {
-                tracing::error!(error = %other, "internal error");
-                Status::internal("internal error")
-            }
+            ApiError::Store(StoreError::Unavailable(source)) => database_unavailable(&source),
+            other => internal(&other),
         }
     }
 }

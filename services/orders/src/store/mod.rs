@@ -1,23 +1,20 @@
-//! Where orders live: one trait, one implementation per database.
+//! Where orders live: one trait, implemented once in SQL for PostgreSQL and SQLite
+//! (on the pool of either, see `sql.rs`); [`open`] picks the backend from the database URL's scheme.
 //!
 //! The two guarantees that matter most are enforced by the database, not by the
 //! service, so that they hold across replicas: `(user_id, request_id)` is unique
 //! (idempotent creation, even when retries race), and a cancel is a conditional update
 //! (`… WHERE status = 'pending'`), so two cancels cannot both win.
 
-mod postgres;
-mod sqlite;
+mod sql;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use platform_db::{Database, Migrations};
 
 use crate::domain::{Items, Order, OrderId, OrderItem, OrderStatus, Sku, UserId};
-
-pub use postgres::PgOrderStore;
-pub use sqlite::SqliteOrderStore;
 
 static PG_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -118,15 +115,7 @@ pub trait OrderStore: Send + Sync + std::fmt::Debug + 'static {
 
 /// The store for `database`'s backend.
 pub fn open(database: &Database) -> Arc<dyn OrderStore> {
-    match database {
-        Database::Postgres(pool) => Arc::new(PgOrderStore::new(pool.clone())),
-        Database::Sqlite(pool) => Arc::new(SqliteOrderStore::new(pool.clone())),
-    }
-}
-
-/// Now, at the microsecond precision both databases keep.
-pub(crate) fn now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
+    platform_db::open(database, |postgres| postgres, |sqlite| sqlite)
 }
 
 /// An order row without its items, as both backends read it.

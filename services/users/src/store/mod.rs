@@ -1,21 +1,18 @@
-//! Where accounts live: one trait, one implementation per database.
+//! Where accounts live: one trait, one SQL implementation for both databases.
 //!
-//! [`open`] picks the implementation from the database URL's scheme. Both are held to
-//! the same behaviour by one test suite (`tests/store.rs`) run against each.
+//! The trait is implemented once, in SQL, for both PostgreSQL and SQLite
+//! (on the pool of either, see `sql.rs`); [`open`] picks the backend from the database URL's scheme. Both
+//! are held to the same behaviour by one test suite (`tests/store.rs`) run against each.
 
-mod postgres;
-mod sqlite;
+mod sql;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use platform_db::{Database, Migrations};
 
 use crate::domain::{DisplayName, Email, PasswordHash, Role, User, UserId};
-
-pub use postgres::PgUserStore;
-pub use sqlite::SqliteUserStore;
 
 static PG_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -99,16 +96,7 @@ pub trait UserStore: Send + Sync + std::fmt::Debug + 'static {
 
 /// The store for `database`'s backend.
 pub fn open(database: &Database) -> Arc<dyn UserStore> {
-    match database {
-        Database::Postgres(pool) => Arc::new(PgUserStore::new(pool.clone())),
-        Database::Sqlite(pool) => Arc::new(SqliteUserStore::new(pool.clone())),
-    }
-}
-
-/// Now, at the microsecond precision both databases keep, so that what a write
-/// returns equals what a later read returns.
-pub(crate) fn now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(6)
+    platform_db::open(database, |postgres| postgres, |sqlite| sqlite)
 }
 
 /// Builds a [`User`] from stored columns.

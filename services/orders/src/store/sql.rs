@@ -1,0 +1,255 @@
+//! [`OrderStore`] in SQL, written once for PostgreSQL and SQLite.
+//!
+//! The statements are in PostgreSQL's spelling; [`Backend`] adapts what differs: the
+//! parameters SQLite numbers `?1`, ids it keeps as text, and how a set of ids is
+//! matched (one array on PostgreSQL, a list on SQLite).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use platform_db::{Backend, Column, NotAUuid, TraceQuery, now, push_keyset_page, query_span};
+use sqlx::{AssertSqlSafe, ColumnIndex, Executor, Pool, QueryBuilder};
+use uuid::Uuid;
+
+use super::{
+    Cancelled, Created, Filter, ItemRow, NewOrder, OrderRow, OrderStore, StoreError, assemble,
+    existing,
+};
+use crate::domain::{Order, OrderId, OrderStatus};
+
+type Row<K> = (K, K, i64, String, String, DateTime<Utc>, DateTime<Utc>);
+
+const COLUMNS: &str =
+    "id, user_id, total_cents, status, request_fingerprint, create_time, update_time";
+
+fn uuid<D: Backend>(stored: D::Uuid) -> Result<Uuid, StoreError> {
+    D::uuid_from_db(stored)
+        .map_err(|NotAUuid(text)| StoreError::Corrupt(format!("{text:?} is not a UUID")))
+}
+
+fn key<D: Backend>(id: impl Into<Uuid>) -> D::Uuid {
+    D::uuid_to_db(id.into())
+}
+
+fn order_row<D: Backend>(
+    (id, user_id, total_cents, status, fingerprint, create_time, update_time): Row<D::Uuid>,
+) -> Result<OrderRow, StoreError> {
+    Ok(OrderRow {
+        id: uuid::<D>(id)?.into(),
+        user_id: uuid::<D>(user_id)?.into(),
+        total_cents,
+        status,
+        fingerprint,
+        create_time,
+        update_time,
+    })
+}
+
+/// Orders in the database of backend `D`: the pool is the store.
+#[async_trait]
+impl<D: Backend> OrderStore for Pool<D>
+where
+    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
+    usize: ColumnIndex<D::Row>,
+    String: Column<D>,
+    Option<String>: Column<D>,
+    i32: Column<D>,
+    i64: Column<D>,
+    DateTime<Utc>: Column<D>,
+{
+    async fn create(&self, order: &NewOrder) -> Result<Created, StoreError> {
+        // On SQLite the INSERT is the transaction's first statement, so it takes the
+        // write lock at once and racing writers queue on the busy timeout; on
+        // PostgreSQL a racing insert with the same key waits for the first to commit,
+        // then inserts nothing.
+        let mut tx = self
+            .begin()
+            .traced(query_span(D::SYSTEM, "BEGIN", "", "BEGIN"))
+            .await?;
+        let sql = D::sql(&format!(
+            "INSERT INTO orders (id, user_id, request_id, request_fingerprint, total_cents, status, create_time, update_time) \
+             VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6) \
+             ON CONFLICT (user_id, request_id) DO NOTHING \
+             RETURNING {COLUMNS}"
+        ));
+        let inserted: Option<Row<D::Uuid>> = sqlx::query_as(AssertSqlSafe(sql.as_str()))
+            .bind(key::<D>(order.id))
+            .bind(key::<D>(order.user_id))
+            .bind(order.request_id.clone())
+            .bind(order.items.fingerprint())
+            .bind(order.items.total_cents())
+            .bind(now())
+            .fetch_optional(&mut *tx)
+            .traced(query_span(D::SYSTEM, "INSERT", "orders", &sql))
+            .await?;
+
+        let Some(row) = inserted else {
+            tx.rollback()
+                .traced(query_span(D::SYSTEM, "ROLLBACK", "", "ROLLBACK"))
+                .await?;
+            let sql = D::sql(&format!(
+                "SELECT {COLUMNS} FROM orders WHERE user_id = $1 AND request_id = $2"
+            ));
+            let row: Option<Row<D::Uuid>> = sqlx::query_as(AssertSqlSafe(sql.as_str()))
+                .bind(key::<D>(order.user_id))
+                .bind(order.request_id.clone())
+                .fetch_optional(self)
+                .traced(query_span(D::SYSTEM, "SELECT", "orders", &sql))
+                .await?;
+            let (stored, fingerprint) = with_items(self, row).await?.pop().ok_or_else(|| {
+                StoreError::Corrupt("idempotency conflict without a stored order".to_owned())
+            })?;
+            return Ok(existing(stored, &fingerprint, order));
+        };
+
+        let mut insert = QueryBuilder::<D>::new(
+            "INSERT INTO order_items (order_id, position, sku, quantity, unit_price_cents) ",
+        );
+        insert.push_values(
+            order.items.items().iter().enumerate(),
+            |mut b, (position, item)| {
+                b.push_bind(key::<D>(order.id))
+                    .push_bind(i32::try_from(position).unwrap_or(i32::MAX))
+                    .push_bind(item.sku.as_str().to_owned())
+                    .push_bind(item.quantity)
+                    .push_bind(item.unit_price_cents);
+            },
+        );
+        // The text has one placeholder group per item, never the items themselves.
+        let items_sql = insert.sql();
+        insert
+            .build()
+            .execute(&mut *tx)
+            .traced(query_span(
+                D::SYSTEM,
+                "INSERT",
+                "order_items",
+                items_sql.as_str(),
+            ))
+            .await?;
+        tx.commit()
+            .traced(query_span(D::SYSTEM, "COMMIT", "", "COMMIT"))
+            .await?;
+
+        let row = order_row::<D>(row)?;
+        Ok(Created::New(Order {
+            id: row.id,
+            user_id: row.user_id,
+            items: order.items.items().to_vec(),
+            total_cents: row.total_cents,
+            status: OrderStatus::Pending,
+            create_time: row.create_time,
+            update_time: row.update_time,
+        }))
+    }
+
+    async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
+        let sql = D::sql(&format!("SELECT {COLUMNS} FROM orders WHERE id = $1"));
+        let row: Option<Row<D::Uuid>> = sqlx::query_as(AssertSqlSafe(sql.as_str()))
+            .bind(key::<D>(id))
+            .fetch_optional(self)
+            .traced(query_span(D::SYSTEM, "SELECT", "orders", &sql))
+            .await?;
+        Ok(with_items(self, row).await?.pop().map(|(order, _)| order))
+    }
+
+    async fn list(
+        &self,
+        filter: Filter,
+        limit: u32,
+        after: Option<OrderId>,
+    ) -> Result<Vec<Order>, StoreError> {
+        // Only the filters asked for are in the statement, so the planner sees plain
+        // comparisons and can page on the (user_id, id) index.
+        let mut query = QueryBuilder::<D>::new(format!("SELECT {COLUMNS} FROM orders WHERE TRUE"));
+        if let Some(user_id) = filter.user_id {
+            query.push(" AND user_id = ").push_bind(key::<D>(user_id));
+        }
+        if let Some(status) = filter.status {
+            query
+                .push(" AND status = ")
+                .push_bind(status.as_db().to_owned());
+        }
+        push_keyset_page(&mut query, after.map(OrderId::as_uuid), limit);
+        let sql = query.sql();
+        let rows: Vec<Row<D::Uuid>> = query
+            .build_query_as()
+            .fetch_all(self)
+            .traced(query_span(D::SYSTEM, "SELECT", "orders", sql.as_str()))
+            .await?;
+        Ok(with_items(self, rows)
+            .await?
+            .into_iter()
+            .map(|(order, _)| order)
+            .collect())
+    }
+
+    async fn cancel(&self, id: OrderId) -> Result<Cancelled, StoreError> {
+        // Conditional update: of two concurrent cancels, the second finds the order no
+        // longer pending (PostgreSQL re-checks the condition after waiting for the
+        // first's row lock; SQLite serialises the writes).
+        let sql = D::sql(&format!(
+            "UPDATE orders SET status = 'cancelled', update_time = $2 \
+             WHERE id = $1 AND status = 'pending' RETURNING {COLUMNS}"
+        ));
+        let row: Option<Row<D::Uuid>> = sqlx::query_as(AssertSqlSafe(sql.as_str()))
+            .bind(key::<D>(id))
+            .bind(now())
+            .fetch_optional(self)
+            .traced(query_span(D::SYSTEM, "UPDATE", "orders", &sql))
+            .await?;
+        if let Some((order, _)) = with_items(self, row).await?.pop() {
+            return Ok(Cancelled::Done(order));
+        }
+        Ok(match self.get(id).await? {
+            Some(order) => Cancelled::NotPending(order),
+            None => Cancelled::NotFound,
+        })
+    }
+}
+
+/// Orders of `rows` with their items, and each order's stored fingerprint.
+async fn with_items<D>(
+    pool: &Pool<D>,
+    rows: impl IntoIterator<Item = Row<D::Uuid>>,
+) -> Result<Vec<(Order, String)>, StoreError>
+where
+    D: Backend,
+    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
+    (D::Uuid, String, i32, i64): for<'r> sqlx::FromRow<'r, D::Row>,
+{
+    let rows = rows
+        .into_iter()
+        .map(order_row::<D>)
+        .collect::<Result<Vec<_>, _>>()?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id.as_uuid()).collect();
+    let fingerprints: Vec<String> = rows.iter().map(|r| r.fingerprint.clone()).collect();
+    let mut query = QueryBuilder::<D>::new(
+        "SELECT order_id, sku, quantity, unit_price_cents FROM order_items WHERE ",
+    );
+    D::push_any_of(&mut query, "order_id", &ids);
+    query.push(" ORDER BY order_id, position");
+    let sql = query.sql();
+    let items: Vec<(D::Uuid, String, i32, i64)> = query
+        .build_query_as()
+        .fetch_all(pool)
+        .traced(query_span(D::SYSTEM, "SELECT", "order_items", sql.as_str()))
+        .await?;
+    let items = items
+        .into_iter()
+        .map(|(order_id, sku, quantity, unit_price_cents)| {
+            Ok(ItemRow {
+                order_id: uuid::<D>(order_id)?.into(),
+                sku,
+                quantity,
+                unit_price_cents,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(assemble(rows, items)?
+        .into_iter()
+        .zip(fingerprints)
+        .collect())
+}
