@@ -18,8 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http_body_util::{BodyExt, Limited};
 use platform_auth::{Verifier, VerifyError};
-use platform_telemetry::client::{grpc_client_span, record_client_duration, record_grpc_outcome};
-use platform_telemetry::propagation::{extract, inject_current_into_metadata};
+use platform_telemetry::propagation::extract;
 use prost_reflect::{DescriptorPool, DynamicMessage, ReflectMessage, Value};
 use tonic::Code;
 use tonic::metadata::{MetadataMap, MetadataValue};
@@ -45,7 +44,7 @@ pub mod names {
     /// Counter of requests refused by the rate limiter.
     pub const RATE_LIMITED: &str = "gateway_rate_limited_requests_total";
     /// Histogram of upstream call durations in seconds, by service, method and code.
-    pub const UPSTREAM: &str = platform_telemetry::client::names::CLIENT_DURATION;
+    pub const UPSTREAM: &str = platform_client::names::CLIENT_DURATION;
 }
 
 /// `# HELP` lines of the gateway's own metrics, so a scrape explains itself.
@@ -399,41 +398,24 @@ impl Edge {
         };
         let timeout = deadline(headers, Duration::from_millis(self.http.default_timeout_ms));
 
-        let method_name = route.method().name().to_owned();
-        let span = grpc_client_span(&service, &method_name);
-        let started = Instant::now();
-        let outcome = async {
-            let mut metadata = MetadataMap::new();
-            if let Some(token) = token
-                && let Ok(value) = MetadataValue::try_from(format!("Bearer {token}"))
-            {
-                metadata.insert("authorization", value);
-            }
-            if let Ok(value) = MetadataValue::try_from(request_id) {
-                metadata.insert("x-request-id", value);
-            }
-            inject_current_into_metadata(&mut metadata);
-            let result = upstream
-                .unary(
-                    route.grpc_path(),
-                    message,
-                    route.method().output(),
-                    metadata,
-                    timeout,
-                )
-                .await;
-            let code = result
-                .as_ref()
-                .map_or_else(tonic::Status::code, |_| Code::Ok);
-            record_grpc_outcome(&tracing::Span::current(), code);
-            result
+        let mut metadata = MetadataMap::new();
+        if let Some(token) = token
+            && let Ok(value) = MetadataValue::try_from(format!("Bearer {token}"))
+        {
+            metadata.insert("authorization", value);
         }
-        .instrument(span)
-        .await;
-        let code = outcome
-            .as_ref()
-            .map_or_else(tonic::Status::code, |_| Code::Ok);
-        record_client_duration(&service, &method_name, code, started.elapsed());
+        if let Ok(value) = MetadataValue::try_from(request_id) {
+            metadata.insert("x-request-id", value);
+        }
+        let outcome = upstream
+            .unary(
+                route.grpc_path(),
+                message,
+                route.method().output(),
+                metadata,
+                timeout,
+            )
+            .await;
 
         match outcome {
             Ok((reply, metadata)) => match render_response(route, &reply) {
