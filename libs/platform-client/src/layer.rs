@@ -212,7 +212,7 @@ fn status_in(headers: &HeaderMap) -> Option<Code> {
 }
 
 /// The `grpc-timeout` header: an integer of at most 8 digits and a unit.
-fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
+pub fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(GRPC_TIMEOUT)?.to_str().ok()?;
     if value.len() < 2 || value.len() > 9 {
         return None;

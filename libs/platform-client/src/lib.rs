@@ -33,7 +33,7 @@ use tower_service::Service;
 
 pub use channel::{ChannelOptions, Channels, ClientError, Resolve, SystemResolver};
 pub use health::is_serving;
-pub use layer::{ClientLayer, ClientService, names};
+pub use layer::{ClientLayer, ClientService, grpc_timeout, names};
 
 /// A shared channel to one upstream under [`ClientLayer`]: cheap to clone, and every
 /// clone uses the same connections.
