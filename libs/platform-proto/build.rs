@@ -16,9 +16,11 @@ const FILES: &[&str] = &[
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
     let proto_root = manifest_dir.join("../../proto").canonicalize()?;
+    // Vendored googleapis files are imported as `google/...` from their own root.
+    let vendor_root = proto_root.join("vendor");
     println!("cargo:rerun-if-changed={}", proto_root.display());
 
-    let mut compiler = protox::Compiler::new([&proto_root])?;
+    let mut compiler = protox::Compiler::new([&proto_root, &vendor_root])?;
     compiler.include_imports(true).include_source_info(true);
     compiler.open_files(FILES)?;
 

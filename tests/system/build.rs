@@ -10,7 +10,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let shared = manifest.join("../../proto").canonicalize()?;
     println!("cargo:rerun-if-changed={}", protos.display());
 
-    let mut compiler = protox::Compiler::new([&protos, &shared])?;
+    let vendor = shared.join("vendor");
+    let mut compiler = protox::Compiler::new([&protos, &shared, &vendor])?;
     compiler.include_imports(true).include_source_info(true);
     compiler.open_files(["inventory/v1/inventory.proto"])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);

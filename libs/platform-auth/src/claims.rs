@@ -1,8 +1,6 @@
 //! The JWT claim set of a platform access token, as written by the issuer and
 //! read back by the verifier.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use serde::{Deserialize, Serialize};
 
 use crate::caller::Role;
@@ -48,13 +46,4 @@ impl Audience {
             Audience::Many(auds) => auds.iter().any(|aud| aud == audience),
         }
     }
-}
-
-/// Seconds since the Unix epoch. A clock before 1970 reads as 0 rather than failing:
-/// tokens then look not-yet-valid or fresh, never a reason to panic.
-pub(crate) fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

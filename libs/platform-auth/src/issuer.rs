@@ -2,12 +2,14 @@
 //! subject and role with its private key.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, Header};
 
 use crate::caller::Role;
-use crate::claims::{IssuedClaims, unix_now};
+use crate::claims::IssuedClaims;
+use crate::clock::{Clock, SystemClock};
 use crate::keys::{Jwk, KeyError, SigningKey};
 
 /// What the issuer writes into every token.
@@ -45,6 +47,7 @@ pub struct TokenIssuer {
     key: SigningKey,
     header: Header,
     settings: TokenSettings,
+    clock: Arc<dyn Clock>,
 }
 
 impl fmt::Debug for TokenIssuer {
@@ -65,7 +68,15 @@ impl TokenIssuer {
             key,
             header,
             settings,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Reads the issue time from `clock` instead of the system's (tests that need a
+    /// token to expire move a [`crate::ManualClock`] instead of sleeping).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Signs a token for `subject` with `role`: header `alg` EdDSA, `typ` JWT and the
@@ -76,7 +87,7 @@ impl TokenIssuer {
         // signature anyway, and this keeps a single copy of the secret in the issuer.
         let encoding_key = self.key.encoding_key()?;
         let ttl_secs = self.settings.ttl.as_secs();
-        let now = unix_now();
+        let now = self.clock.unix_now();
         let claims = IssuedClaims {
             iss: &self.settings.issuer,
             aud: &self.settings.audience,

@@ -12,6 +12,7 @@
 
 mod caller;
 mod claims;
+mod clock;
 mod issuer;
 mod keys;
 pub mod layer;
@@ -19,6 +20,7 @@ pub mod users_jwks;
 mod verifier;
 
 pub use caller::{BearerToken, Caller, Role};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use issuer::{IssuedToken, TokenIssuer, TokenSettings};
 pub use keys::{Jwk, KeyError, SigningKey};
 pub use layer::{AuthLayer, AuthService, bearer_token, require_caller};

@@ -14,7 +14,8 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use crate::caller::Caller;
-use crate::claims::{ReceivedClaims, unix_now};
+use crate::claims::ReceivedClaims;
+use crate::clock::{Clock, SystemClock};
 use crate::keys::{ALG_EDDSA, Jwk, KeyError};
 
 /// Clock skew tolerated on `exp` and `nbf` unless [`Verifier::with_leeway`] says otherwise.
@@ -113,6 +114,8 @@ pub struct Verifier {
     /// signature check. An entry is used only while the token is unexpired and its key
     /// is still in the set.
     cache: Option<moka::sync::Cache<String, Arc<Verified>>>,
+    /// What "now" is for `exp` and `nbf`.
+    clock: Arc<dyn Clock>,
 }
 
 /// A verified token, remembered.
@@ -158,6 +161,7 @@ impl Verifier {
             validation,
             refresher,
             cache: None,
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -210,6 +214,13 @@ impl Verifier {
         self
     }
 
+    /// Checks `exp` and `nbf` against `clock` instead of the system's (tests of expiry
+    /// move a [`crate::ManualClock`] instead of sleeping).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// Replaces the key set. Fails, leaving the set unchanged, if any key is not an
     /// Ed25519 signature JWK.
     pub fn replace_keys(&self, keys: Vec<Jwk>) -> Result<(), KeyError> {
@@ -223,7 +234,7 @@ impl Verifier {
         if let Some(cache) = &self.cache
             && let Some(hit) = cache.get(token)
         {
-            if unix_now() < hit.valid_until && self.lookup(&hit.kid).is_some() {
+            if self.clock.unix_now() < hit.valid_until && self.lookup(&hit.kid).is_some() {
                 return Ok(hit.caller.clone());
             }
             cache.invalidate(token);
@@ -270,7 +281,7 @@ impl Verifier {
         if !claims.aud.contains(&self.audience) {
             return Err(VerifyError::WrongAudience);
         }
-        let now = unix_now();
+        let now = self.clock.unix_now();
         // RFC 7519 §4.1.4: the token must not be accepted on or after `exp`.
         if now >= claims.exp.saturating_add(self.leeway_secs) {
             return Err(VerifyError::Expired);

@@ -2,9 +2,12 @@
 //! outlives the token's expiry or its key.
 #![allow(clippy::unwrap_used)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use platform_auth::{Role, SigningKey, TokenIssuer, TokenSettings, Verifier, VerifyError};
+use platform_auth::{
+    ManualClock, Role, SigningKey, TokenIssuer, TokenSettings, Verifier, VerifyError,
+};
 
 fn issuer(key: &SigningKey, ttl: Duration) -> TokenIssuer {
     TokenIssuer::new(
@@ -42,13 +45,17 @@ async fn a_cached_token_answers_the_same_caller() {
 #[tokio::test]
 async fn a_cached_token_still_expires() {
     let key = SigningKey::generate().unwrap();
+    let clock = ManualClock::now();
     let token = issuer(&key, Duration::from_secs(2))
+        .with_clock(Arc::new(clock.clone()))
         .issue("ada", Role::User)
         .unwrap()
         .access_token;
-    let verifier = verifier(&[&key]);
+    let verifier = verifier(&[&key]).with_clock(Arc::new(clock.clone()));
     verifier.verify(&token).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(3100)).await;
+    clock.advance(Duration::from_secs(1));
+    verifier.verify(&token).await.unwrap();
+    clock.advance(Duration::from_secs(1));
     assert_eq!(verifier.verify(&token).await, Err(VerifyError::Expired));
 }
 

@@ -20,7 +20,6 @@ use platform_shutdown::Shutdown;
 use platform_telemetry::Component;
 use prost_reflect::{DescriptorPool, ServiceDescriptor};
 use tokio::net::TcpListener;
-use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::edge::{self, Edge};
 use crate::openapi::{self, ApiInfo};
@@ -239,10 +238,7 @@ impl Application {
             },
         ));
 
-        let mut app = edge::router(self.edge);
-        if let Some(cors) = cors(&self.settings) {
-            app = app.layer(cors);
-        }
+        let app = edge::router(self.edge, &self.settings);
         let grace = Duration::from_millis(self.settings.http.grace_period_ms);
         let drain_started = {
             let shutdown = shutdown.clone();
@@ -279,43 +275,4 @@ impl Application {
 /// no trace context).
 async fn serving(service: &str, upstream: &Upstream) -> bool {
     platform_client::is_serving(upstream.client(), service, Duration::from_secs(1)).await
-}
-
-/// The CORS layer the settings ask for, if any.
-fn cors(settings: &Settings) -> Option<CorsLayer> {
-    let origins = &settings.cors.allowed_origins;
-    if origins.is_empty() {
-        return None;
-    }
-    let allow_origin = if origins.iter().any(|o| o == "*") {
-        AllowOrigin::any()
-    } else {
-        AllowOrigin::list(origins.iter().filter_map(|o| o.parse().ok()))
-    };
-    Some(
-        CorsLayer::new()
-            .allow_origin(allow_origin)
-            .allow_methods([
-                http::Method::GET,
-                http::Method::POST,
-                http::Method::PUT,
-                http::Method::PATCH,
-                http::Method::DELETE,
-            ])
-            .allow_headers([
-                http::header::AUTHORIZATION,
-                http::header::CONTENT_TYPE,
-                http::HeaderName::from_static("idempotency-key"),
-                http::HeaderName::from_static("x-request-id"),
-                http::HeaderName::from_static("request-timeout"),
-                http::HeaderName::from_static("traceparent"),
-                http::HeaderName::from_static("tracestate"),
-            ])
-            .expose_headers([
-                http::HeaderName::from_static("x-request-id"),
-                http::header::RETRY_AFTER,
-                http::header::WWW_AUTHENTICATE,
-            ])
-            .max_age(Duration::from_secs(settings.cors.max_age_secs)),
-    )
 }

@@ -5,11 +5,15 @@
 //! answer never carries the upstream's or the gateway's internal text: its message is
 //! the code's canonical description, and the cause is logged inside the request span.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use std::time::Duration;
+
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
 use serde_json::{Value, json};
 use tonic::Code;
+
+use crate::transcode::TranscodeError;
 
 /// The HTTP status for a gRPC code (the table of the contract, as grpc-gateway has it).
 pub fn http_status(code: Code) -> StatusCode {
@@ -66,6 +70,83 @@ pub fn edge_error(code: Code, message: &str, violations: &[(String, String)]) ->
         }]);
     }
     json_response(http_status(code), &body)
+}
+
+/// 404: no route matches the path.
+pub fn not_found() -> Response {
+    edge_error(Code::NotFound, "no route matches this path", &[])
+}
+
+/// 405 with the methods that would match in `Allow`.
+pub fn method_not_allowed(allowed: &[Method]) -> Response {
+    let mut response = edge_error(Code::Unimplemented, "method not allowed for this path", &[]);
+    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    let allow = allowed
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Ok(value) = HeaderValue::from_str(&allow) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
+}
+
+/// 401 with the RFC 6750 challenge; `invalid_token` when a token was sent and refused.
+pub fn unauthorized(message: &str, invalid_token: bool) -> Response {
+    let mut response = edge_error(Code::Unauthenticated, message, &[]);
+    let challenge = if invalid_token {
+        format!(
+            "Bearer realm=\"platform\", error=\"invalid_token\", error_description=\"{message}\""
+        )
+    } else {
+        "Bearer realm=\"platform\"".to_owned()
+    };
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+/// 429 with `Retry-After` in whole seconds (at least 1).
+pub fn too_many_requests(wait: Duration) -> Response {
+    let mut response = edge_error(
+        Code::ResourceExhausted,
+        "rate limit exceeded, slow down",
+        &[],
+    );
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    response
+}
+
+/// 413: the body is over `limit` bytes.
+pub fn payload_too_large(limit: usize) -> Response {
+    let mut response = edge_error(
+        Code::InvalidArgument,
+        &format!("request body larger than {limit} bytes"),
+        &[],
+    );
+    *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+    response
+}
+
+/// The answer when the gRPC request cannot be built: the client's mistake is a 400
+/// naming the field; anything else is the gateway's own fault, logged and opaque.
+pub fn transcode_error(error: &TranscodeError) -> Response {
+    if !error.is_client_error() {
+        tracing::error!(%error, "cannot build the upstream request");
+        return edge_error(Code::Internal, "internal error", &[]);
+    }
+    let violations: Vec<(String, String)> = error
+        .field()
+        .map(|field| vec![(field.to_owned(), error.to_string())])
+        .unwrap_or_default();
+    edge_error(Code::InvalidArgument, &error.to_string(), &violations)
 }
 
 /// The answer for a status returned by an upstream (or by calling it).

@@ -65,12 +65,36 @@ pub(crate) fn proto_path(fields: &[FieldDescriptor]) -> String {
         .join(".")
 }
 
-/// Messages whose JSON form is one scalar: the wrappers (written as their inner value)
-/// and the well-known types written as one string.
-pub(crate) fn is_scalar_message(desc: &MessageDescriptor) -> bool {
-    matches!(
-        desc.full_name(),
-        "google.protobuf.DoubleValue"
+/// The well-known types whose canonical JSON form is not an object of their fields.
+/// One list, so that what the transcoder takes as text and what the OpenAPI document
+/// writes inline cannot drift apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WellKnown {
+    /// `DoubleValue` … `BytesValue`: their `value` field's JSON, or `null`.
+    Wrapper,
+    /// An RFC 3339 string.
+    Timestamp,
+    /// Seconds with a fraction and an `s`: `1.5s`.
+    Duration,
+    /// Comma-separated lowerCamelCase field paths.
+    FieldMask,
+    /// `{}`.
+    Empty,
+    /// Any JSON object.
+    Struct,
+    /// Any JSON value.
+    Value,
+    /// Any JSON array.
+    ListValue,
+    /// A message of any type, named by `@type`.
+    Any,
+}
+
+impl WellKnown {
+    /// The message's kind, if it is one of these types.
+    pub(crate) fn of(desc: &MessageDescriptor) -> Option<Self> {
+        Some(match desc.full_name() {
+            "google.protobuf.DoubleValue"
             | "google.protobuf.FloatValue"
             | "google.protobuf.Int64Value"
             | "google.protobuf.UInt64Value"
@@ -78,11 +102,32 @@ pub(crate) fn is_scalar_message(desc: &MessageDescriptor) -> bool {
             | "google.protobuf.UInt32Value"
             | "google.protobuf.BoolValue"
             | "google.protobuf.StringValue"
-            | "google.protobuf.BytesValue"
-            | "google.protobuf.Timestamp"
-            | "google.protobuf.Duration"
-            | "google.protobuf.FieldMask"
-    )
+            | "google.protobuf.BytesValue" => Self::Wrapper,
+            "google.protobuf.Timestamp" => Self::Timestamp,
+            "google.protobuf.Duration" => Self::Duration,
+            "google.protobuf.FieldMask" => Self::FieldMask,
+            "google.protobuf.Empty" => Self::Empty,
+            "google.protobuf.Struct" => Self::Struct,
+            "google.protobuf.Value" => Self::Value,
+            "google.protobuf.ListValue" => Self::ListValue,
+            "google.protobuf.Any" => Self::Any,
+            _ => return None,
+        })
+    }
+
+    /// Whether the JSON form is one scalar: the wrappers (written as their inner
+    /// value) and the types written as one string.
+    pub(crate) fn is_scalar(self) -> bool {
+        matches!(
+            self,
+            Self::Wrapper | Self::Timestamp | Self::Duration | Self::FieldMask
+        )
+    }
+}
+
+/// Messages whose JSON form is one scalar; see [`WellKnown::is_scalar`].
+pub(crate) fn is_scalar_message(desc: &MessageDescriptor) -> bool {
+    WellKnown::of(desc).is_some_and(WellKnown::is_scalar)
 }
 
 /// Whether one element of `field` can be parsed from text: every scalar and enum, and

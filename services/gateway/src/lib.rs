@@ -3,10 +3,23 @@
 //!
 //! # Layout
 //!
+//! - [`app`]: the gateway as one value: built from settings, bound to its public and
+//!   admin ports, run until a shutdown signal.
+//! - [`settings`]: every setting, with defaults, from file and environment.
 //! - [`routing`]: path templates, the [`RouteTable`] built from a descriptor pool at
 //!   start-up, and matching a request's method and path to a [`Route`].
+//! - `fields`: dotted field paths over message descriptors, shared by routing and
+//!   transcoding.
 //! - [`transcode`]: building the gRPC request message from path bindings, query string
 //!   and JSON body; rendering the response message as canonical proto3 JSON.
+//! - [`edge`]: the public HTTP port as a stack of layers (request id, CORS, routing,
+//!   observation, authentication, rate limiting, body limit) over the one handler.
+//! - [`ratelimit`]: per-caller token buckets and the layer that answers `429`.
+//! - [`errors`]: every error answer as a `google.rpc.Status` JSON body, with the gRPC
+//!   → HTTP status table.
+//! - [`upstream`]: the channels to the gRPC services and unary calls with dynamic
+//!   messages.
+//! - [`openapi`]: the OpenAPI document generated from the same routes.
 
 pub mod app;
 pub mod edge;

@@ -8,12 +8,14 @@ use gateway::routing::{RouteError, RouteTable};
 use prost_reflect::DescriptorPool;
 
 /// Compiles `files` (relative to `tests/protos`) with their imports, keeping options,
-/// with `/proto` as an include dir for `google/api/*.proto`.
+/// with `/proto/vendor` as an include dir for `google/api/*.proto`.
 pub(crate) fn pool(files: &[&str]) -> DescriptorPool {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut compiler =
-        protox::Compiler::new([manifest.join("tests/protos"), manifest.join("../../proto")])
-            .expect("include dirs exist");
+    let mut compiler = protox::Compiler::new([
+        manifest.join("tests/protos"),
+        manifest.join("../../proto/vendor"),
+    ])
+    .expect("include dirs exist");
     compiler.include_imports(true).include_source_info(true);
     compiler.open_files(files).expect("test protos compile");
     // `encode_file_descriptor_set` keeps the google.api.http option bytes.

@@ -1,0 +1,138 @@
+//! Authentication at the edge, in two layers around the rate limiter.
+//!
+//! [`authenticate`] verifies the bearer token (a token, when present, must be valid
+//! even on a public route) and stores the outcome, an [`Identity`], in the request's
+//! extensions; the rate limiter keys on it. [`refuse_unauthenticated`] then answers
+//! `401` + `WWW-Authenticate: Bearer` for a refused identity. Refusing only after the
+//! rate limit means failed attempts spend the client address's budget, so tokens
+//! cannot be guessed at full speed.
+//!
+//! The services verify the token again themselves; the handler forwards it.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use platform_auth::{BearerToken, Caller, VerifyError};
+use tonic::Code;
+
+use super::{Edge, route};
+use crate::errors::{edge_error, unauthorized};
+
+/// Who is calling, as the authentication layer found out; in every routed request's
+/// extensions.
+#[derive(Debug, Clone)]
+pub enum Identity {
+    /// A verified token.
+    Caller {
+        /// Whom the token was issued to.
+        caller: Caller,
+        /// The token itself, forwarded to the upstream.
+        token: BearerToken,
+    },
+    /// No token, on a public route.
+    Anonymous,
+    /// Not let through; answered with `401` once the rate limiter had its say.
+    Refused(Refusal),
+}
+
+/// Why a request is refused with `401`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// A route that needs a token, called without one.
+    MissingToken,
+    /// A token (or `Authorization` header) that is not valid, and why.
+    InvalidToken(String),
+}
+
+/// Layer: verifies the bearer token and stores the [`Identity`]. When the signing keys
+/// cannot be fetched it answers `503` at once: the caller is not at fault.
+pub(super) async fn authenticate(
+    State(edge): State<Arc<Edge>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let public = route::found(request.extensions())
+        .is_some_and(|(route, _)| edge.public_methods.contains(route::full_method(route)));
+    let identity = match bearer(request.headers()) {
+        Err(()) => Identity::Refused(Refusal::InvalidToken(
+            "the Authorization header must be `Bearer <token>`".to_owned(),
+        )),
+        Ok(None) if public => Identity::Anonymous,
+        Ok(None) => Identity::Refused(Refusal::MissingToken),
+        Ok(Some(token)) => match edge.verifier.verify(token).await {
+            Ok(caller) => Identity::Caller {
+                caller,
+                token: BearerToken(token.to_owned()),
+            },
+            Err(VerifyError::KeysUnavailable) => {
+                return edge_error(
+                    Code::Unavailable,
+                    "cannot verify tokens right now, retry later",
+                    &[],
+                );
+            }
+            Err(error) => Identity::Refused(Refusal::InvalidToken(error.to_string())),
+        },
+    };
+    request.extensions_mut().insert(identity);
+    next.run(request).await
+}
+
+/// Layer: `401` for a refused identity (or none: this layer fails closed).
+pub(super) async fn refuse_unauthenticated(request: Request, next: Next) -> Response {
+    match request.extensions().get::<Identity>() {
+        Some(Identity::Caller { .. } | Identity::Anonymous) => next.run(request).await,
+        Some(Identity::Refused(Refusal::InvalidToken(reason))) => unauthorized(reason, true),
+        Some(Identity::Refused(Refusal::MissingToken)) | None => {
+            unauthorized("missing access token", false)
+        }
+    }
+}
+
+/// The bearer token of an `Authorization` header; `Err` when the header is there but
+/// is not a bearer token.
+fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ()> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| ())?;
+    let (scheme, token) = value.split_once(' ').ok_or(())?;
+    if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() {
+        Ok(Some(token.trim()))
+    } else {
+        Err(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn bearer_headers() {
+        let mut h = HeaderMap::new();
+        assert_eq!(bearer(&h), Ok(None));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc.def"),
+        );
+        assert_eq!(bearer(&h), Ok(Some("abc.def")));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer  xyz "),
+        );
+        assert_eq!(bearer(&h), Ok(Some("xyz")));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic dXNlcjpwdw=="),
+        );
+        assert_eq!(bearer(&h), Err(()));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer "));
+        assert_eq!(bearer(&h), Err(()));
+    }
+}

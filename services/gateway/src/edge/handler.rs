@@ -1,0 +1,218 @@
+//! The one handler behind the layers: transcode the request to a gRPC message, call
+//! the upstream, render its answer as JSON. Routing, authentication, rate limiting
+//! and observation have happened above; the handler reads their results from the
+//! request's extensions.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use platform_auth::BearerToken;
+use prost_reflect::{DynamicMessage, ReflectMessage, Value};
+use tonic::Code;
+use tonic::metadata::{MetadataMap, MetadataValue};
+
+use super::{Edge, Identity, request_id, route};
+use crate::errors::{edge_error, not_found, payload_too_large, transcode_error, upstream_error};
+use crate::routing::Route;
+use crate::transcode::{build_request, render_response};
+use crate::upstream::Upstream;
+
+/// What travels with a call besides its message.
+#[derive(Debug)]
+struct Outgoing {
+    /// The caller's verified token, for the service to verify again (its `Debug`
+    /// is redacted).
+    token: Option<BearerToken>,
+    /// The request's id, so the service's logs carry it too.
+    request_id: String,
+    /// The deadline, sent as `grpc-timeout`.
+    timeout: Duration,
+}
+
+/// Route → transcode → call → render.
+pub(super) async fn serve(State(edge): State<Arc<Edge>>, request: Request) -> Response {
+    let Some((route, bindings)) = route::found(request.extensions())
+        .map(|(route, bindings)| (Arc::clone(route), bindings.to_vec()))
+    else {
+        return not_found();
+    };
+    let headers = request.headers();
+    let outgoing = Outgoing {
+        token: match request.extensions().get::<Identity>() {
+            Some(Identity::Caller { token, .. }) => Some(token.clone()),
+            _ => None,
+        },
+        request_id: request_id::of(headers).to_owned(),
+        timeout: deadline(headers, Duration::from_millis(edge.http.default_timeout_ms)),
+    };
+    let idempotency_key = header_text(headers, "idempotency-key").map(str::to_owned);
+    let query = request.uri().query().map(str::to_owned);
+
+    let body = match read_body(request, edge.http.max_body_bytes).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let mut message = match build_request(&route, &bindings, query.as_deref(), &body) {
+        Ok(message) => message,
+        Err(error) => return transcode_error(&error),
+    };
+    if let Some(key) = idempotency_key {
+        apply_idempotency_key(&mut message, &key);
+    }
+
+    let service = route.method().parent_service().full_name();
+    let Some(upstream) = edge.upstreams.get(service) else {
+        tracing::error!(%service, "no upstream configured for service");
+        return edge_error(
+            Code::Unavailable,
+            "the service is unavailable, retry later",
+            &[],
+        );
+    };
+    match call_upstream(upstream, &route, message, &outgoing).await {
+        Ok((reply, metadata)) => render(&route, &reply, &metadata),
+        Err(status) => upstream_error(&status, &edge.pool),
+    }
+}
+
+/// The unary gRPC call with the token and the request id in its metadata; the
+/// upstream's client adds the span, trace context, deadline and metric.
+async fn call_upstream(
+    upstream: &Upstream,
+    route: &Route,
+    message: DynamicMessage,
+    outgoing: &Outgoing,
+) -> Result<(DynamicMessage, MetadataMap), tonic::Status> {
+    let mut metadata = MetadataMap::new();
+    if let Some(token) = &outgoing.token
+        && let Ok(value) = MetadataValue::try_from(format!("Bearer {}", token.as_str()))
+    {
+        metadata.insert("authorization", value);
+    }
+    if let Ok(value) = MetadataValue::try_from(outgoing.request_id.as_str()) {
+        metadata.insert("x-request-id", value);
+    }
+    upstream
+        .unary(
+            route.grpc_path(),
+            message,
+            route.method().output(),
+            metadata,
+            outgoing.timeout,
+        )
+        .await
+}
+
+/// The upstream's answer as canonical proto3 JSON, with its metadata as headers.
+fn render(route: &Route, reply: &DynamicMessage, metadata: &MetadataMap) -> Response {
+    match render_response(route, reply) {
+        Ok(json) => {
+            let mut response = (StatusCode::OK, json).into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            metadata_headers(metadata, response.headers_mut());
+            response
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot render the upstream response");
+            edge_error(Code::Internal, "internal error", &[])
+        }
+    }
+}
+
+/// Reads the body within the limit the body-limit layer set; over it is 413. A
+/// declared `Content-Length` over `limit` is refused before anything is read.
+async fn read_body(request: Request, limit: usize) -> Result<Bytes, Response> {
+    let declared = header_text(request.headers(), header::CONTENT_LENGTH.as_str())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(payload_too_large(limit));
+    }
+    match Bytes::from_request(request, &()).await {
+        Ok(body) => Ok(body),
+        Err(BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_))) => {
+            Err(payload_too_large(limit))
+        }
+        Err(error) => {
+            tracing::info!(%error, "request body could not be read");
+            Err(edge_error(
+                Code::InvalidArgument,
+                "the request body could not be read",
+                &[],
+            ))
+        }
+    }
+}
+
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The client's deadline: `grpc-timeout` or `Request-Timeout` (seconds), never more
+/// than the configured default.
+fn deadline(headers: &HeaderMap, default: Duration) -> Duration {
+    let grpc = platform_server::deadline::client_timeout(headers);
+    let seconds = header_text(headers, "request-timeout")
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(|s| Duration::from_secs_f64(s.min(default.as_secs_f64())));
+    [grpc, seconds]
+        .into_iter()
+        .flatten()
+        .fold(default, Duration::min)
+}
+
+/// Response metadata a client may need, as grpc-gateway surfaces it.
+fn metadata_headers(metadata: &MetadataMap, headers: &mut HeaderMap) {
+    for (key, value) in metadata.clone().into_headers() {
+        let Some(key) = key else { continue };
+        let name = key.as_str();
+        if name.starts_with("grpc-") || matches!(name, "content-type" | "date" | "te" | "trailer") {
+            continue;
+        }
+        if let Ok(header) = HeaderName::from_bytes(format!("grpc-metadata-{name}").as_bytes()) {
+            headers.append(header, value);
+        }
+    }
+}
+
+/// `Idempotency-Key` fills a string `request_id` field the body left empty.
+fn apply_idempotency_key(message: &mut DynamicMessage, key: &str) {
+    let Some(field) = message.descriptor().get_field_by_name("request_id") else {
+        return;
+    };
+    if field.kind() != prost_reflect::Kind::String || field.is_list() {
+        return;
+    }
+    if !message.has_field(&field) {
+        message.set_field(&field, Value::String(key.to_owned()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_deadlines_only_shorten() {
+        let default = Duration::from_secs(10);
+        let mut h = HeaderMap::new();
+        assert_eq!(deadline(&h, default), default);
+        h.insert("request-timeout", HeaderValue::from_static("2.5"));
+        assert_eq!(deadline(&h, default), Duration::from_millis(2500));
+        h.insert("grpc-timeout", HeaderValue::from_static("300m"));
+        assert_eq!(deadline(&h, default), Duration::from_millis(300));
+        let mut long = HeaderMap::new();
+        long.insert("request-timeout", HeaderValue::from_static("3600"));
+        assert_eq!(deadline(&long, default), default);
+        long.insert("request-timeout", HeaderValue::from_static("-1"));
+        assert_eq!(deadline(&long, default), default);
+    }
+}

@@ -1,0 +1,259 @@
+//! The edge's layer stack as a client sees it, with no service behind it: the
+//! answers the layers give on their own (404, 405, 401, 429, 413), the request id on
+//! every one of them, and the in-flight gauge when a client walks away.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::{Request, StatusCode, header};
+use axum::response::Response;
+use gateway::Settings;
+use gateway::edge::{self, Edge};
+use gateway::ratelimit::Limiter;
+use gateway::routing::RouteTable;
+use gateway::upstream::Upstream;
+use platform_auth::Verifier;
+use platform_client::{ChannelOptions, Channels};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tower::ServiceExt;
+
+/// Where nothing listens: the tests that use it never reach an upstream.
+const NOWHERE: &str = "http://127.0.0.1:1";
+
+/// The edge of the platform's two services, both at `upstream`.
+fn edge(settings: &Settings, upstream: &str) -> Arc<Edge> {
+    let pool = platform_proto::descriptor_pool().clone();
+    let names = ["users.v1.UserService", "orders.v1.OrderService"];
+    let services = names.map(|name| pool.get_service_by_name(name).expect("service in pool"));
+    let table = RouteTable::build(&pool, services).expect("the platform's routes build");
+    let client = Channels::new(ChannelOptions::default())
+        .client(upstream, Duration::from_secs(10))
+        .expect("a valid URL");
+    let channel = Upstream::new(client);
+    Arc::new(Edge {
+        table,
+        pool,
+        upstreams: names
+            .iter()
+            .map(|name| ((*name).to_owned(), channel.clone()))
+            .collect::<HashMap<_, _>>(),
+        verifier: Arc::new(Verifier::new(Vec::new(), "platform-users", "platform").unwrap()),
+        public_methods: settings.public_methods(),
+        limiter: Limiter::new(&settings.rate_limit),
+        http: settings.http.clone(),
+        trust_forwarded_for: false,
+        openapi: Bytes::from_static(b"{}"),
+    })
+}
+
+fn router(settings: &Settings) -> Router {
+    edge::router(edge(settings, NOWHERE), settings)
+}
+
+async fn send(router: &Router, request: Request<Body>) -> (Response, Value) {
+    let response = router.clone().oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (Response::from_parts(parts, Body::empty()), json)
+}
+
+fn get(path: &str) -> Request<Body> {
+    Request::get(path).body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn unmatched_paths_and_methods_are_404_and_405_with_a_request_id() {
+    let router = router(&Settings::default());
+    let (response, body) = send(&router, get("/v2/nothing/here")).await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(body["code"], 5);
+    let id = response.headers()["x-request-id"].to_str().unwrap();
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "a fresh UUID: {id}");
+
+    let delete = Request::delete("/v1/orders").body(Body::empty()).unwrap();
+    let (response, body) = send(&router, delete).await;
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.headers()[header::ALLOW], "GET, POST");
+    assert_eq!(body["code"], 12);
+}
+
+#[tokio::test]
+async fn a_sane_client_request_id_is_kept_and_any_other_replaced() {
+    let router = router(&Settings::default());
+    let with_id = |id: &str| {
+        Request::get("/v2/nothing")
+            .header("x-request-id", id)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (response, _) = send(&router, with_id("req-abc-123")).await;
+    assert_eq!(response.headers()["x-request-id"], "req-abc-123");
+    for insane in ["has space", &"x".repeat(129)] {
+        let (response, _) = send(&router, with_id(insane)).await;
+        let id = response.headers()["x-request-id"].to_str().unwrap();
+        assert!(
+            uuid::Uuid::parse_str(id).is_ok(),
+            "{insane:?} replaced: {id}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn protected_routes_need_a_valid_token() {
+    let router = router(&Settings::default());
+    let (response, body) = send(&router, get("/v1/orders")).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(body["code"], 16);
+    assert_eq!(body["message"], "missing access token");
+    assert_eq!(
+        response.headers()[header::WWW_AUTHENTICATE],
+        "Bearer realm=\"platform\""
+    );
+
+    // Even a public route refuses a token that is not valid.
+    let forged = Request::get("/v1/auth/jwks")
+        .header(header::AUTHORIZATION, "Bearer abc.def.ghi")
+        .body(Body::empty())
+        .unwrap();
+    let (response, _) = send(&router, forged).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let challenge = response.headers()[header::WWW_AUTHENTICATE]
+        .to_str()
+        .unwrap();
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+}
+
+#[tokio::test]
+async fn refused_requests_spend_the_address_budget_so_guessing_gets_429() {
+    let mut settings = Settings::default();
+    settings.rate_limit.per_second = 1;
+    settings.rate_limit.burst = 1;
+    let router = router(&settings);
+    let (first, _) = send(&router, get("/v1/orders")).await;
+    assert_eq!(first.status(), StatusCode::UNAUTHORIZED);
+    let (second, body) = send(&router, get("/v1/orders")).await;
+    assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["code"], 8);
+    let seconds: u64 = second.headers()[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(seconds >= 1);
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_413_declared_or_not() {
+    let mut settings = Settings::default();
+    settings.http.max_body_bytes = 16;
+    let router = router(&settings);
+    let body = r#"{"email": "someone@example.com"}"#;
+    let declared = Request::post("/v1/users")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_LENGTH, body.len())
+        .body(Body::from(body))
+        .unwrap();
+    let streamed = Request::post("/v1/users")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body))
+        .unwrap();
+    for request in [declared, streamed] {
+        let (response, json) = send(&router, request).await;
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(json["code"], 3);
+        assert_eq!(json["message"], "request body larger than 16 bytes");
+        assert!(response.headers().contains_key("x-request-id"));
+    }
+}
+
+/// The value of `http_server_active_requests` for `GET route`, 0 when absent.
+fn active_requests(route: &str) -> f64 {
+    gauge_value(
+        &platform_server::metrics::handle().render(),
+        "http_server_active_requests{",
+        &format!("http_route=\"{route}\""),
+    )
+}
+
+fn gauge_value(page: &str, series: &str, label: &str) -> f64 {
+    page.lines()
+        .find(|line| line.starts_with(series) && line.contains(label))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..100 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("never happened: {what}");
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_mid_request_leaves_no_request_in_flight() {
+    // An upstream that accepts connections and never answers.
+    let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+
+    let mut settings = Settings::default();
+    settings.http.default_timeout_ms = 60_000;
+    let app = edge::router(edge(&settings, &silent_url), &settings);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+    });
+
+    let route = "/v1/auth/jwks";
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    client
+        .write_all(format!("GET {route} HTTP/1.1\r\nHost: gateway\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    eventually("the request is in flight", || {
+        (active_requests(route) - 1.0).abs() < f64::EPSILON
+    })
+    .await;
+    let mut nothing = [0_u8; 1];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), client.read(&mut nothing))
+            .await
+            .is_err(),
+        "no answer while the upstream is silent"
+    );
+
+    drop(client);
+    eventually("the gauge is back to 0", || active_requests(route) == 0.0).await;
+    let page = platform_server::metrics::handle().render();
+    assert!(
+        gauge_value(
+            &page,
+            "http_server_requests_total{",
+            "http_response_status_code=\"499\""
+        ) >= 1.0,
+        "the abandoned request is counted as 499\n{page}"
+    );
+}
