@@ -130,7 +130,7 @@ impl Drop for CollectorGuard {
 /// `# HELP` lines of the platform's own metrics, so a scrape explains itself.
 fn describe() {
     use crate::rpc_layer::names as rpc;
-    use platform_telemetry::client::names as client;
+    use platform_client::names as client;
     use platform_telemetry::export::names as export;
 
     metrics::describe_counter!(

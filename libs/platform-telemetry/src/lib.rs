@@ -12,9 +12,7 @@
 //! - [`TelemetryGuard::shutdown`] flushes the spans still queued; call it last.
 //! - [`propagation`] carries W3C `traceparent`/`tracestate` in and out of HTTP headers
 //!   and gRPC metadata.
-//! - [`client`]: client spans and latency of outgoing gRPC calls.
 
-pub mod client;
 pub mod export;
 pub mod json;
 pub mod propagation;

@@ -14,13 +14,12 @@ use std::time::Duration;
 use axum::body::Bytes;
 use platform_auth::Verifier;
 use platform_auth::users_jwks::UsersJwks;
+use platform_client::{ChannelOptions, Channels};
 use platform_server::{Readiness, ServerError};
 use platform_shutdown::Shutdown;
 use platform_telemetry::Component;
 use prost_reflect::{DescriptorPool, ServiceDescriptor};
 use tokio::net::TcpListener;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 
 use crate::edge::{self, Edge};
 use crate::openapi::{self, ApiInfo};
@@ -146,25 +145,26 @@ impl Application {
         let (pool, services) = services(&settings)?;
         let table = RouteTable::build(&pool, services.iter().map(|(s, _)| s.clone()))?;
 
-        let connect_timeout = Duration::from_millis(settings.http.connect_timeout_ms);
-        let mut by_url: HashMap<String, Upstream> = HashMap::new();
+        // One channel per upstream URL, shared by every service it serves, the key
+        // fetch and the health probes.
+        let channels = Channels::new(ChannelOptions {
+            connect_timeout: Duration::from_millis(settings.http.connect_timeout_ms),
+            ..ChannelOptions::default()
+        });
+        let call_timeout = Duration::from_millis(settings.http.default_timeout_ms);
+        let upstream = |url: &str| channels.client(url, call_timeout).map(Upstream::new);
         let mut upstreams = HashMap::new();
         for (service, url) in &services {
-            let upstream = match by_url.get(url) {
-                Some(existing) => existing.clone(),
-                None => {
-                    let created = Upstream::connect(url, connect_timeout)?;
-                    by_url.insert(url.clone(), created.clone());
-                    created
-                }
-            };
-            upstreams.insert(service.full_name().to_owned(), upstream);
+            upstreams.insert(service.full_name().to_owned(), upstream(url)?);
         }
-        let users = Upstream::connect(&settings.users.url, connect_timeout)?;
-        let orders = Upstream::connect(&settings.orders.url, connect_timeout)?;
+        let users = upstream(&settings.users.url)?;
+        let orders = upstream(&settings.orders.url)?;
 
         let verifier = Verifier::with_source(
-            Arc::new(UsersJwks::new(users.channel(), Duration::from_secs(2))),
+            Arc::new(UsersJwks::new(
+                users.client().clone(),
+                Duration::from_secs(2),
+            )),
             Duration::from_secs(settings.auth.key_refresh_interval_secs),
             &settings.auth.issuer,
             &settings.auth.audience,
@@ -271,28 +271,8 @@ impl Application {
     }
 }
 
-/// Whether the upstream reports `service` SERVING within a second. A probe, not
-/// traffic: it runs outside any span and sends no trace context, so it makes no span
-/// here and starts no trace upstream (whose servers skip the health service anyway).
+/// Whether the upstream reports `service` SERVING within a second (a probe: no span,
+/// no trace context).
 async fn serving(service: &str, upstream: &Upstream) -> bool {
-    let mut client = HealthClient::new(upstream.channel());
-    let mut request = tonic::Request::new(tonic_health::pb::HealthCheckRequest {
-        service: service.to_owned(),
-    });
-    request.set_timeout(Duration::from_secs(1));
-    match tokio::time::timeout(Duration::from_secs(1), client.check(request)).await {
-        Ok(Ok(response)) if response.get_ref().status == ServingStatus::Serving as i32 => true,
-        Ok(Ok(_)) => {
-            tracing::warn!(upstream = upstream.url(), %service, "upstream not serving");
-            false
-        }
-        Ok(Err(status)) => {
-            tracing::warn!(upstream = upstream.url(), %service, code = ?status.code(), "upstream health check failed");
-            false
-        }
-        Err(_) => {
-            tracing::warn!(upstream = upstream.url(), %service, "upstream health check timed out");
-            false
-        }
-    }
+    platform_client::is_serving(upstream.client(), service, Duration::from_secs(1)).await
 }

@@ -1,26 +1,23 @@
 //! What the orders service asks of the users service: whether the caller's account
 //! still exists, the keys that verify access tokens, and whether users is healthy.
 //!
-//! Every call carries the incoming call's remaining deadline (capped by the configured
-//! timeout), the trace context and, for account checks, the caller's own token, so
+//! Calls go through [`platform_client`], which gives each its client span, trace
+//! context and latency metric, and sends the incoming call's remaining deadline
+//! (capped by the configured timeout). Account checks carry the caller's own token, so
 //! users applies its own authorization. Positive answers are cached for a few seconds
 //! in a bounded cache, so a burst of orders costs one lookup; negative answers are not
 //! cached, so a new account can order at once.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use moka::future::Cache;
 use platform_auth::users_jwks::UsersJwks;
 use platform_auth::{BearerToken, Caller, KeySource};
+use platform_client::{ChannelOptions, Channels, Client, ClientError};
 use platform_proto::users::v1 as pb;
 use platform_proto::users::v1::user_service_client::UserServiceClient;
-use platform_telemetry::client::{grpc_client_span, record_client_duration, record_grpc_outcome};
-use platform_telemetry::propagation::inject_current_into_metadata;
-use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Request, Status};
-use tonic_health::pb::health_client::HealthClient;
-use tracing::Instrument;
+use tonic::{Code, Request};
 
 use crate::settings::UsersSettings;
 
@@ -44,26 +41,29 @@ pub enum AccountError {
 /// A client of the users service.
 #[derive(Debug, Clone)]
 pub struct Accounts {
-    channel: Channel,
+    client: Client,
     timeout: Duration,
     known: Cache<String, ()>,
 }
 
 impl Accounts {
     /// A client of the users service at `settings.url`. Connects lazily: the orders
-    /// service starts (not ready) while users is down, and recovers by itself.
-    pub fn new(settings: &UsersSettings) -> Result<Self, tonic::transport::Error> {
-        let channel = Endpoint::from_shared(settings.url.clone())?
-            .connect_timeout(Duration::from_millis(settings.connect_timeout_ms))
-            .tcp_nodelay(true)
-            .connect_lazy();
+    /// service starts (not ready) while users is down, and recovers by itself. A DNS
+    /// name is re-resolved and calls are balanced over every address it yields.
+    pub fn new(settings: &UsersSettings) -> Result<Self, ClientError> {
+        let timeout = Duration::from_millis(settings.timeout_ms);
+        let channels = Channels::new(ChannelOptions {
+            connect_timeout: Duration::from_millis(settings.connect_timeout_ms),
+            ..ChannelOptions::default()
+        });
+        let client = channels.client(&settings.url, timeout)?;
         let known = Cache::builder()
             .max_capacity(settings.cache_capacity)
             .time_to_live(Duration::from_millis(settings.cache_ttl_ms))
             .build();
         Ok(Self {
-            channel,
-            timeout: Duration::from_millis(settings.timeout_ms),
+            client,
+            timeout,
             known,
         })
     }
@@ -98,34 +98,17 @@ impl Accounts {
         if budget.is_zero() {
             return Err(AccountError::Timeout);
         }
-        let span = grpc_client_span("users.v1.UserService", "GetUser");
-        let started = Instant::now();
-        let call = async {
-            let mut request = Request::new(pb::GetUserRequest {
-                id: caller.subject.clone(),
-            });
-            request.set_timeout(budget);
-            if let Ok(value) = format!("Bearer {}", token.as_str()).parse() {
-                request.metadata_mut().insert("authorization", value);
-            }
-            inject_current_into_metadata(request.metadata_mut());
-            let result = tokio::time::timeout(
-                budget,
-                UserServiceClient::new(self.channel.clone()).get_user(request),
-            )
-            .await;
-            let outcome = match result {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(status)) => Err(status),
-                Err(_) => Err(Status::deadline_exceeded("users did not answer in time")),
-            };
-            let code = outcome.as_ref().map_or_else(Status::code, |()| Code::Ok);
-            record_grpc_outcome(&tracing::Span::current(), code);
-            record_client_duration("users.v1.UserService", "GetUser", code, started.elapsed());
-            outcome
-        };
-        call.instrument(span)
+        let mut request = Request::new(pb::GetUserRequest {
+            id: caller.subject.clone(),
+        });
+        request.set_timeout(budget);
+        if let Ok(value) = format!("Bearer {}", token.as_str()).parse() {
+            request.metadata_mut().insert("authorization", value);
+        }
+        UserServiceClient::new(self.client.clone())
+            .get_user(request)
             .await
+            .map(drop)
             .map_err(|status| match status.code() {
                 Code::NotFound => AccountError::Gone,
                 Code::Unauthenticated | Code::PermissionDenied => AccountError::Refused,
@@ -137,32 +120,13 @@ impl Accounts {
             })
     }
 
-    /// Whether users reports SERVING on the health protocol. A probe, not traffic: it
-    /// opens no span and sends no trace context, so it starts no trace in users.
+    /// Whether users reports SERVING on the health protocol.
     pub async fn is_healthy(&self) -> bool {
-        let mut request = Request::new(tonic_health::pb::HealthCheckRequest {
-            service: "users.v1.UserService".to_owned(),
-        });
-        request.set_timeout(self.timeout);
-        let mut client = HealthClient::new(self.channel.clone());
-        match tokio::time::timeout(self.timeout, client.check(request)).await {
-            Ok(Ok(response)) => {
-                response.into_inner().status
-                    == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
-            }
-            Ok(Err(status)) => {
-                tracing::warn!(code = ?status.code(), "users is not healthy");
-                false
-            }
-            Err(_) => {
-                tracing::warn!("users health check timed out");
-                false
-            }
-        }
+        platform_client::is_serving(&self.client, "users.v1.UserService", self.timeout).await
     }
 
     /// The users service's token keys as a [`KeySource`].
     pub fn key_source(&self) -> Arc<dyn KeySource> {
-        Arc::new(UsersJwks::new(self.channel.clone(), self.timeout))
+        Arc::new(UsersJwks::new(self.client.clone(), self.timeout))
     }
 }

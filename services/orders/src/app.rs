@@ -32,7 +32,7 @@ pub enum AppError {
     Database(#[from] DbError),
     /// The users endpoint is unusable.
     #[error("users endpoint: {0}")]
-    Users(#[from] tonic::transport::Error),
+    Users(#[from] platform_client::ClientError),
     /// A server failed.
     #[error(transparent)]
     Server(#[from] ServerError),

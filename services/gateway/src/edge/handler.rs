@@ -4,7 +4,7 @@
 //! request's extensions.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
@@ -12,12 +12,9 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use platform_auth::BearerToken;
-use platform_telemetry::client::{grpc_client_span, record_client_duration, record_grpc_outcome};
-use platform_telemetry::propagation::inject_current_into_metadata;
 use prost_reflect::{DynamicMessage, ReflectMessage, Value};
 use tonic::Code;
 use tonic::metadata::{MetadataMap, MetadataValue};
-use tracing::Instrument;
 
 use super::{Edge, Identity, request_id, route};
 use crate::errors::{edge_error, not_found, payload_too_large, transcode_error, upstream_error};
@@ -83,51 +80,32 @@ pub(super) async fn serve(State(edge): State<Arc<Edge>>, request: Request) -> Re
     }
 }
 
-/// The unary gRPC call, inside its client span, with the trace context, the token and
-/// the request id in its metadata, and its duration recorded.
+/// The unary gRPC call with the token and the request id in its metadata; the
+/// upstream's client adds the span, trace context, deadline and metric.
 async fn call_upstream(
     upstream: &Upstream,
     route: &Route,
     message: DynamicMessage,
     outgoing: &Outgoing,
 ) -> Result<(DynamicMessage, MetadataMap), tonic::Status> {
-    let service = route.method().parent_service().full_name().to_owned();
-    let method = route.method().name().to_owned();
-    let span = grpc_client_span(&service, &method);
-    let started = Instant::now();
-    let outcome = async {
-        let mut metadata = MetadataMap::new();
-        if let Some(token) = &outgoing.token
-            && let Ok(value) = MetadataValue::try_from(format!("Bearer {}", token.as_str()))
-        {
-            metadata.insert("authorization", value);
-        }
-        if let Ok(value) = MetadataValue::try_from(outgoing.request_id.as_str()) {
-            metadata.insert("x-request-id", value);
-        }
-        inject_current_into_metadata(&mut metadata);
-        let result = upstream
-            .unary(
-                route.grpc_path(),
-                message,
-                route.method().output(),
-                metadata,
-                outgoing.timeout,
-            )
-            .await;
-        record_grpc_outcome(&tracing::Span::current(), code_of(&result));
-        result
+    let mut metadata = MetadataMap::new();
+    if let Some(token) = &outgoing.token
+        && let Ok(value) = MetadataValue::try_from(format!("Bearer {}", token.as_str()))
+    {
+        metadata.insert("authorization", value);
     }
-    .instrument(span)
-    .await;
-    record_client_duration(&service, &method, code_of(&outcome), started.elapsed());
-    outcome
-}
-
-fn code_of<T>(result: &Result<T, tonic::Status>) -> Code {
-    result
-        .as_ref()
-        .map_or_else(tonic::Status::code, |_| Code::Ok)
+    if let Ok(value) = MetadataValue::try_from(outgoing.request_id.as_str()) {
+        metadata.insert("x-request-id", value);
+    }
+    upstream
+        .unary(
+            route.grpc_path(),
+            message,
+            route.method().output(),
+            metadata,
+            outgoing.timeout,
+        )
+        .await
 }
 
 /// The upstream's answer as canonical proto3 JSON, with its metadata as headers.

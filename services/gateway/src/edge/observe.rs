@@ -31,7 +31,7 @@ pub mod names {
     /// Counter of requests refused by the rate limiter.
     pub const RATE_LIMITED: &str = "gateway_rate_limited_requests_total";
     /// Histogram of upstream call durations in seconds, by service, method and code.
-    pub const UPSTREAM: &str = platform_telemetry::client::names::CLIENT_DURATION;
+    pub const UPSTREAM: &str = platform_client::names::CLIENT_DURATION;
 }
 
 /// `# HELP` lines of the gateway's own metrics, so a scrape explains itself.

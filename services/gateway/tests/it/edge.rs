@@ -17,6 +17,7 @@ use gateway::ratelimit::Limiter;
 use gateway::routing::RouteTable;
 use gateway::upstream::Upstream;
 use platform_auth::Verifier;
+use platform_client::{ChannelOptions, Channels};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -31,7 +32,10 @@ fn edge(settings: &Settings, upstream: &str) -> Arc<Edge> {
     let names = ["users.v1.UserService", "orders.v1.OrderService"];
     let services = names.map(|name| pool.get_service_by_name(name).expect("service in pool"));
     let table = RouteTable::build(&pool, services).expect("the platform's routes build");
-    let channel = Upstream::connect(upstream, Duration::from_secs(1)).expect("a valid URL");
+    let client = Channels::new(ChannelOptions::default())
+        .client(upstream, Duration::from_secs(10))
+        .expect("a valid URL");
+    let channel = Upstream::new(client);
     Arc::new(Edge {
         table,
         pool,

@@ -1,0 +1,271 @@
+//! Channels to upstreams: one per URL, balanced over what its DNS name resolves to.
+//!
+//! An upstream URL with a DNS name is resolved periodically and every address it
+//! yields becomes an endpoint of a balanced channel, so a Kubernetes headless Service
+//! with several pods spreads load over all of them and follows scaling. An IP literal
+//! is a single endpoint. Connections are made lazily with a short connect timeout, so
+//! a backend that is down fails fast (UNAVAILABLE) and is used again as soon as it
+//! answers. Every endpoint, including those the resolver adds later, gets the same
+//! connect timeout and HTTP/2 keep-alive, so a silently dead peer is noticed.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use tokio::sync::mpsc::Sender;
+use tonic::transport::channel::Change;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+use crate::Client;
+
+/// Why an upstream URL cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Not an `http://host:port` URL.
+    #[error("invalid upstream URL `{url}`: {reason}")]
+    InvalidUrl {
+        /// The URL as configured.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+}
+
+/// How connections to upstreams are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelOptions {
+    /// How long connecting may take before the call fails UNAVAILABLE.
+    pub connect_timeout: Duration,
+    /// How often an HTTP/2 PING checks an idle or busy connection.
+    pub keep_alive_interval: Duration,
+    /// How long a PING may go unanswered before the connection is dropped.
+    pub keep_alive_timeout: Duration,
+    /// How often DNS names are resolved again.
+    pub resolve_every: Duration,
+}
+
+impl Default for ChannelOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(1),
+            keep_alive_interval: Duration::from_secs(30),
+            keep_alive_timeout: Duration::from_secs(10),
+            resolve_every: Duration::from_secs(5),
+        }
+    }
+}
+
+impl ChannelOptions {
+    /// Every endpoint is built here, so one made by the resolver later is configured
+    /// exactly like the first.
+    fn endpoint(&self, scheme: &str, authority: &str) -> Option<Endpoint> {
+        let endpoint = Endpoint::from_shared(format!("{scheme}://{authority}")).ok()?;
+        Some(
+            endpoint
+                .connect_timeout(self.connect_timeout)
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(self.keep_alive_interval)
+                .keep_alive_timeout(self.keep_alive_timeout)
+                .keep_alive_while_idle(true),
+        )
+    }
+}
+
+/// Resolves an upstream's host name to the addresses to balance over.
+pub trait Resolve: fmt::Debug + Send + Sync + 'static {
+    /// Every address of `host`, with `port`.
+    fn resolve(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> BoxFuture<'static, std::io::Result<Vec<SocketAddr>>>;
+}
+
+/// The system resolver (`getaddrinfo`, so `/etc/hosts` and cluster DNS alike).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemResolver;
+
+impl Resolve for SystemResolver {
+    fn resolve(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> BoxFuture<'static, std::io::Result<Vec<SocketAddr>>> {
+        let host = host.to_owned();
+        Box::pin(async move {
+            tokio::net::lookup_host((host.as_str(), port))
+                .await
+                .map(Iterator::collect)
+        })
+    }
+}
+
+/// The channels of a process, one per upstream URL: asking twice for a URL gives the
+/// same connections. Cheap to clone; clones share the channels.
+#[derive(Debug, Clone)]
+pub struct Channels {
+    options: ChannelOptions,
+    resolver: Arc<dyn Resolve>,
+    open: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+impl Channels {
+    /// Channels made with `options`, resolving names with the system resolver.
+    pub fn new(options: ChannelOptions) -> Self {
+        Self::with_resolver(options, Arc::new(SystemResolver))
+    }
+
+    /// Channels resolving names with `resolver`.
+    pub fn with_resolver(options: ChannelOptions, resolver: Arc<dyn Resolve>) -> Self {
+        Self {
+            options,
+            resolver,
+            open: Arc::default(),
+        }
+    }
+
+    /// The channel to `url`, opened on first use (it connects on first call). Must be
+    /// called inside a Tokio runtime: a DNS name gets a resolver task.
+    pub fn channel(&self, url: &str) -> Result<Channel, ClientError> {
+        // The lock is never held across an await, and a panic while holding it leaves
+        // the map consistent.
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(channel) = open.get(url) {
+            return Ok(channel.clone());
+        }
+        let channel = connect(url, &self.options, Arc::clone(&self.resolver))?;
+        open.insert(url.to_owned(), channel.clone());
+        Ok(channel)
+    }
+
+    /// A [`Client`] of `url` on the shared channel; calls without a deadline of their
+    /// own get `default_timeout`.
+    pub fn client(&self, url: &str, default_timeout: Duration) -> Result<Client, ClientError> {
+        Ok(Client::new(self.channel(url)?, url, default_timeout))
+    }
+}
+
+/// Opens a new channel to `url`. [`Channels::channel`] shares them; this does not.
+fn connect(
+    url: &str,
+    options: &ChannelOptions,
+    resolver: Arc<dyn Resolve>,
+) -> Result<Channel, ClientError> {
+    let invalid = |reason| ClientError::InvalidUrl {
+        url: url.to_owned(),
+        reason,
+    };
+    let uri: Uri = url.parse().map_err(|_| invalid("not a URI"))?;
+    let scheme = uri.scheme_str().unwrap_or("http").to_owned();
+    let host = uri.host().ok_or_else(|| invalid("no host"))?.to_owned();
+    let port = uri
+        .port_u16()
+        .unwrap_or(if scheme == "https" { 443 } else { 80 });
+    let first = options
+        .endpoint(&scheme, &format!("{host}:{port}"))
+        .ok_or_else(|| invalid("not an endpoint"))?;
+
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    if literal.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(first.connect_lazy());
+    }
+
+    let (channel, changes) = Channel::balance_channel::<SocketAddr>(64);
+    tokio::spawn(resolve_forever(Target {
+        host,
+        port,
+        scheme,
+        options: *options,
+        resolver,
+        changes,
+    }));
+    Ok(channel)
+}
+
+/// What the resolver task keeps up to date.
+struct Target {
+    host: String,
+    port: u16,
+    scheme: String,
+    options: ChannelOptions,
+    resolver: Arc<dyn Resolve>,
+    changes: Sender<Change<SocketAddr, Endpoint>>,
+}
+
+/// Keeps the balanced channel's endpoints equal to what the host resolves to, until
+/// every handle of the channel is gone.
+async fn resolve_forever(target: Target) {
+    let Target {
+        host,
+        port,
+        scheme,
+        options,
+        resolver,
+        changes,
+    } = target;
+    let mut current: HashSet<SocketAddr> = HashSet::new();
+    while !changes.is_closed() {
+        match resolver.resolve(&host, port).await {
+            Ok(addrs) => {
+                let resolved: HashSet<SocketAddr> = addrs.into_iter().collect();
+                for gone in current.difference(&resolved) {
+                    if changes.send(Change::Remove(*gone)).await.is_err() {
+                        return;
+                    }
+                }
+                for new in resolved.difference(&current) {
+                    let Some(endpoint) = options.endpoint(&scheme, &new.to_string()) else {
+                        continue;
+                    };
+                    if changes.send(Change::Insert(*new, endpoint)).await.is_err() {
+                        return;
+                    }
+                }
+                if resolved != current {
+                    tracing::info!(upstream = %host, addresses = resolved.len(), "upstream endpoints updated");
+                }
+                current = resolved;
+            }
+            // Keep the last known endpoints: a DNS hiccup must not empty the pool.
+            Err(error) => tracing::warn!(upstream = %host, %error, "cannot resolve upstream"),
+        }
+        tokio::time::sleep(options.resolve_every).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn one_channel_per_url_and_bad_urls_are_refused() {
+        let channels = Channels::new(ChannelOptions::default());
+        channels
+            .channel("http://127.0.0.1:1")
+            .expect("an IP literal");
+        channels.channel("http://localhost:1").expect("a DNS name");
+        assert_eq!(channels.open.lock().map(|m| m.len()).ok(), Some(2));
+        channels.channel("http://127.0.0.1:1").expect("shared");
+        assert_eq!(channels.open.lock().map(|m| m.len()).ok(), Some(2));
+        assert!(matches!(
+            channels.channel("not a url"),
+            Err(ClientError::InvalidUrl { .. })
+        ));
+    }
+
+    #[test]
+    fn every_endpoint_gets_the_options() {
+        let options = ChannelOptions {
+            connect_timeout: Duration::from_millis(250),
+            ..ChannelOptions::default()
+        };
+        let endpoint = options.endpoint("http", "10.0.0.7:80");
+        assert_eq!(
+            endpoint.and_then(|e| e.get_connect_timeout()),
+            Some(Duration::from_millis(250))
+        );
+    }
+}

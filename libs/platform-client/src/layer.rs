@@ -1,0 +1,394 @@
+//! The tower layer every outgoing gRPC call passes through.
+//!
+//! Per call it opens a client span `package.Service/Method` with the OpenTelemetry
+//! RPC attributes (`rpc.system`, `rpc.service`, `rpc.method`, `rpc.grpc.status_code`)
+//! as a child of the caller's current span, and writes that span's W3C `traceparent`
+//! into the request, so the callee's server span hangs under it. It sends the
+//! deadline as `grpc-timeout`: what the caller asked for (its remaining budget, set
+//! with [`tonic::Request::set_timeout`]) bounded by the client's default timeout, and
+//! fails the call with DEADLINE_EXCEEDED when it passes, including the time spent
+//! waiting for a connection or for an endpoint to appear. It records the outcome on
+//! the span and in [`names::CLIENT_DURATION`].
+//!
+//! The status arrives in the response headers (trailers-only answers, usually
+//! errors) or in the trailers after the body, so the body is wrapped and the call is
+//! recorded when the trailers arrive or when the body is dropped unfinished. Health
+//! checks and reflection pass through untouched: probes make no spans and start no
+//! traces.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use http::{HeaderMap, HeaderValue};
+use http_body::Frame;
+use tonic::body::Body;
+use tonic::{Code, Status};
+use tower_layer::Layer;
+use tower_service::Service;
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+/// Metric names, in the Prometheus form of the OpenTelemetry RPC conventions.
+pub mod names {
+    /// Histogram of outgoing call durations in seconds, by `rpc_service`, `rpc_method`
+    /// and `rpc_grpc_status_code`, labelled like the server side.
+    pub const CLIENT_DURATION: &str = "rpc_client_call_duration_seconds";
+}
+
+const GRPC_TIMEOUT: &str = "grpc-timeout";
+
+/// The answer of one call through [`ClientService`].
+pub type ResponseFuture = BoxFuture<'static, Result<http::Response<Body>, Status>>;
+
+/// Adds [`ClientService`] around a channel.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientLayer {
+    default_timeout: Duration,
+}
+
+impl ClientLayer {
+    /// `default_timeout` bounds every call, and is the deadline of calls that set none.
+    pub fn new(default_timeout: Duration) -> Self {
+        Self { default_timeout }
+    }
+}
+
+impl<S> Layer<S> for ClientLayer {
+    type Service = ClientService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ClientService {
+            inner,
+            default_timeout: self.default_timeout,
+        }
+    }
+}
+
+/// See the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct ClientService<S> {
+    inner: S,
+    default_timeout: Duration,
+}
+
+impl<S> ClientService<S> {
+    /// The bound put on every call.
+    pub fn default_timeout(&self) -> Duration {
+        self.default_timeout
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S> Service<http::Request<Body>> for ClientService<S>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>>,
+    S::Error: Into<tonic::codegen::StdError>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = Status;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner
+            .poll_ready(cx)
+            .map_err(|error| Status::from_error(error.into()))
+    }
+
+    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
+        let path = request.uri().path();
+        if is_infrastructure(path) {
+            let future = self.inner.call(request);
+            return Box::pin(async move {
+                future
+                    .await
+                    .map_err(|error| Status::from_error(error.into()))
+            });
+        }
+        let (service, method) = split_path(path);
+        let span = client_span(&service, &method);
+        let budget = grpc_timeout(request.headers()).map_or(self.default_timeout, |asked| {
+            asked.min(self.default_timeout)
+        });
+        let headers = request.headers_mut();
+        match encode_timeout(budget) {
+            Some(value) => headers.insert(GRPC_TIMEOUT, value),
+            None => headers.remove(GRPC_TIMEOUT),
+        };
+        platform_telemetry::propagation::inject(&span.context(), headers);
+
+        let call = Call {
+            span: span.clone(),
+            service,
+            method,
+            started: Instant::now(),
+            budget,
+            code: None,
+        };
+        if budget.is_zero() {
+            call.finish(Code::DeadlineExceeded);
+            return Box::pin(std::future::ready(Err(deadline_exceeded())));
+        }
+        let future = span.in_scope(|| self.inner.call(request));
+        Box::pin(
+            async move {
+                match tokio::time::timeout(budget, future).await {
+                    Err(_) => {
+                        call.finish(Code::DeadlineExceeded);
+                        Err(deadline_exceeded())
+                    }
+                    Ok(Err(error)) => {
+                        let status = Status::from_error(error.into());
+                        let status = if call.is_expired(status.code()) {
+                            deadline_exceeded()
+                        } else {
+                            status
+                        };
+                        call.finish(status.code());
+                        Err(status)
+                    }
+                    Ok(Ok(response)) => {
+                        let mut call = call;
+                        let (mut parts, body) = response.into_parts();
+                        if let Some(code) = status_in(&parts.headers) {
+                            call.code = Some(call.settle(code, &mut parts.headers));
+                        }
+                        let body = Body::new(ObservedBody {
+                            inner: body,
+                            call: Some(call),
+                        });
+                        Ok(http::Response::from_parts(parts, body))
+                    }
+                }
+            }
+            .instrument(span),
+        )
+    }
+}
+
+/// Paths that are infrastructure, not traffic.
+fn is_infrastructure(path: &str) -> bool {
+    path.starts_with("/grpc.health.") || path.starts_with("/grpc.reflection.")
+}
+
+/// `/pkg.Service/Method` → (`pkg.Service`, `Method`).
+fn split_path(path: &str) -> (String, String) {
+    let trimmed = path.trim_start_matches('/');
+    match trimmed.split_once('/') {
+        Some((service, method)) => (service.to_owned(), method.to_owned()),
+        None => (trimmed.to_owned(), String::new()),
+    }
+}
+
+/// A client span for `service/method` (OpenTelemetry RPC conventions).
+fn client_span(service: &str, method: &str) -> Span {
+    tracing::info_span!(
+        "grpc.client",
+        otel.name = %format_args!("{service}/{method}"),
+        otel.kind = "client",
+        otel.status_code = Empty,
+        rpc.system = "grpc",
+        rpc.service = %service,
+        rpc.method = %method,
+        rpc.grpc.status_code = Empty,
+    )
+}
+
+fn deadline_exceeded() -> Status {
+    Status::deadline_exceeded("deadline exceeded")
+}
+
+/// The status code a response carries in `headers` (or trailers).
+fn status_in(headers: &HeaderMap) -> Option<Code> {
+    Status::from_header_map(headers).map(|status| status.code())
+}
+
+/// The `grpc-timeout` header: an integer of at most 8 digits and a unit.
+pub fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(GRPC_TIMEOUT)?.to_str().ok()?;
+    if value.len() < 2 || value.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = value.split_at(value.len() - 1);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// `budget` as a `grpc-timeout` value, in tonic's own encoding.
+fn encode_timeout(budget: Duration) -> Option<HeaderValue> {
+    let mut request = tonic::Request::new(());
+    request.set_timeout(budget);
+    request.into_parts().0.into_headers().remove(GRPC_TIMEOUT)
+}
+
+/// One call in flight; records itself on its span and in the histogram when dropped.
+struct Call {
+    span: Span,
+    service: String,
+    method: String,
+    started: Instant,
+    budget: Duration,
+    code: Option<Code>,
+}
+
+impl Call {
+    /// Records the call now, with `code`.
+    fn finish(mut self, code: Code) {
+        self.code = Some(code);
+        drop(self);
+    }
+
+    /// A CANCELLED answer once the budget is spent is the deadline passing: it is what
+    /// a tonic server sends when its `grpc-timeout` fires, and what tonic's own client
+    /// timer reports.
+    fn is_expired(&self, code: Code) -> bool {
+        code == Code::Cancelled && self.started.elapsed() >= self.budget
+    }
+
+    /// The code of a status found in `headers`, rewriting it there when the deadline
+    /// passed, so the caller sees the same code as the span and the metric.
+    fn settle(&self, code: Code, headers: &mut HeaderMap) -> Code {
+        if !self.is_expired(code) {
+            return code;
+        }
+        headers.remove("grpc-status-details-bin");
+        // Only fails for details that cannot be encoded; this status has none.
+        let _ = deadline_exceeded().add_header(headers);
+        Code::DeadlineExceeded
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        let elapsed = self.started.elapsed();
+        let code = self.code.unwrap_or(if elapsed >= self.budget {
+            Code::DeadlineExceeded
+        } else {
+            // The caller stopped waiting before an answer came.
+            Code::Cancelled
+        });
+        self.span.record("rpc.grpc.status_code", code as i32);
+        // From the caller's side any failure is an error, whoever caused it.
+        if code != Code::Ok {
+            self.span.record("otel.status_code", "ERROR");
+        }
+        metrics::histogram!(
+            names::CLIENT_DURATION,
+            "rpc_service" => self.service.clone(),
+            "rpc_method" => self.method.clone(),
+            "rpc_grpc_status_code" => (code as i32).to_string()
+        )
+        .record(elapsed.as_secs_f64());
+    }
+}
+
+/// The response body, watched for the trailers that carry the status.
+struct ObservedBody {
+    inner: Body,
+    call: Option<Call>,
+}
+
+impl http_body::Body for ObservedBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        let mut polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &mut polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(trailers) = frame.trailers_mut()
+                    && let Some(call) = this.call.take()
+                {
+                    let code = status_in(trailers).unwrap_or(Code::Unknown);
+                    let code = call.settle(code, trailers);
+                    call.finish(code);
+                }
+            }
+            Poll::Ready(Some(Err(status))) => {
+                if let Some(call) = this.call.take() {
+                    call.finish(status.code());
+                }
+            }
+            Poll::Ready(None) => {
+                // The stream ended without trailers: fine after a trailers-only answer,
+                // a protocol error otherwise.
+                if let Some(call) = this.call.take() {
+                    let code = call.code.unwrap_or(Code::Unknown);
+                    call.finish(code);
+                }
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_grpc_paths() {
+        assert_eq!(
+            split_path("/users.v1.UserService/GetUser"),
+            ("users.v1.UserService".to_owned(), "GetUser".to_owned())
+        );
+    }
+
+    #[test]
+    fn timeouts_round_trip_through_the_header() {
+        for budget in [
+            Duration::from_millis(250),
+            Duration::from_secs(3),
+            Duration::from_secs(7200),
+        ] {
+            let mut headers = HeaderMap::new();
+            if let Some(value) = encode_timeout(budget) {
+                headers.insert(GRPC_TIMEOUT, value);
+            }
+            assert_eq!(grpc_timeout(&headers), Some(budget));
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(GRPC_TIMEOUT, HeaderValue::from_static("123456789S"));
+        assert_eq!(grpc_timeout(&headers), None, "more than 8 digits");
+        headers.insert(GRPC_TIMEOUT, HeaderValue::from_static("5x"));
+        assert_eq!(grpc_timeout(&headers), None);
+    }
+
+    #[test]
+    fn only_traffic_is_observed() {
+        assert!(is_infrastructure("/grpc.health.v1.Health/Check"));
+        assert!(is_infrastructure(
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
+        ));
+        assert!(!is_infrastructure("/users.v1.UserService/GetUser"));
+    }
+}

@@ -1,0 +1,88 @@
+//! Every outgoing gRPC call of the platform goes through this crate, so each one is
+//! balanced, bounded, traced and measured the same way whoever makes it.
+//!
+//! # Layout
+//!
+//! - [`channel`]: one channel per upstream URL. A DNS name is re-resolved
+//!   periodically and every address becomes an endpoint of a balanced channel, so a
+//!   Kubernetes headless Service spreads calls over its pods and follows scaling.
+//!   [`Channels`] hands out the channel of a URL, opening it on first use.
+//! - [`layer`]: the tower layer every call passes through: the client span
+//!   (OpenTelemetry RPC conventions) with `traceparent` injected inside it, the
+//!   caller's deadline sent as `grpc-timeout` and enforced, and the
+//!   `rpc_client_call_duration_seconds` histogram.
+//! - [`Client`]: a shared channel under that layer. Generated clients run over it
+//!   (`UserServiceClient::new(client)`), as do dynamic calls with `tonic::client::Grpc`.
+//! - [`health`]: the `grpc.health.v1` probe used by readiness checks.
+//!
+//! A caller gives its remaining budget the tonic way, with
+//! [`tonic::Request::set_timeout`]; the client's default timeout bounds it.
+
+pub mod channel;
+pub mod health;
+pub mod layer;
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tonic::body::Body;
+use tonic::transport::Channel;
+use tower_layer::Layer;
+use tower_service::Service;
+
+pub use channel::{ChannelOptions, Channels, ClientError, Resolve, SystemResolver};
+pub use health::is_serving;
+pub use layer::{ClientLayer, ClientService, grpc_timeout, names};
+
+/// A shared channel to one upstream under [`ClientLayer`]: cheap to clone, and every
+/// clone uses the same connections.
+#[derive(Debug, Clone)]
+pub struct Client {
+    service: ClientService<Channel>,
+    url: Arc<str>,
+}
+
+impl Client {
+    /// A client over `channel`, which was opened for `url`; calls without a deadline of
+    /// their own get `default_timeout`.
+    pub fn new(channel: Channel, url: &str, default_timeout: Duration) -> Self {
+        Self {
+            service: ClientLayer::new(default_timeout).layer(channel),
+            url: url.into(),
+        }
+    }
+
+    /// The URL the channel was opened for (for logs).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The bound put on every call, whatever deadline the caller asks for.
+    pub fn default_timeout(&self) -> Duration {
+        self.service.default_timeout()
+    }
+
+    /// The same channel with another default timeout.
+    #[must_use]
+    pub fn with_default_timeout(&self, default_timeout: Duration) -> Self {
+        Self {
+            service: ClientLayer::new(default_timeout).layer(self.service.get_ref().clone()),
+            url: Arc::clone(&self.url),
+        }
+    }
+}
+
+impl Service<http::Request<Body>> for Client {
+    type Response = http::Response<Body>;
+    type Error = tonic::Status;
+    type Future = layer::ResponseFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.service.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        self.service.call(request)
+    }
+}
