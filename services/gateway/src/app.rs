@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use platform_auth::Verifier;
 use platform_auth::users_jwks::UsersJwks;
 use platform_kernel::{Parts, Probe, Service};
 use platform_server::{AdminSettings, ServerError};
@@ -185,14 +184,10 @@ impl Service for Gateway {
         let users = Upstream::connect(&settings.users.url, connect_timeout)?;
         let orders = Upstream::connect(&settings.orders.url, connect_timeout)?;
 
-        let verifier = Verifier::with_source(
-            Arc::new(UsersJwks::new(users.channel(), Duration::from_secs(2))),
-            Duration::from_secs(settings.auth.key_refresh_interval_secs),
-            &settings.auth.issuer,
-            &settings.auth.audience,
-        )
-        .with_leeway(Duration::from_secs(settings.auth.clock_skew_secs))
-        .with_cache(platform_auth::VERIFIED_TOKENS_CACHED);
+        let verifier = settings.auth.verification.verifier(Arc::new(UsersJwks::new(
+            users.channel(),
+            Duration::from_secs(2),
+        )));
 
         let openapi = Bytes::from(openapi_document(&table, settings).to_string());
         let edge = Arc::new(Edge {

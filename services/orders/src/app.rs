@@ -5,9 +5,8 @@
 //! balancers to send traffic elsewhere, and comes back by itself when users does.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use platform_auth::{AuthLayer, Verifier};
+use platform_auth::AuthLayer;
 use platform_db::{Database, DatabaseCheck, DbError, redact_url};
 use platform_kernel::{NoCommand, Parts, Probe, Service};
 use platform_proto::orders::v1::order_service_server::{OrderServiceServer, SERVICE_NAME};
@@ -77,14 +76,7 @@ impl Service for Orders {
             move || database.record_pool_metrics("orders")
         });
         let accounts = Accounts::new(&settings.users)?;
-        let verifier = Verifier::with_source(
-            accounts.key_source(),
-            Duration::from_secs(settings.auth.key_refresh_interval_secs),
-            &settings.auth.issuer,
-            &settings.auth.audience,
-        )
-        .with_leeway(Duration::from_secs(settings.auth.clock_skew_secs))
-        .with_cache(platform_auth::VERIFIED_TOKENS_CACHED);
+        let verifier = settings.auth.verification.verifier(accounts.key_source());
         let auth = AuthLayer::new(Arc::new(verifier));
         let api = OrdersApi::new(store::open(&database), accounts.clone());
         tracing::info!(
