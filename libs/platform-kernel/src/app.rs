@@ -42,12 +42,16 @@ impl<S: Service> Application<S> {
         let (public, public_addr) = platform_server::bind(parts.addr()).await?;
         let (admin, admin_addr) = platform_server::bind(S::admin(&settings).addr).await?;
         let readiness = Readiness::new(&parts.health_names()).await;
-        tracing::info!(
-            component = S::COMPONENT.name,
-            public.addr = %public_addr,
-            admin.addr = %admin_addr,
-            "bound"
-        );
+        // Harnesses that start the binary on port 0 read the addresses from this line.
+        let name = S::COMPONENT.name;
+        match parts.public {
+            Public::Grpc { .. } => {
+                tracing::info!(grpc.addr = %public_addr, admin.addr = %admin_addr, "{name} bound");
+            }
+            Public::Http { .. } => {
+                tracing::info!(http.addr = %public_addr, admin.addr = %admin_addr, "{name} bound");
+            }
+        }
         Ok(Self {
             parts,
             public,

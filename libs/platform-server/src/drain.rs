@@ -34,14 +34,13 @@ pub async fn bounded<E>(
     };
     tokio::select! {
         result = server => {
-            tracing::info!(server = what, "server drained");
+            tracing::info!("{what} server drained");
             result
         }
         () = grace_over => {
             tracing::warn!(
-                server = what,
                 grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
-                "grace period over; abandoning requests in flight"
+                "{what} server: grace period over; abandoning requests in flight"
             );
             Ok(())
         }
