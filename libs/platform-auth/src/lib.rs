@@ -4,7 +4,8 @@
 //! [`TokenIssuer`]); every service verifies them against a JWK set ([`Verifier`],
 //! optionally refreshed from a [`KeySource`] on key rotation); and [`AuthLayer`] on
 //! each gRPC server turns an `authorization: Bearer <jwt>` header into a [`Caller`]
-//! that handlers read with [`require_caller`].
+//! that handlers read with [`require_caller`]. [`VerificationSettings`] is the one
+//! configuration of what a token must say, shared by every service.
 //!
 //! Tokens are compact JWS with header `alg: EdDSA`, `typ: JWT` and `kid` (the key's
 //! RFC 7638 thumbprint), and claims `iss`, `aud`, `sub`, `role` (`"user"` or
@@ -16,6 +17,7 @@ mod clock;
 mod issuer;
 mod keys;
 pub mod layer;
+mod settings;
 pub mod users_jwks;
 mod verifier;
 
@@ -24,6 +26,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use issuer::{IssuedToken, TokenIssuer, TokenSettings};
 pub use keys::{Jwk, KeyError, SigningKey};
 pub use layer::{AuthLayer, AuthService, bearer_token, require_caller};
+pub use settings::{InvalidSetting, VerificationSettings};
 pub use verifier::{
     DEFAULT_LEEWAY, KeySource, KeySourceError, VERIFIED_TOKENS_CACHED, Verifier, VerifyError,
 };

@@ -164,9 +164,13 @@ where
         builder = builder.add_source(parsed);
     }
 
+    // Numbers and booleans are typed here rather than left as strings for serde to
+    // coerce: a section embedded with `#[serde(flatten)]` is deserialized from a
+    // buffer that cannot turn "30" into a u64. String fields still accept them.
     let env = Environment::with_prefix(sources.env_prefix)
         .prefix_separator("__")
         .separator("__")
+        .try_parsing(true)
         .source(sources.env);
     builder = builder.add_source(env);
 
@@ -268,6 +272,47 @@ mod tests {
         let s: Settings =
             load(Sources::new("SVC").with_env([("SVC__DATABASE__MAX_CONNECTIONS", "42")])).unwrap();
         assert_eq!(s.database.max_connections, 42);
+    }
+
+    #[test]
+    fn numeric_env_values_still_fill_string_fields() {
+        let s: Settings =
+            load(Sources::new("SVC").with_env([("SVC__DATABASE__URL", "12345")])).unwrap();
+        assert_eq!(s.database.url, "12345");
+    }
+
+    #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields, default)]
+    struct Outer {
+        section: Section,
+    }
+
+    #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields, default)]
+    struct Section {
+        #[serde(flatten)]
+        shared: Shared,
+        own: bool,
+    }
+
+    #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
+    #[serde(default)]
+    struct Shared {
+        secs: u64,
+    }
+
+    #[test]
+    fn flattened_sections_take_typed_env_values() {
+        let s: Outer = load(
+            Sources::new("SVC")
+                .with_env([("SVC__SECTION__SECS", "30"), ("SVC__SECTION__OWN", "true")]),
+        )
+        .unwrap();
+        assert_eq!(s.section.shared.secs, 30);
+        assert!(s.section.own);
+        let err =
+            load::<Outer>(Sources::new("SVC").with_env([("SVC__SECTION__SEC", "1")])).unwrap_err();
+        assert!(err.to_string().contains("sec"), "{err}");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tower::limit::GlobalConcurrencyLimitLayer;
 
-use crate::rpc_layer::RpcLayer;
+use crate::rpc_layer::{KnownMethods, RpcLayer};
 use crate::{GrpcSettings, Readiness, ServerError};
 
 /// What a service contributes to its server.
@@ -61,37 +61,22 @@ pub async fn serve(
         .add_service(reflection.build_v1()?)
         .add_service(reflection_v1alpha.build_v1alpha()?);
 
+    let known = KnownMethods::of_services(&service.names);
     let timeout = Duration::from_millis(settings.request_timeout_ms);
     let grace = Duration::from_millis(settings.grace_period_ms);
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
 
-    let drain_started = {
-        let shutdown = shutdown.clone();
-        let readiness = readiness.clone();
-        async move {
-            shutdown.wait().await;
-            readiness.start_draining().await;
-        }
-    };
     let server = Server::builder()
         .timeout(timeout)
-        .layer(RpcLayer::new(Some(timeout)))
+        .layer(RpcLayer::new(Some(timeout), known))
         .layer(GlobalConcurrencyLimitLayer::new(settings.concurrency_limit))
         .layer(auth)
-        .serve_with_incoming_shutdown(routes.prepare(), incoming, drain_started);
-
-    let grace_over = async {
-        shutdown.wait().await;
-        tokio::time::sleep(grace).await;
-    };
-    tokio::select! {
-        result = server => {
-            tracing::info!("gRPC server drained");
-            result.map_err(ServerError::from)
-        }
-        () = grace_over => {
-            tracing::warn!(grace_ms = settings.grace_period_ms, "grace period over; abandoning calls in flight");
-            Ok(())
-        }
-    }
+        .serve_with_incoming_shutdown(
+            routes.prepare(),
+            incoming,
+            crate::drain::started(shutdown.clone(), readiness),
+        );
+    crate::drain::bounded("gRPC", server, &shutdown, grace)
+        .await
+        .map_err(ServerError::from)
 }

@@ -6,18 +6,25 @@
 //!   (`grpc.health.v1`), reflection (`v1` and `v1alpha`), authentication, a per-call
 //!   span and metrics ([`rpc_layer`]), a global concurrency limit, a request timeout,
 //!   and a drain on shutdown bounded by a grace period.
+//! - [`http`]: a public HTTP router (the edge) served with the same drain.
+//! - [`drain`]: not-ready, stop accepting, finish in flight, bounded by a grace
+//!   period; shared by both public servers.
 //! - [`readiness`]: one switch that drives both the gRPC health status and `/readyz`.
 //! - [`admin`]: the admin HTTP port with `/healthz`, `/readyz` and `/metrics`.
 //! - [`metrics`]: the process-wide Prometheus recorder.
+//! - [`deadline`]: the deadline of the call being served, for calls made downstream.
+//!
+//! Assembling these into a process (command line, settings, telemetry, signals) is
+//! `platform-kernel`'s job.
 
 pub mod admin;
 pub mod deadline;
+pub mod drain;
 pub mod grpc;
+pub mod http;
 pub mod metrics;
-pub mod process;
 pub mod readiness;
 pub mod rpc_layer;
-pub mod runtime;
 
 use std::net::SocketAddr;
 
@@ -26,7 +33,6 @@ use tokio::net::TcpListener;
 use serde::{Deserialize, Serialize};
 
 pub use readiness::Readiness;
-pub use runtime::ServiceRuntime;
 
 /// The `[grpc]` section of a service's settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,4 +113,7 @@ pub enum ServerError {
     /// The admin HTTP server failed.
     #[error("admin server failed: {0}")]
     Admin(#[source] std::io::Error),
+    /// The public HTTP server failed.
+    #[error("HTTP server failed: {0}")]
+    Http(#[source] std::io::Error),
 }

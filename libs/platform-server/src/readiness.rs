@@ -27,6 +27,9 @@ struct Inner {
     services: Vec<String>,
     ready: AtomicBool,
     draining: AtomicBool,
+    /// Held across a state change and its publication, so a check that finishes
+    /// while draining starts cannot publish SERVING after the drain's NOT_SERVING.
+    publishing: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Readiness {
@@ -51,6 +54,7 @@ impl Readiness {
                 services: names,
                 ready: AtomicBool::new(false),
                 draining: AtomicBool::new(false),
+                publishing: tokio::sync::Mutex::new(()),
             }),
         };
         readiness.publish(ServingStatus::NotServing).await;
@@ -74,8 +78,10 @@ impl Readiness {
         self.inner.draining.load(Ordering::SeqCst)
     }
 
-    /// Records whether the dependencies are available. Ignored once draining.
+    /// Records whether the dependencies are available. Ignored once draining:
+    /// draining is final.
     pub async fn set_ready(&self, ready: bool) {
+        let _publishing = self.inner.publishing.lock().await;
         if self.is_draining() {
             return;
         }
@@ -92,6 +98,7 @@ impl Readiness {
 
     /// Marks the process NOT_SERVING for good.
     pub async fn start_draining(&self) {
+        let _publishing = self.inner.publishing.lock().await;
         if !self.inner.draining.swap(true, Ordering::SeqCst) {
             tracing::info!("draining: health set to NOT_SERVING");
             self.publish(ServingStatus::NotServing).await;
@@ -138,6 +145,68 @@ where
         tokio::select! {
             () = tokio::time::sleep(pause) => {}
             () = shutdown.wait() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_server::Health;
+
+    use super::*;
+
+    async fn published(readiness: &Readiness, service: &str) -> i32 {
+        let health = HealthService::from_health_reporter(readiness.inner.reporter.clone());
+        let request = tonic::Request::new(HealthCheckRequest {
+            service: service.to_owned(),
+        });
+        health.check(request).await.unwrap().into_inner().status
+    }
+
+    #[tokio::test]
+    async fn readiness_is_published_for_every_service() {
+        let readiness = Readiness::new(&["a.v1.A"]).await;
+        assert_eq!(
+            published(&readiness, "a.v1.A").await,
+            ServingStatus::NotServing as i32
+        );
+        readiness.set_ready(true).await;
+        assert!(readiness.is_ready());
+        assert_eq!(
+            published(&readiness, "a.v1.A").await,
+            ServingStatus::Serving as i32
+        );
+        assert_eq!(
+            published(&readiness, "").await,
+            ServingStatus::Serving as i32
+        );
+    }
+
+    /// A dependency check that answers while the drain starts must not win: whatever
+    /// the interleaving, the last word published is NOT_SERVING.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn draining_is_final() {
+        for _ in 0..200 {
+            let readiness = Readiness::new(&["a.v1.A"]).await;
+            let checks: Vec<_> = (0..4)
+                .map(|_| {
+                    let readiness = readiness.clone();
+                    tokio::spawn(async move { readiness.set_ready(true).await })
+                })
+                .collect();
+            readiness.start_draining().await;
+            for check in checks {
+                check.await.unwrap();
+            }
+            readiness.set_ready(true).await;
+            assert!(!readiness.is_ready());
+            assert_eq!(
+                published(&readiness, "a.v1.A").await,
+                ServingStatus::NotServing as i32
+            );
         }
     }
 }

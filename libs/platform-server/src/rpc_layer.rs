@@ -11,8 +11,14 @@
 //! errors) or in the trailers after the body, so the response body is wrapped and the
 //! call is recorded when the body ends, or when it is dropped unfinished (cancelled or
 //! past its deadline).
+//!
+//! Metric labels name only methods the server really serves ([`KnownMethods`]); any
+//! other path is labelled `unknown`, so a client sending junk paths cannot create an
+//! unbounded number of series.
 
+use std::collections::HashSet;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -42,17 +48,72 @@ fn is_infrastructure(path: &str) -> bool {
     path.starts_with("/grpc.health.") || path.starts_with("/grpc.reflection.")
 }
 
+/// The label given to a service or method the server does not serve.
+pub const UNKNOWN: &str = "unknown";
+
+/// The `(service, method)` pairs a server answers, read from the descriptors.
+#[derive(Debug, Clone, Default)]
+pub struct KnownMethods {
+    methods: Arc<HashSet<(String, String)>>,
+}
+
+impl KnownMethods {
+    /// Every method of the named services that the platform's descriptor pool
+    /// describes.
+    pub fn of_services(names: &[&str]) -> Self {
+        Self::from_pool(platform_proto::descriptor_pool(), names)
+    }
+
+    /// Every method of the named services in `pool`; a name the pool lacks adds none.
+    pub fn from_pool(pool: &prost_reflect::DescriptorPool, names: &[&str]) -> Self {
+        let methods = names
+            .iter()
+            .filter_map(|name| pool.get_service_by_name(name))
+            .flat_map(|service| {
+                let name = service.full_name().to_owned();
+                service
+                    .methods()
+                    .map(|method| (name.clone(), method.name().to_owned()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        Self {
+            methods: Arc::new(methods),
+        }
+    }
+
+    /// The metric labels of a call to `service`/`method`: themselves when served,
+    /// else `unknown` for both (an unknown service) or for the method alone.
+    pub fn labels(&self, service: &str, method: &str) -> (String, String) {
+        if self
+            .methods
+            .contains(&(service.to_owned(), method.to_owned()))
+        {
+            (service.to_owned(), method.to_owned())
+        } else if self.methods.iter().any(|(known, _)| known == service) {
+            (service.to_owned(), UNKNOWN.to_owned())
+        } else {
+            (UNKNOWN.to_owned(), UNKNOWN.to_owned())
+        }
+    }
+}
+
 /// Adds [`RpcService`] around a tonic server's routes.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RpcLayer {
     default_timeout: Option<Duration>,
+    known: KnownMethods,
 }
 
 impl RpcLayer {
     /// `default_timeout` is the server's own bound on a call (to tell a deadline from a
-    /// cancellation when a call is abandoned).
-    pub fn new(default_timeout: Option<Duration>) -> Self {
-        Self { default_timeout }
+    /// cancellation when a call is abandoned); `known` are the methods served, the
+    /// only ones metric labels name.
+    pub fn new(default_timeout: Option<Duration>, known: KnownMethods) -> Self {
+        Self {
+            default_timeout,
+            known,
+        }
     }
 }
 
@@ -63,6 +124,7 @@ impl<S> Layer<S> for RpcLayer {
         RpcService {
             inner,
             default_timeout: self.default_timeout,
+            known: self.known.clone(),
         }
     }
 }
@@ -72,6 +134,7 @@ impl<S> Layer<S> for RpcLayer {
 pub struct RpcService<S> {
     inner: S,
     default_timeout: Option<Duration>,
+    known: KnownMethods,
 }
 
 impl<S, B> Service<Request<B>> for RpcService<S>
@@ -117,7 +180,8 @@ where
                 .extensions_mut()
                 .insert(crate::deadline::Deadline::after(budget));
         }
-        let call = Call::start(span.clone(), service, method, deadline);
+        let labels = self.known.labels(&service, &method);
+        let call = Call::start(span.clone(), labels, deadline);
         let future = self.inner.call(request);
         Box::pin(
             async move {
@@ -164,10 +228,10 @@ struct Call {
 }
 
 impl Call {
+    /// `labels` are the call's `(service, method)` as metrics name them.
     fn start(
         span: tracing::Span,
-        service: String,
-        method: String,
+        (service, method): (String, String),
         deadline: Option<Duration>,
     ) -> Self {
         metrics::gauge!(names::ACTIVE, "rpc_service" => service.clone(), "rpc_method" => method.clone())
@@ -294,6 +358,28 @@ mod tests {
         assert_eq!(
             split_path("/users.v1.UserService/GetUser"),
             ("users.v1.UserService".to_owned(), "GetUser".to_owned())
+        );
+    }
+
+    #[test]
+    fn only_served_methods_are_labelled_by_name() {
+        let known = KnownMethods::of_services(&["users.v1.UserService"]);
+        assert_eq!(
+            known.labels("users.v1.UserService", "GetUser"),
+            ("users.v1.UserService".to_owned(), "GetUser".to_owned())
+        );
+        assert_eq!(
+            known.labels("users.v1.UserService", "NoSuchMethod"),
+            ("users.v1.UserService".to_owned(), UNKNOWN.to_owned())
+        );
+        // Served by no one here, even if the platform knows it.
+        assert_eq!(
+            known.labels("orders.v1.OrderService", "GetOrder"),
+            (UNKNOWN.to_owned(), UNKNOWN.to_owned())
+        );
+        assert_eq!(
+            known.labels("x/../../etc", "passwd"),
+            (UNKNOWN.to_owned(), UNKNOWN.to_owned())
         );
     }
 

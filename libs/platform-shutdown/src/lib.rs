@@ -4,57 +4,72 @@
 //! drain timer waits on. It fires once, from SIGTERM or SIGINT ([`from_os_signals`]) or
 //! from a [`Trigger`] (tests stop an `Application` this way instead of signalling the
 //! test process).
+//!
+//! Both are thin names over one `tokio_util` [`CancellationToken`]: the token does the
+//! waking and the fire-once bookkeeping; the names keep the intent (a trigger is held
+//! by whoever may stop the process, a shutdown by whoever must react) visible in
+//! signatures.
 
-use tokio::sync::watch;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 /// Fires the paired [`Shutdown`]. Dropping it does not fire it.
 #[derive(Debug)]
 pub struct Trigger {
-    tx: watch::Sender<bool>,
+    token: CancellationToken,
 }
 
 impl Trigger {
     /// Starts the shutdown; idempotent.
     pub fn fire(&self) {
-        self.tx.send_replace(true);
+        self.token.cancel();
     }
 }
 
 /// Waits for shutdown to start. Cloning shares the same signal.
 #[derive(Debug, Clone)]
 pub struct Shutdown {
-    rx: watch::Receiver<bool>,
+    token: CancellationToken,
 }
 
 impl Shutdown {
     /// A handle and the trigger that fires it.
     pub fn new() -> (Trigger, Self) {
-        let (tx, rx) = watch::channel(false);
-        (Trigger { tx }, Self { rx })
+        let token = CancellationToken::new();
+        (
+            Trigger {
+                token: token.clone(),
+            },
+            Self { token },
+        )
     }
 
-    /// A handle that never fires.
+    /// A handle that never fires: no trigger exists for it.
     pub fn never() -> Self {
-        let (trigger, shutdown) = Self::new();
-        // Keep the sender alive forever so `wait` stays pending instead of returning
-        // on a closed channel.
-        std::mem::forget(trigger);
-        shutdown
+        Self {
+            token: CancellationToken::new(),
+        }
     }
 
     /// Whether shutdown has started.
     pub fn is_started(&self) -> bool {
-        *self.rx.borrow()
+        self.token.is_cancelled()
     }
 
     /// Completes once shutdown has started (at once if it already has).
-    pub async fn wait(&self) {
-        let mut rx = self.rx.clone();
-        // An error means every trigger is gone without firing: nothing can start the
-        // shutdown any more, so stay pending rather than shutting down by accident.
-        if rx.wait_for(|started| *started).await.is_err() {
-            std::future::pending::<()>().await;
-        }
+    pub fn wait(&self) -> WaitForCancellationFuture<'_> {
+        self.token.cancelled()
+    }
+
+    /// Completes once shutdown has started, owning its handle, for futures that must
+    /// be `'static` (a server's graceful-shutdown signal).
+    pub async fn wait_owned(self) {
+        self.token.cancelled_owned().await;
+    }
+
+    /// The underlying token, for code that speaks `tokio_util` directly (a child
+    /// token per task, `run_until_cancelled`).
+    pub fn token(&self) -> &CancellationToken {
+        &self.token
     }
 }
 

@@ -1,5 +1,6 @@
-//! The gateway as one value: built from settings (descriptors, routes, upstreams,
-//! keys, limits), bound to its ports, run until a shutdown signal.
+//! The gateway as the kernel runs it ([`Gateway`]): built from settings (descriptors,
+//! routes, upstreams, keys, limits) into an HTTP router; binding, readiness, signals
+//! and the drain are `platform-kernel`'s.
 //!
 //! The routing table is built once, at start, from the descriptors compiled into the
 //! binary plus any descriptor sets named in the settings; a conflict or an invalid
@@ -7,19 +8,16 @@
 //! both report SERVING on the health protocol.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use platform_auth::Verifier;
 use platform_auth::users_jwks::UsersJwks;
 use platform_client::{ChannelOptions, Channels};
-use platform_server::{Readiness, ServerError};
-use platform_shutdown::Shutdown;
-use platform_telemetry::Component;
+use platform_kernel::{Parts, Probe, Service};
+use platform_server::{AdminSettings, ServerError};
+use platform_telemetry::{Component, LogSettings};
 use prost_reflect::{DescriptorPool, ServiceDescriptor};
-use tokio::net::TcpListener;
 
 use crate::edge::{self, Edge};
 use crate::openapi::{self, ApiInfo};
@@ -56,16 +54,18 @@ pub enum AppError {
     Server(#[from] ServerError),
 }
 
-/// The gateway, bound and ready to run.
-#[derive(Debug)]
-pub struct Application {
-    settings: Settings,
-    edge: Arc<Edge>,
-    health_targets: Vec<(String, Upstream)>,
-    http_listener: TcpListener,
-    http_addr: SocketAddr,
-    admin_listener: TcpListener,
-    admin_addr: SocketAddr,
+/// The gateway, as the kernel runs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Gateway;
+
+/// The gateway, built and bound to its ports.
+pub type Application = platform_kernel::Application<Gateway>;
+
+/// The gateway's own subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Print the OpenAPI document of the configured routes and exit.
+    Openapi,
 }
 
 /// The descriptor pool and the services to expose, from the built-in descriptors and
@@ -133,16 +133,36 @@ pub fn openapi_document(table: &RouteTable, settings: &Settings) -> serde_json::
     )
 }
 
-impl Application {
-    /// Builds routes, upstream channels and the token verifier, then binds both ports
-    /// (port 0 picks a free one).
-    pub async fn build(settings: Settings) -> Result<Self, AppError> {
-        platform_server::metrics::install(Component {
-            name: "gateway",
-            version: env!("CARGO_PKG_VERSION"),
-        });
+impl Service for Gateway {
+    type Settings = Settings;
+    type Error = AppError;
+    type Command = Command;
+
+    const COMPONENT: Component = Component {
+        name: "gateway",
+        version: env!("CARGO_PKG_VERSION"),
+    };
+    const ABOUT: &'static str = "The HTTP/JSON edge of the platform.";
+
+    fn log(settings: &Settings) -> &LogSettings {
+        &settings.log
+    }
+
+    fn admin(settings: &Settings) -> &AdminSettings {
+        &settings.admin
+    }
+
+    fn probe(settings: &Settings) -> Probe {
+        Probe::Ready {
+            addr: settings.admin.addr,
+        }
+    }
+
+    /// Builds routes, upstream channels and the token verifier; ready while every
+    /// built-in upstream reports SERVING.
+    async fn build(settings: &Settings) -> Result<Parts, AppError> {
         edge::describe_metrics();
-        let (pool, services) = services(&settings)?;
+        let (pool, services) = services(settings)?;
         let table = RouteTable::build(&pool, services.iter().map(|(s, _)| s.clone()))?;
 
         // One channel per upstream URL, shared by every service it serves, the key
@@ -160,19 +180,12 @@ impl Application {
         let users = upstream(&settings.users.url)?;
         let orders = upstream(&settings.orders.url)?;
 
-        let verifier = Verifier::with_source(
-            Arc::new(UsersJwks::new(
-                users.client().clone(),
-                Duration::from_secs(2),
-            )),
-            Duration::from_secs(settings.auth.key_refresh_interval_secs),
-            &settings.auth.issuer,
-            &settings.auth.audience,
-        )
-        .with_leeway(Duration::from_secs(settings.auth.clock_skew_secs))
-        .with_cache(platform_auth::VERIFIED_TOKENS_CACHED);
+        let verifier = settings.auth.verification.verifier(Arc::new(UsersJwks::new(
+            users.client().clone(),
+            Duration::from_secs(2),
+        )));
 
-        let openapi = Bytes::from(openapi_document(&table, &settings).to_string());
+        let openapi = Bytes::from(openapi_document(&table, settings).to_string());
         let edge = Arc::new(Edge {
             table,
             pool,
@@ -185,46 +198,15 @@ impl Application {
             openapi,
         });
 
-        let (http_listener, http_addr) = platform_server::bind(settings.http.addr).await?;
-        let (admin_listener, admin_addr) = platform_server::bind(settings.admin.addr).await?;
-        tracing::info!(
-            http.addr = %http_addr,
-            admin.addr = %admin_addr,
-            routes = edge.table.routes().count(),
-            "gateway bound"
-        );
-        Ok(Self {
-            health_targets: vec![
-                ("users.v1.UserService".to_owned(), users),
-                ("orders.v1.OrderService".to_owned(), orders),
-            ],
-            settings,
-            edge,
-            http_listener,
-            http_addr,
-            admin_listener,
-            admin_addr,
-        })
-    }
-
-    /// The bound public address.
-    pub fn http_addr(&self) -> SocketAddr {
-        self.http_addr
-    }
-
-    /// The bound admin address.
-    pub fn admin_addr(&self) -> SocketAddr {
-        self.admin_addr
-    }
-
-    /// Serves until `shutdown` fires, then drains and returns.
-    pub async fn run_until_stopped(self, shutdown: Shutdown) -> Result<(), AppError> {
-        let readiness = Readiness::new(&[]).await;
-        let targets = Arc::new(self.health_targets);
-        let watcher = tokio::spawn(platform_server::readiness::watch(
-            readiness.clone(),
-            shutdown.clone(),
-            move || {
+        tracing::info!(routes = edge.table.routes().count(), "gateway built");
+        let targets = Arc::new(vec![
+            ("users.v1.UserService".to_owned(), users),
+            ("orders.v1.OrderService".to_owned(), orders),
+        ]);
+        let app = edge::router(edge, settings);
+        let grace = Duration::from_millis(settings.http.grace_period_ms);
+        Ok(
+            Parts::http(settings.http.addr, grace, app).ready_when(move || {
                 let targets = Arc::clone(&targets);
                 async move {
                     let checks = targets
@@ -235,40 +217,26 @@ impl Application {
                         .into_iter()
                         .all(|ok| ok)
                 }
-            },
-        ));
-
-        let app = edge::router(self.edge, &self.settings);
-        let grace = Duration::from_millis(self.settings.http.grace_period_ms);
-        let drain_started = {
-            let shutdown = shutdown.clone();
-            let readiness = readiness.clone();
-            async move {
-                shutdown.wait().await;
-                readiness.start_draining().await;
-            }
-        };
-        let public = axum::serve(
-            self.http_listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
+            }),
         )
-        .with_graceful_shutdown(drain_started);
-        let public = async {
-            tokio::select! {
-                result = public => result.map_err(ServerError::Admin),
-                () = async { shutdown.wait().await; tokio::time::sleep(grace).await } => {
-                    tracing::warn!("grace period over; abandoning requests in flight");
-                    Ok(())
-                }
-            }
-        };
-        let admin = platform_server::admin::serve(self.admin_listener, readiness, shutdown.clone());
-        let result = tokio::try_join!(public, admin);
-        watcher.abort();
-        result?;
-        tracing::info!("gateway stopped");
-        Ok(())
     }
+
+    async fn command(settings: Settings, command: Command) -> anyhow::Result<()> {
+        match command {
+            Command::Openapi => print_openapi(&settings),
+        }
+    }
+}
+
+fn print_openapi(settings: &Settings) -> anyhow::Result<()> {
+    let (pool, services) = services(settings)?;
+    let table = RouteTable::build(&pool, services.into_iter().map(|(s, _)| s))?;
+    let document = openapi_document(&table, settings);
+    #[allow(clippy::print_stdout, reason = "the command's output")]
+    {
+        println!("{}", serde_json::to_string_pretty(&document)?);
+    }
+    Ok(())
 }
 
 /// Whether the upstream reports `service` SERVING within a second (a probe: no span,

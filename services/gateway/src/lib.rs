@@ -32,7 +32,7 @@ pub mod settings;
 pub mod transcode;
 pub mod upstream;
 
-pub use app::{AppError, Application};
+pub use app::{AppError, Application, Gateway};
 pub use routing::{Route, RouteError, RouteMatch, RouteTable};
 pub use settings::Settings;
 pub use transcode::{TranscodeError, build_request, render_response};

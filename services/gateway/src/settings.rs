@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use platform_auth::VerificationSettings;
 pub use platform_config::Layered;
 use platform_config::{ConfigError, require_http_url, require_positive};
 use platform_server::AdminSettings;
@@ -115,15 +116,9 @@ pub struct ExtraUpstream {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSettings {
-    /// The expected `iss` claim.
-    pub issuer: String,
-    /// The expected `aud` claim.
-    pub audience: String,
-    /// Clock difference tolerated on `exp` and `nbf`.
-    pub clock_skew_secs: u64,
-    /// Least time between two key-set fetches from users triggered by unknown key ids,
-    /// so forged tokens cannot flood users.
-    pub key_refresh_interval_secs: u64,
+    /// What tokens must say, and how often users' key set may be refetched.
+    #[serde(flatten)]
+    pub verification: VerificationSettings,
     /// Methods callable without a token, as `package.Service/Method`.
     pub public_methods: Vec<String>,
 }
@@ -131,10 +126,7 @@ pub struct AuthSettings {
 impl Default for AuthSettings {
     fn default() -> Self {
         Self {
-            issuer: "platform-users".to_owned(),
-            audience: "platform".to_owned(),
-            clock_skew_secs: 30,
-            key_refresh_interval_secs: 10,
+            verification: VerificationSettings::default(),
             public_methods: vec![
                 "users.v1.UserService/CreateUser".to_owned(),
                 "users.v1.UserService/CreateToken".to_owned(),
@@ -203,6 +195,10 @@ impl Layered for Settings {
         require_positive("rate_limit.burst", u64::from(self.rate_limit.burst))?;
         require_positive("http.max_body_bytes", self.http.max_body_bytes as u64)?;
         require_positive("http.default_timeout_ms", self.http.default_timeout_ms)?;
+        self.auth
+            .verification
+            .validate("auth")
+            .map_err(|e| ConfigError::rule(e.key, e.reason))?;
         Ok(())
     }
 }

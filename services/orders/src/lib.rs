@@ -3,8 +3,8 @@
 //!
 //! # Layout
 //!
-//! - [`app`]: [`Application`], built from [`Settings`], bound to its ports, run until a
-//!   shutdown signal.
+//! - [`app`]: [`Orders`], the service as `platform-kernel` runs it ([`Application`] is
+//!   it built from [`Settings`] and bound to its ports).
 //! - [`api`]: the gRPC service: parsing, authorization, account checks, the store.
 //! - [`accounts`]: the users service as orders sees it: account checks (cached), the
 //!   token keys, its health.
@@ -21,5 +21,5 @@ pub mod error;
 pub mod settings;
 pub mod store;
 
-pub use app::{AppError, Application};
+pub use app::{AppError, Application, Orders};
 pub use settings::Settings;

@@ -1,6 +1,7 @@
 //! The orders service's settings: built-in defaults for the embedded run, then
 //! `--config FILE`, then `ORDERS__…` environment variables (see `platform-config`).
 
+use platform_auth::VerificationSettings;
 pub use platform_config::Layered;
 use platform_config::{ConfigError, require_http_url, require_positive};
 use platform_db::DatabaseSettings;
@@ -43,29 +44,13 @@ impl Default for Settings {
 
 /// The `[auth]` section: what tokens must say to be accepted. The keys come from the
 /// users service's `GetJwks`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSettings {
-    /// The expected `iss` claim.
-    pub issuer: String,
-    /// The expected `aud` claim.
-    pub audience: String,
-    /// Clock difference tolerated on `exp` and `nbf`.
-    pub clock_skew_secs: u64,
-    /// Least time between two key-set fetches triggered by unknown key ids, so forged
-    /// tokens cannot flood users.
-    pub key_refresh_interval_secs: u64,
-}
-
-impl Default for AuthSettings {
-    fn default() -> Self {
-        Self {
-            issuer: "platform-users".to_owned(),
-            audience: "platform".to_owned(),
-            clock_skew_secs: 30,
-            key_refresh_interval_secs: 10,
-        }
-    }
+    /// The shared verification settings; wrapped only so that a misspelt key in
+    /// `[auth]` is still an error.
+    #[serde(flatten)]
+    pub verification: VerificationSettings,
 }
 
 /// The `[users]` section: the upstream users service.
@@ -103,6 +88,10 @@ impl Layered for Settings {
         require_http_url("users.url", &self.users.url)?;
         require_positive("users.timeout_ms", self.users.timeout_ms)?;
         require_positive("grpc.concurrency_limit", self.grpc.concurrency_limit as u64)?;
+        self.auth
+            .verification
+            .validate("auth")
+            .map_err(|e| ConfigError::rule(e.key, e.reason))?;
         Ok(())
     }
 }

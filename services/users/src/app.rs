@@ -1,23 +1,21 @@
-//! The users service as one value: built from settings, bound to its ports, run until
-//! a shutdown signal.
+//! The users service as the kernel runs it ([`Users`]), and its operator commands.
 //!
 //! [`Application::build`] does everything that can fail on bad configuration (keys,
-//! database URL, listening sockets) before serving anything. [`Application::run_until_stopped`]
-//! serves gRPC and the admin port, and keeps watching the database: migrations are
-//! applied as soon as it answers, health turns SERVING only then, and readiness
-//! follows the database while it comes and goes.
+//! database URL, listening sockets) before serving anything. Once running, the
+//! database is watched: migrations are applied as soon as it answers, health turns
+//! SERVING only then, and readiness follows the database while it comes and goes.
 
-use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use platform_auth::AuthLayer;
 use platform_db::{Database, DatabaseCheck, DbError, redact_url};
+use platform_kernel::{Parts, Probe, Service};
 use platform_proto::users::v1::user_service_server::{SERVICE_NAME, UserServiceServer};
 use platform_server::grpc::ServiceRoutes;
-use platform_server::metrics::CollectorGuard;
-use platform_server::{ServerError, ServiceRuntime};
-use platform_shutdown::Shutdown;
-use platform_telemetry::Component;
+use platform_server::{AdminSettings, ServerError};
+use platform_telemetry::{Component, LogSettings};
 use tonic::service::Routes;
 
 use crate::api::UsersApi;
@@ -43,93 +41,140 @@ pub enum AppError {
     Server(#[from] ServerError),
 }
 
-/// The users service, bound and ready to run.
-#[derive(Debug)]
-pub struct Application {
-    settings: Settings,
-    runtime: ServiceRuntime,
-    database: Database,
-    api: UsersApi,
-    auth: AuthLayer,
-    _pool_metrics: CollectorGuard,
-}
+/// The users service, as the kernel runs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Users;
 
-impl Application {
-    /// Loads keys, prepares the database pool and binds both ports (port 0 picks a
-    /// free one; see [`Application::grpc_addr`]).
-    pub async fn build(settings: Settings) -> Result<Self, AppError> {
+/// The users service, built and bound to its ports.
+pub type Application = platform_kernel::Application<Users>;
+
+impl Service for Users {
+    type Settings = Settings;
+    type Error = AppError;
+    type Command = Command;
+
+    const COMPONENT: Component = Component {
+        name: "users",
+        version: env!("CARGO_PKG_VERSION"),
+    };
+    const ABOUT: &'static str = "The users service of the platform.";
+    const DATABASE: bool = true;
+
+    fn log(settings: &Settings) -> &LogSettings {
+        &settings.log
+    }
+
+    fn admin(settings: &Settings) -> &AdminSettings {
+        &settings.admin
+    }
+
+    fn probe(settings: &Settings) -> Probe {
+        Probe::Grpc {
+            addr: settings.grpc.addr,
+            service: SERVICE_NAME.to_owned(),
+        }
+    }
+
+    /// Loads keys and prepares the database pool; health turns SERVING once the
+    /// database answers and its migrations are applied.
+    async fn build(settings: &Settings) -> Result<Parts, AppError> {
         let keys = Keys::load(&settings.auth)?;
-        let params = crate::password::params(&settings)
+        let params = crate::password::params(settings)
             .map_err(|e| AppError::Hash(HashError::Argon2(e.to_string())))?;
         let hasher = Hasher::new(params, settings.password.max_concurrent).await?;
         let database = Database::connect_lazy(&settings.database)?;
-        platform_server::metrics::install(Component {
-            name: "users",
-            version: env!("CARGO_PKG_VERSION"),
-        });
         let pool_metrics = platform_server::metrics::register_collector({
             let database = database.clone();
             move || database.record_pool_metrics("users")
         });
         let auth = AuthLayer::new(Arc::clone(&keys.verifier));
         let api = UsersApi::new(store::open(&database), hasher, keys);
-        let runtime =
-            ServiceRuntime::bind(&settings.grpc, &settings.admin, &[SERVICE_NAME]).await?;
-        tracing::info!(
-            grpc.addr = %runtime.grpc_addr(),
-            admin.addr = %runtime.admin_addr(),
-            database = %redact_url(&settings.database.url),
-            "users service bound"
-        );
-        Ok(Self {
-            settings,
-            runtime,
-            database,
-            api,
-            auth,
-            _pool_metrics: pool_metrics,
-        })
-    }
-
-    /// The bound gRPC address.
-    pub fn grpc_addr(&self) -> SocketAddr {
-        self.runtime.grpc_addr()
-    }
-
-    /// The bound admin HTTP address.
-    pub fn admin_addr(&self) -> SocketAddr {
-        self.runtime.admin_addr()
-    }
-
-    /// Serves until `shutdown` fires, then drains and returns.
-    pub async fn run_until_stopped(self, shutdown: Shutdown) -> Result<(), AppError> {
         let check = DatabaseCheck::new(
-            self.database.clone(),
+            database.clone(),
             MIGRATIONS,
-            self.settings.database.run_migrations,
+            settings.database.run_migrations,
         );
+        tracing::info!(database = %redact_url(&settings.database.url), "users service built");
         let routes = ServiceRoutes {
-            routes: Routes::new(UserServiceServer::new(self.api)),
+            routes: Routes::new(UserServiceServer::new(api)),
             names: vec![SERVICE_NAME],
         };
-        let result = self
-            .runtime
-            .run(
-                routes,
-                self.auth,
-                &self.settings.grpc,
-                shutdown,
-                move || {
-                    let check = check.clone();
-                    async move { check.run().await }
-                },
-            )
-            .await;
-        self.database.close().await;
-        result?;
-        tracing::info!("users service stopped");
-        Ok(())
+        Ok(Parts::grpc(&settings.grpc, routes, auth)
+            .ready_when(move || {
+                let check = check.clone();
+                async move { check.run().await }
+            })
+            .on_stop(async move { database.close().await })
+            .keep(pool_metrics))
     }
+
+    async fn migrate(settings: &Settings) -> Result<(), AppError> {
+        migrate(settings).await
+    }
+
+    async fn command(settings: Settings, command: Command) -> anyhow::Result<()> {
+        match command {
+            Command::Admin {
+                command:
+                    AdminCommand::Create {
+                        email,
+                        display_name,
+                        password_file,
+                    },
+            } => create_admin_from_file(&settings, &email, &display_name, &password_file).await,
+        }
+    }
+}
+
+/// The operator subcommands of the `users` binary.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Operator commands.
+    Admin {
+        /// Which one.
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+/// `users admin ...`.
+#[derive(Debug, clap::Subcommand)]
+pub enum AdminCommand {
+    /// Create an admin account in the configured database.
+    Create {
+        /// The admin's email.
+        #[arg(long)]
+        email: String,
+        /// The name shown for the admin.
+        #[arg(long, default_value = "Administrator")]
+        display_name: String,
+        /// A file holding the password (trailing newline ignored), or `-` for stdin.
+        #[arg(long, value_name = "FILE")]
+        password_file: PathBuf,
+    },
+}
+
+async fn create_admin_from_file(
+    settings: &Settings,
+    email: &str,
+    display_name: &str,
+    password_file: &Path,
+) -> anyhow::Result<()> {
+    let password = if password_file == Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).context("reading the password from stdin")?
+    } else {
+        std::fs::read_to_string(password_file)
+            .with_context(|| format!("reading the password file {}", password_file.display()))?
+    };
+    let password = password.trim_end_matches(['\r', '\n']);
+    let user = create_admin(settings, email, display_name, password)
+        .await
+        .context("creating the admin account")?;
+    #[allow(clippy::print_stdout, reason = "the command's output")]
+    {
+        println!("created admin {} <{}>", user.id, user.email.as_str());
+    }
+    Ok(())
 }
 
 /// Applies the migrations to the configured database and returns.

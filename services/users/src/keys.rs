@@ -35,14 +35,18 @@ impl Keys {
                 jwks.push(retired.public_jwk());
             }
         }
-        let verifier = Verifier::new(jwks.clone(), &settings.issuer, &settings.audience)?
-            .with_leeway(Duration::from_secs(settings.clock_skew_secs))
-            .with_cache(platform_auth::VERIFIED_TOKENS_CACHED);
+        let verifier = Verifier::new(
+            jwks.clone(),
+            &settings.verification.issuer,
+            &settings.verification.audience,
+        )?
+        .with_leeway(settings.verification.leeway())
+        .with_cache(platform_auth::VERIFIED_TOKENS_CACHED);
         let issuer = TokenIssuer::new(
             signing,
             TokenSettings {
-                issuer: settings.issuer.clone(),
-                audience: settings.audience.clone(),
+                issuer: settings.verification.issuer.clone(),
+                audience: settings.verification.audience.clone(),
                 ttl: Duration::from_secs(settings.token_ttl_secs),
             },
         );

@@ -3,8 +3,9 @@
 //!
 //! # Layout
 //!
-//! - [`app`]: [`Application`], built from [`Settings`], bound to its ports, run until a
-//!   shutdown signal; plus the operator command that creates admins.
+//! - [`app`]: [`Users`], the service as `platform-kernel` runs it ([`Application`] is
+//!   it built from [`Settings`] and bound to its ports), plus the operator command
+//!   that creates admins.
 //! - [`api`]: the gRPC service: parsing, authorization, calls into the store.
 //! - [`domain`]: validated values (`Email`, `DisplayName`, `Password`, ...).
 //! - [`store`]: the `UserStore` trait and its PostgreSQL and SQLite implementations.
@@ -22,5 +23,5 @@ pub mod password;
 pub mod settings;
 pub mod store;
 
-pub use app::{AppError, Application};
+pub use app::{AppError, Application, Users};
 pub use settings::Settings;

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use platform_auth::VerificationSettings;
 pub use platform_config::Layered;
 use platform_config::{ConfigError, require_positive};
 use platform_db::DatabaseSettings;
@@ -43,18 +44,17 @@ impl Default for Settings {
     }
 }
 
-/// The `[auth]` section.
+/// The `[auth]` section: the claims every service checks, and the keys that sign.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthSettings {
-    /// The `iss` claim of issued tokens, checked on every verification.
-    pub issuer: String,
-    /// The `aud` claim of issued tokens, checked on every verification.
-    pub audience: String,
+    /// `issuer` and `audience` of issued tokens, checked on every verification, and
+    /// the clock skew tolerated (`key_refresh_interval_secs` has no use here: users
+    /// verifies with its own keys).
+    #[serde(flatten)]
+    pub verification: VerificationSettings,
     /// How long an access token is valid, in seconds.
     pub token_ttl_secs: u64,
-    /// Clock difference tolerated between issuer and verifier on `exp` and `nbf`.
-    pub clock_skew_secs: u64,
     /// The Ed25519 private key (PKCS#8 PEM) that signs new tokens.
     pub signing_key_file: PathBuf,
     /// Generate the signing key file when it does not exist. Right for the embedded
@@ -69,10 +69,8 @@ pub struct AuthSettings {
 impl Default for AuthSettings {
     fn default() -> Self {
         Self {
-            issuer: "platform-users".to_owned(),
-            audience: "platform".to_owned(),
+            verification: VerificationSettings::default(),
             token_ttl_secs: 900,
-            clock_skew_secs: 30,
             signing_key_file: PathBuf::from("data/users-signing-key.pem"),
             generate_signing_key: true,
             retired_key_files: Vec::new(),
@@ -113,12 +111,10 @@ impl Layered for Settings {
 
     fn validate(&self) -> Result<(), ConfigError> {
         require_positive("auth.token_ttl_secs", self.auth.token_ttl_secs)?;
-        if self.auth.issuer.is_empty() {
-            return Err(ConfigError::rule("auth.issuer", "must not be empty"));
-        }
-        if self.auth.audience.is_empty() {
-            return Err(ConfigError::rule("auth.audience", "must not be empty"));
-        }
+        self.auth
+            .verification
+            .validate("auth")
+            .map_err(|e| ConfigError::rule(e.key, e.reason))?;
         require_positive(
             "password.max_concurrent",
             self.password.max_concurrent as u64,
@@ -126,5 +122,42 @@ impl Layered for Settings {
         require_positive("grpc.concurrency_limit", self.grpc.concurrency_limit as u64)?;
         crate::password::params(self).map_err(|e| ConfigError::rule("password", e.to_string()))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use platform_config::Sources;
+
+    use super::*;
+
+    /// The shared verification settings sit flattened in `[auth]`: their keys and
+    /// users' own are where the README says, typed from environment strings, and a
+    /// misspelt one is still an error.
+    #[test]
+    fn auth_keys_keep_their_names() {
+        let settings = Settings::load_from(Sources::new("USERS").with_env([
+            ("USERS__AUTH__ISSUER", "issuer-x"),
+            ("USERS__AUTH__CLOCK_SKEW_SECS", "5"),
+            ("USERS__AUTH__TOKEN_TTL_SECS", "600"),
+            ("USERS__AUTH__GENERATE_SIGNING_KEY", "false"),
+        ]))
+        .unwrap();
+        assert_eq!(settings.auth.verification.issuer, "issuer-x");
+        assert_eq!(settings.auth.verification.clock_skew_secs, 5);
+        assert_eq!(settings.auth.token_ttl_secs, 600);
+        assert!(!settings.auth.generate_signing_key);
+
+        let error =
+            Settings::load_from(Sources::new("USERS").with_env([("USERS__AUTH__CLOCK_SKEW", "5")]))
+                .unwrap_err();
+        assert!(error.to_string().contains("clock_skew"), "{error}");
+
+        let error =
+            Settings::load_from(Sources::new("USERS").with_env([("USERS__AUTH__AUDIENCE", "")]))
+                .unwrap_err();
+        assert!(error.to_string().contains("auth.audience"), "{error}");
     }
 }

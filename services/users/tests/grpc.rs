@@ -213,7 +213,7 @@ async fn protected_calls_need_a_valid_token(db: TestDatabase) {
 async fn expired_tokens_are_rejected(db: TestDatabase) {
     let app = TestApp::spawn_with(db, |s| {
         s.auth.token_ttl_secs = 3;
-        s.auth.clock_skew_secs = 0;
+        s.auth.verification.clock_skew_secs = 0;
     })
     .await;
     let (user, token) = app.user("ada@example.com").await;

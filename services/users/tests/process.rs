@@ -129,11 +129,72 @@ fn grpc_addr_from_logs(
             reader.read_line(&mut line).unwrap() > 0,
             "process ended before binding"
         );
-        if line.contains("users service bound") {
+        if line.contains("users bound") {
             let value: serde_json::Value = serde_json::from_str(&line).unwrap();
             return (value["grpc.addr"].as_str().unwrap().to_owned(), reader);
         }
     }
+}
+
+/// `users healthcheck` as a container runs it: against the configured address.
+fn healthcheck(db: &TestDatabase, dir: &std::path::Path, grpc: &str, args: &[&str]) -> i32 {
+    let output = command(db, dir)
+        .env("USERS__GRPC__ADDR", grpc)
+        .arg("healthcheck")
+        .args(args)
+        .output()
+        .unwrap();
+    output.status.code().expect("exited")
+}
+
+#[tokio::test]
+async fn healthcheck_exits_zero_when_serving_and_one_when_nothing_answers() {
+    let db = TestDatabase::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = command(&db, dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (addr, _logs) = grpc_addr_from_logs(child.stdout.take().unwrap());
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    common::wait_serving(channel).await;
+    let port = addr.rsplit(':').next().unwrap().to_owned();
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().to_string()
+    };
+
+    // The service is another process: blocking this test's runtime holds up nothing.
+    let serving = healthcheck(&db, dir.path(), &addr, &[]);
+    // A container listens on 0.0.0.0: the check dials loopback.
+    let wildcard = healthcheck(&db, dir.path(), &format!("0.0.0.0:{port}"), &[]);
+    // An address on the command line wins over the settings.
+    let overridden = healthcheck(&db, dir.path(), &closed, &["--addr", &addr]);
+    let down = healthcheck(
+        &db,
+        dir.path(),
+        &addr,
+        &["--addr", &closed, "--timeout-ms", "500"],
+    );
+    assert_eq!(serving, 0, "serving");
+    assert_eq!(wildcard, 0, "0.0.0.0 means loopback");
+    assert_eq!(overridden, 0, "--addr overrides the settings");
+    assert_eq!(down, 1, "nothing listening");
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
 }
 
 #[tokio::test]

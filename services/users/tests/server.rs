@@ -214,7 +214,7 @@ async fn serving_only_once_the_database_exists_and_is_migrated() {
     let app = Application::build(settings)
         .await
         .expect("starts without its database");
-    let (grpc, admin) = (app.grpc_addr(), app.admin_addr());
+    let (grpc, admin) = (app.public_addr(), app.admin_addr());
     let (trigger, shutdown) = platform_shutdown::Shutdown::new();
     let handle = tokio::spawn(app.run_until_stopped(shutdown));
 

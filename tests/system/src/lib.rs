@@ -84,7 +84,7 @@ pub async fn start_users(settings: users::Settings) -> Running {
     let app = users::Application::build(settings)
         .await
         .expect("users builds");
-    let (addr, admin) = (app.grpc_addr(), app.admin_addr());
+    let (addr, admin) = (app.public_addr(), app.admin_addr());
     spawn(addr, Some(admin), |s| async move {
         app.run_until_stopped(s).await.map_err(|e| e.to_string())
     })
@@ -95,7 +95,7 @@ pub async fn start_orders(settings: orders::Settings) -> Running {
     let app = orders::Application::build(settings)
         .await
         .expect("orders builds");
-    let (addr, admin) = (app.grpc_addr(), app.admin_addr());
+    let (addr, admin) = (app.public_addr(), app.admin_addr());
     spawn(addr, Some(admin), |s| async move {
         app.run_until_stopped(s).await.map_err(|e| e.to_string())
     })
@@ -106,7 +106,7 @@ pub async fn start_gateway(settings: gateway::Settings) -> Running {
     let app = gateway::Application::build(settings)
         .await
         .expect("gateway builds");
-    let (addr, admin) = (app.http_addr(), app.admin_addr());
+    let (addr, admin) = (app.public_addr(), app.admin_addr());
     spawn(addr, Some(admin), |s| async move {
         app.run_until_stopped(s).await.map_err(|e| e.to_string())
     })

@@ -8,7 +8,7 @@
 //! and CI run it) or `cargo build --bins` before `cargo test -p system-tests`.
 //!
 //! Each process binds port 0 and the harness reads the bound addresses from its JSON
-//! log line (`users service bound`, `orders service bound`, `gateway bound`), so runs
+//! log line (`users bound`, `orders bound`, `gateway bound`), so runs
 //! never race for ports. Every log line is kept for the test to read.
 
 #![allow(
@@ -258,7 +258,7 @@ impl Processes {
             ),
             dir.path(),
         );
-        let bound = users.wait_for("users service bound").await;
+        let bound = users.wait_for("users bound").await;
         let (users_grpc, users_admin) = (field(&bound, "grpc.addr"), field(&bound, "admin.addr"));
 
         let mut orders = Process::spawn(
@@ -275,7 +275,7 @@ impl Processes {
             ),
             dir.path(),
         );
-        let bound = orders.wait_for("orders service bound").await;
+        let bound = orders.wait_for("orders bound").await;
         let (orders_grpc, orders_admin) = (field(&bound, "grpc.addr"), field(&bound, "admin.addr"));
 
         let mut gateway = Process::spawn(

@@ -32,7 +32,7 @@ impl Users {
         let app = users::Application::build(settings.clone())
             .await
             .expect("users builds");
-        let addr = app.grpc_addr();
+        let addr = app.public_addr();
         let (trigger, shutdown) = Shutdown::new();
         let handle = tokio::spawn(app.run_until_stopped(shutdown));
         let channel = channel(addr).await;
@@ -91,7 +91,7 @@ impl Stack {
         os.database.url = orders_db.url().to_owned();
         os.users.url = format!("http://{}", users.addr);
         let app = orders::Application::build(os).await.expect("orders builds");
-        let orders_addr = app.grpc_addr();
+        let orders_addr = app.public_addr();
         let orders_admin = app.admin_addr();
         let (orders_trigger, shutdown) = Shutdown::new();
         let orders_handle = tokio::spawn(app.run_until_stopped(shutdown));

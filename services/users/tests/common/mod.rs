@@ -58,7 +58,7 @@ impl TestApp {
         let app = Application::build(settings.clone())
             .await
             .expect("app builds");
-        let grpc_addr = app.grpc_addr();
+        let grpc_addr = app.public_addr();
         let admin_addr = app.admin_addr();
         let (trigger, shutdown) = Shutdown::new();
         let handle = tokio::spawn(app.run_until_stopped(shutdown));

@@ -1,3 +1,0 @@
-module platform.local/deploy/httpprobe
-
-go 1.22

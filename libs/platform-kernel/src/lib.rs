@@ -1,0 +1,41 @@
+//! The service kernel: what every binary of the platform shares, so that a service is
+//! only what is its own.
+//!
+//! A service implements [`Service`]: its settings type, its name, and an async
+//! [`Service::build`] that turns settings into [`Parts`] (the gRPC routes and the
+//! authentication layer, or an HTTP router; the readiness check of its dependencies;
+//! what to close after the drain). Its `main` is then one call:
+//!
+//! ```ignore
+//! #[tokio::main]
+//! async fn main() -> std::process::ExitCode {
+//!     platform_kernel::run::<users::Users>().await
+//! }
+//! ```
+//!
+//! and [`run`] does the rest, the same way for every binary: the command line
+//! (`serve`, the default; `migrate`; `healthcheck`; the service's own subcommands;
+//! `--config FILE` everywhere), settings (a bad value exits 2 naming the key, before
+//! anything binds or logs), telemetry start and flush, the metrics recorder, the
+//! public and admin ports, readiness, SIGTERM/SIGINT, and a drain bounded by the grace
+//! period.
+//!
+//! # Layout
+//!
+//! - [`service`]: the [`Service`] trait and the [`Parts`] a service is built into.
+//! - [`app`]: [`Application`], a service bound to its ports; tests build one from a
+//!   settings value, bind port 0 and stop it with a trigger.
+//! - [`cli`]: the command line and [`run`].
+//! - [`healthcheck`]: the `healthcheck` subcommand, for container health checks.
+//! - [`process`]: settings loading and exit codes.
+
+pub mod app;
+pub mod cli;
+pub mod healthcheck;
+pub mod process;
+pub mod service;
+
+pub use app::Application;
+pub use cli::{NoCommand, run};
+pub use healthcheck::Probe;
+pub use service::{Parts, Service};
