@@ -197,6 +197,20 @@ impl Spans {
         let closed = self.0.lock().unwrap();
         closed.iter().filter(|s| s.name == name).cloned().collect()
     }
+
+    /// The closed spans called `name`, once there are at least `count`. A span closes
+    /// when its last handle is dropped, and the channel's buffer task may still hold
+    /// one for a moment after the call has returned.
+    async fn closed(&self, name: &str, count: usize) -> Vec<Closed> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let found = self.named(name);
+            if found.len() >= count || Instant::now() > deadline {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
 
 impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Spans {
@@ -294,7 +308,7 @@ async fn every_call_gets_a_client_span_trace_context_and_a_metric() {
     }
     assert_ne!(seen[0].traceparent, seen[1].traceparent, "a span per call");
 
-    let clients = spans.named("grpc.client");
+    let clients = spans.closed("grpc.client", 2).await;
     assert_eq!(clients.len(), 2, "{clients:?}");
     for span in &clients {
         assert_eq!(span.parent.as_deref(), Some("caller"));
@@ -358,7 +372,7 @@ async fn the_caller_s_deadline_travels_and_is_enforced() {
         "{:?}",
         started.elapsed()
     );
-    let last = spans.named("grpc.client").pop().unwrap();
+    let last = spans.closed("grpc.client", 3).await.pop().unwrap();
     assert_eq!(last.fields["rpc.grpc.status_code"], "4");
     assert_eq!(last.fields["otel.status_code"], "ERROR");
     assert_eq!(
@@ -516,7 +530,7 @@ async fn a_backend_that_is_down_is_unavailable_and_recorded() {
     let error = get_user(&client, "0", None).await.unwrap_err();
     assert_eq!(error.code(), Code::Unavailable);
     assert!(started.elapsed() < Duration::from_secs(2));
-    let span = spans.named("grpc.client").pop().unwrap();
+    let span = spans.closed("grpc.client", 1).await.pop().unwrap();
     assert_eq!(span.fields["rpc.grpc.status_code"], "14");
     assert_eq!(span.fields["otel.status_code"], "ERROR");
 }
