@@ -1,8 +1,6 @@
 //! The store suite: every `OrderStore` behaviour, on SQLite and on PostgreSQL,
 //! including the races that idempotency and cancellation must survive.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::HashSet;
 use std::sync::Arc;
 

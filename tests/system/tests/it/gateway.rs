@@ -1,8 +1,6 @@
 //! The HTTP edge end to end: real HTTP against the gateway in front of the real users
 //! and orders services (and a team backend known only from configuration).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::Duration;
 
 use reqwest::StatusCode;

@@ -1,7 +1,5 @@
 //! The store suite: every `UserStore` behaviour, on SQLite and on PostgreSQL.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::HashSet;
 use std::sync::Arc;
 

@@ -1,13 +1,9 @@
 //! The users contract over gRPC, against the real service on port 0, on SQLite and on
 //! PostgreSQL.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::time::Duration;
 
-use common::{PASSWORD, TestApp, authed};
+use crate::common::{PASSWORD, TestApp, authed};
 use platform_auth::{SigningKey, TokenIssuer, TokenSettings, Verifier};
 use platform_proto::users::v1 as pb;
 use platform_testing::TestDatabase;

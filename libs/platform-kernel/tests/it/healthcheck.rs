@@ -1,8 +1,6 @@
 //! The `healthcheck` probes against real servers on port 0: the gRPC health protocol
 //! and the admin `/readyz`, each serving, not serving, and absent.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::net::SocketAddr;
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The orders service on port 0 in front of a real users service on port 0, each with
 //! its own database, and typed clients for both.
 
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, reason = "each module uses its own part of the harness")]
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -16,19 +16,19 @@ use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-pub const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
 /// A running users service.
-pub struct Users {
-    pub addr: SocketAddr,
-    pub settings: users::Settings,
-    pub client: UserServiceClient<Channel>,
+pub(crate) struct Users {
+    pub(crate) addr: SocketAddr,
+    pub(crate) settings: users::Settings,
+    pub(crate) client: UserServiceClient<Channel>,
     trigger: Trigger,
     handle: JoinHandle<Result<(), users::AppError>>,
 }
 
 impl Users {
-    pub async fn start(settings: users::Settings) -> Self {
+    pub(crate) async fn start(settings: users::Settings) -> Self {
         let app = users::Application::build(settings.clone())
             .await
             .expect("users builds");
@@ -46,7 +46,7 @@ impl Users {
         }
     }
 
-    pub async fn stop(self) -> users::Settings {
+    pub(crate) async fn stop(self) -> users::Settings {
         self.trigger.fire();
         tokio::time::timeout(Duration::from_secs(10), self.handle)
             .await
@@ -58,23 +58,23 @@ impl Users {
 }
 
 /// Both services and their databases.
-pub struct Stack {
-    pub users: Option<Users>,
+pub(crate) struct Stack {
+    pub(crate) users: Option<Users>,
     /// The address users was first bound to, so a restart comes back on it.
     users_addr: SocketAddr,
-    pub orders_addr: SocketAddr,
-    pub orders_admin: SocketAddr,
-    pub orders: OrderServiceClient<Channel>,
-    pub users_client: UserServiceClient<Channel>,
+    pub(crate) orders_addr: SocketAddr,
+    pub(crate) orders_admin: SocketAddr,
+    pub(crate) orders: OrderServiceClient<Channel>,
+    pub(crate) users_client: UserServiceClient<Channel>,
     orders_trigger: Trigger,
     orders_handle: JoinHandle<Result<(), orders::AppError>>,
-    pub dir: tempfile::TempDir,
-    pub users_db: TestDatabase,
-    pub orders_db: TestDatabase,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) users_db: TestDatabase,
+    pub(crate) orders_db: TestDatabase,
 }
 
 impl Stack {
-    pub async fn spawn(orders_db: TestDatabase, users_db: TestDatabase) -> Self {
+    pub(crate) async fn spawn(orders_db: TestDatabase, users_db: TestDatabase) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut us = users::Settings::default();
         us.grpc.addr = "127.0.0.1:0".parse().unwrap();
@@ -112,11 +112,11 @@ impl Stack {
         }
     }
 
-    pub fn users_addr_for_restart(&self) -> SocketAddr {
+    pub(crate) fn users_addr_for_restart(&self) -> SocketAddr {
         self.users_addr
     }
 
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         self.orders_trigger.fire();
         tokio::time::timeout(Duration::from_secs(10), self.orders_handle)
             .await
@@ -129,7 +129,7 @@ impl Stack {
     }
 
     /// Signs a user up and returns their id and token.
-    pub async fn user(&self, email: &str) -> (String, String) {
+    pub(crate) async fn user(&self, email: &str) -> (String, String) {
         let user = self
             .users_client
             .clone()
@@ -144,7 +144,7 @@ impl Stack {
         (user.id, self.token(email).await)
     }
 
-    pub async fn token(&self, email: &str) -> String {
+    pub(crate) async fn token(&self, email: &str) -> String {
         self.users_client
             .clone()
             .create_token(users_pb::CreateTokenRequest {
@@ -158,7 +158,7 @@ impl Stack {
     }
 
     /// An admin and their token.
-    pub async fn admin(&self, email: &str) -> (String, String) {
+    pub(crate) async fn admin(&self, email: &str) -> (String, String) {
         let settings = &self.users.as_ref().expect("users running").settings;
         let admin = users::app::create_admin(settings, email, "Admin", PASSWORD)
             .await
@@ -167,7 +167,7 @@ impl Stack {
     }
 }
 
-pub async fn channel(addr: SocketAddr) -> Channel {
+pub(crate) async fn channel(addr: SocketAddr) -> Channel {
     Channel::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()
@@ -176,7 +176,7 @@ pub async fn channel(addr: SocketAddr) -> Channel {
 }
 
 /// `message` with `authorization: Bearer <token>`.
-pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
+pub(crate) fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request
         .metadata_mut()
@@ -185,7 +185,7 @@ pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
 }
 
 /// Waits (bounded) until `service` reports `want`.
-pub async fn wait_status(channel: Channel, service: &str, want: ServingStatus) {
+pub(crate) async fn wait_status(channel: Channel, service: &str, want: ServingStatus) {
     let mut health = HealthClient::new(channel);
     for _ in 0..200 {
         let status = health
@@ -202,6 +202,6 @@ pub async fn wait_status(channel: Channel, service: &str, want: ServingStatus) {
     panic!("{service} never reported {want:?}");
 }
 
-pub async fn wait_serving(channel: Channel, service: &str) {
+pub(crate) async fn wait_serving(channel: Channel, service: &str) {
     wait_status(channel, service, ServingStatus::Serving).await;
 }

@@ -1,10 +1,6 @@
 //! The `users` binary as an operator runs it: configuration errors, the admin command,
 //! and a graceful stop on SIGTERM.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -102,16 +98,19 @@ async fn admin_create_makes_an_account_that_can_list_users() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
 
     // The account signs in as an admin (trailing newline of the file ignored).
-    let mut settings = common::settings(&db, dir.path());
+    let mut settings = crate::common::settings(&db, dir.path());
     settings.auth.signing_key_file = dir.path().join("key.pem");
-    let app = common::TestApp::start(db, tempfile::tempdir().unwrap(), settings).await;
+    let app = crate::common::TestApp::start(db, tempfile::tempdir().unwrap(), settings).await;
     let token = app
         .token("root@example.com", "an operator passphrase")
         .await
         .unwrap();
     app.client
         .clone()
-        .list_users(common::authed(pb::ListUsersRequest::default(), &token))
+        .list_users(crate::common::authed(
+            pb::ListUsersRequest::default(),
+            &token,
+        ))
         .await
         .expect("admin may list");
     app.stop().await;
@@ -162,7 +161,7 @@ async fn healthcheck_exits_zero_when_serving_and_one_when_nothing_answers() {
         .connect()
         .await
         .unwrap();
-    common::wait_serving(channel).await;
+    crate::common::wait_serving(channel).await;
     let port = addr.rsplit(':').next().unwrap().to_owned();
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -215,7 +214,7 @@ async fn sigterm_lets_the_call_in_flight_finish_and_exits_zero() {
         .connect()
         .await
         .unwrap();
-    common::wait_serving(channel.clone()).await;
+    crate::common::wait_serving(channel.clone()).await;
 
     let started = Instant::now();
     let call = tokio::spawn(async move {
@@ -223,7 +222,7 @@ async fn sigterm_lets_the_call_in_flight_finish_and_exits_zero() {
             .create_user(pb::CreateUserRequest {
                 email: "slow@example.com".into(),
                 display_name: "Slow".into(),
-                password: common::PASSWORD.into(),
+                password: crate::common::PASSWORD.into(),
             })
             .await
     });

@@ -2,8 +2,6 @@
 //! series an SRE builds dashboards on. In-process, the three components share one
 //! recorder, so one page shows all of them.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use serde_json::json;
 use system_tests::System;
 use system_tests::prometheus;

@@ -1,14 +1,10 @@
 //! The orders contract over gRPC, against the real orders and users services on port
 //! 0, on SQLite and on PostgreSQL.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{Stack, authed};
+use crate::common::{Stack, authed};
 use platform_proto::orders::v1 as pb;
 use platform_proto::users::v1 as users_pb;
 use platform_testing::TestDatabase;
@@ -362,8 +358,8 @@ async fn users_down_means_unavailable_and_nothing_stored(db: TestDatabase) {
         "{status:?}"
     );
     // Orders stops taking traffic while it cannot confirm accounts.
-    let channel = common::channel(stack.orders_addr).await;
-    common::wait_status(
+    let channel = crate::common::channel(stack.orders_addr).await;
+    crate::common::wait_status(
         channel.clone(),
         "orders.v1.OrderService",
         tonic_health::pb::health_check_response::ServingStatus::NotServing,
@@ -373,8 +369,8 @@ async fn users_down_means_unavailable_and_nothing_stored(db: TestDatabase) {
     // Users comes back on the same address; orders recovers by itself.
     let mut settings = users_settings;
     settings.grpc.addr = stack.users_addr_for_restart();
-    stack.users = Some(common::Users::start(settings).await);
-    common::wait_serving(channel, "orders.v1.OrderService").await;
+    stack.users = Some(crate::common::Users::start(settings).await);
+    crate::common::wait_serving(channel, "orders.v1.OrderService").await;
     let bobs = orders
         .list_orders(authed(pb::ListOrdersRequest::default(), &bob_token))
         .await

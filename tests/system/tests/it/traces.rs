@@ -7,10 +7,8 @@
 //! `system_tests::processes`). Run with `--nocapture` to see the trace trees.
 
 #![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
     clippy::print_stdout,
-    reason = "a test: failures panic, and the trace trees are printed to be read"
+    reason = "the trace trees are printed to be read"
 )]
 
 use std::time::{Duration, Instant};

@@ -4,8 +4,6 @@
 //! Each test runs on a current-thread runtime, so the thread-local tracing subscriber
 //! and metrics recorder it installs see everything the client does.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};

@@ -1,13 +1,9 @@
 //! The runtime around the users API: health, reflection, the admin port, metrics, and
 //! readiness that follows the database.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-
 use std::time::Duration;
 
-use common::TestApp;
+use crate::common::TestApp;
 use platform_testing::TestDatabase;
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
@@ -210,7 +206,7 @@ async fn serving_only_once_the_database_exists_and_is_migrated() {
     set_connections(&admin_url, &name, false).await;
 
     let dir = tempfile::tempdir().unwrap();
-    let settings = common::settings(&db, dir.path());
+    let settings = crate::common::settings(&db, dir.path());
     let app = Application::build(settings)
         .await
         .expect("starts without its database");

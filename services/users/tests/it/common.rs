@@ -1,6 +1,6 @@
 //! A users service on port 0 with its own database and keys, and a typed client.
 
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, reason = "each module uses its own part of the harness")]
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -15,10 +15,10 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use users::{AppError, Application, Settings};
 
-pub const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
 /// Settings for a test: port 0, cheap password hashing, keys in `dir`.
-pub fn settings(db: &TestDatabase, dir: &std::path::Path) -> Settings {
+pub(crate) fn settings(db: &TestDatabase, dir: &std::path::Path) -> Settings {
     let mut s = Settings::default();
     s.grpc.addr = "127.0.0.1:0".parse().unwrap();
     s.admin.addr = "127.0.0.1:0".parse().unwrap();
@@ -31,30 +31,34 @@ pub fn settings(db: &TestDatabase, dir: &std::path::Path) -> Settings {
     s
 }
 
-pub struct TestApp {
-    pub grpc_addr: SocketAddr,
-    pub admin_addr: SocketAddr,
-    pub settings: Settings,
-    pub client: UserServiceClient<Channel>,
+pub(crate) struct TestApp {
+    pub(crate) grpc_addr: SocketAddr,
+    pub(crate) admin_addr: SocketAddr,
+    pub(crate) settings: Settings,
+    pub(crate) client: UserServiceClient<Channel>,
     trigger: Trigger,
     handle: JoinHandle<Result<(), AppError>>,
-    pub dir: tempfile::TempDir,
-    pub db: TestDatabase,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) db: TestDatabase,
 }
 
 impl TestApp {
-    pub async fn spawn(db: TestDatabase) -> Self {
+    pub(crate) async fn spawn(db: TestDatabase) -> Self {
         Self::spawn_with(db, |_| {}).await
     }
 
-    pub async fn spawn_with(db: TestDatabase, tweak: impl FnOnce(&mut Settings)) -> Self {
+    pub(crate) async fn spawn_with(db: TestDatabase, tweak: impl FnOnce(&mut Settings)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut s = settings(&db, dir.path());
         tweak(&mut s);
         Self::start(db, dir, s).await
     }
 
-    pub async fn start(db: TestDatabase, dir: tempfile::TempDir, settings: Settings) -> Self {
+    pub(crate) async fn start(
+        db: TestDatabase,
+        dir: tempfile::TempDir,
+        settings: Settings,
+    ) -> Self {
         let app = Application::build(settings.clone())
             .await
             .expect("app builds");
@@ -81,7 +85,7 @@ impl TestApp {
     }
 
     /// Stops the app and hands back its database and key folder.
-    pub async fn stop(self) -> (TestDatabase, tempfile::TempDir, Settings) {
+    pub(crate) async fn stop(self) -> (TestDatabase, tempfile::TempDir, Settings) {
         self.trigger.fire();
         tokio::time::timeout(Duration::from_secs(10), self.handle)
             .await
@@ -91,7 +95,7 @@ impl TestApp {
         (self.db, self.dir, self.settings)
     }
 
-    pub async fn sign_up(&self, email: &str) -> pb::User {
+    pub(crate) async fn sign_up(&self, email: &str) -> pb::User {
         self.client
             .clone()
             .create_user(pb::CreateUserRequest {
@@ -104,7 +108,7 @@ impl TestApp {
             .into_inner()
     }
 
-    pub async fn token(&self, email: &str, password: &str) -> Result<String, tonic::Status> {
+    pub(crate) async fn token(&self, email: &str, password: &str) -> Result<String, tonic::Status> {
         self.client
             .clone()
             .create_token(pb::CreateTokenRequest {
@@ -116,14 +120,14 @@ impl TestApp {
     }
 
     /// A signed-up user and their token.
-    pub async fn user(&self, email: &str) -> (pb::User, String) {
+    pub(crate) async fn user(&self, email: &str) -> (pb::User, String) {
         let user = self.sign_up(email).await;
         let token = self.token(email, PASSWORD).await.expect("token");
         (user, token)
     }
 
     /// An admin made by the operator path, and their token.
-    pub async fn admin(&self, email: &str) -> (users::domain::User, String) {
+    pub(crate) async fn admin(&self, email: &str) -> (users::domain::User, String) {
         let admin = users::app::create_admin(&self.settings, email, "Admin", PASSWORD)
             .await
             .expect("admin created");
@@ -133,7 +137,7 @@ impl TestApp {
 }
 
 /// `message` with `authorization: Bearer <token>`.
-pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
+pub(crate) fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request
         .metadata_mut()
@@ -142,7 +146,7 @@ pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
 }
 
 /// Waits (bounded) until the health service says SERVING.
-pub async fn wait_serving(channel: Channel) {
+pub(crate) async fn wait_serving(channel: Channel) {
     let mut health = HealthClient::new(channel);
     for _ in 0..100 {
         let status = health

@@ -1,0 +1,12 @@
+//! Integration tests of platform-kernel's healthcheck probes against real servers.
+//!
+//! One test binary for the crate (one link, one process start); each module below is
+//! one concern.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails by panicking, with the line that failed"
+)]
+
+mod healthcheck;
