@@ -4,6 +4,17 @@
 //! temporary folder, or a new PostgreSQL database created on the server named by
 //! `TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`) and
 //! dropped when the test ends. Tests never share state, so they run in parallel.
+//!
+//! [`wait`] waits (bounded) for a condition instead of for a fixed time, [`grpc`]
+//! connects, authenticates requests and waits on the health protocol, and [`users`]
+//! is the users API as tests call it: sign-up, sign-in and one method per RPC.
+
+pub mod grpc;
+pub mod users;
+pub mod wait;
+
+pub use grpc::{authed, connect, wait_serving, wait_status};
+pub use users::{PASSWORD, UsersApi};
 
 use std::str::FromStr;
 

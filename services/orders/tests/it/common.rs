@@ -1,207 +1,308 @@
-//! The orders service on port 0 in front of a real users service on port 0, each with
-//! its own database, and typed clients for both.
+//! The orders service on port 0, with its own database, in front of a fake users
+//! service: accounts and tokens are the test's own, so orders is tested alone.
 
-#![allow(dead_code, reason = "each module uses its own part of the harness")]
-
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use platform_auth::{Role, SigningKey, TokenIssuer, TokenSettings};
+use platform_proto::orders::v1 as pb;
 use platform_proto::orders::v1::order_service_client::OrderServiceClient;
 use platform_proto::users::v1 as users_pb;
-use platform_proto::users::v1::user_service_client::UserServiceClient;
+use platform_proto::users::v1::user_service_server::{UserService, UserServiceServer};
 use platform_shutdown::{Shutdown, Trigger};
-use platform_testing::TestDatabase;
+use platform_testing::{TestDatabase, authed};
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
+use tonic::{Request, Response, Status};
 
-pub(crate) const PASSWORD: &str = "correct horse battery staple";
+/// The service name orders reports readiness under.
+pub(crate) const ORDERS: &str = "orders.v1.OrderService";
+const USERS: &str = "users.v1.UserService";
 
-/// A running users service.
-pub(crate) struct Users {
-    pub(crate) addr: SocketAddr,
-    pub(crate) settings: users::Settings,
-    pub(crate) client: UserServiceClient<Channel>,
-    trigger: Trigger,
-    handle: JoinHandle<Result<(), users::AppError>>,
+/// What the fake users service knows: the public key tokens are signed with, and the
+/// accounts that exist (id to email).
+#[derive(Debug)]
+struct Directory {
+    jwk: platform_auth::Jwk,
+    accounts: Mutex<HashMap<String, String>>,
 }
 
-impl Users {
-    pub(crate) async fn start(settings: users::Settings) -> Self {
-        let app = users::Application::build(settings.clone())
-            .await
-            .expect("users builds");
-        let addr = app.public_addr();
-        let (trigger, shutdown) = Shutdown::new();
-        let handle = tokio::spawn(app.run_until_stopped(shutdown));
-        let channel = channel(addr).await;
-        wait_serving(channel.clone(), "users.v1.UserService").await;
-        Self {
-            addr,
-            settings,
-            client: UserServiceClient::new(channel),
-            trigger,
-            handle,
-        }
+impl Directory {
+    fn accounts(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.accounts
+            .lock()
+            .expect("no test panicked holding the lock")
+    }
+}
+
+/// `users.v1.UserService` as orders uses it: `GetJwks`, and `GetUser` of the
+/// accounts the test registered (NOT_FOUND otherwise).
+#[derive(Debug, Clone)]
+struct FakeUserService(Arc<Directory>);
+
+fn not_here<T>() -> Result<Response<T>, Status> {
+    Err(Status::unimplemented("orders never calls this"))
+}
+
+#[tonic::async_trait]
+impl UserService for FakeUserService {
+    async fn get_jwks(
+        &self,
+        _: Request<users_pb::GetJwksRequest>,
+    ) -> Result<Response<users_pb::GetJwksResponse>, Status> {
+        let jwk = self.0.jwk.clone();
+        Ok(Response::new(users_pb::GetJwksResponse {
+            keys: vec![users_pb::Jwk {
+                kty: jwk.kty,
+                crv: jwk.crv,
+                x: jwk.x,
+                kid: jwk.kid,
+                alg: jwk.alg,
+                r#use: jwk.use_,
+            }],
+        }))
     }
 
-    pub(crate) async fn stop(self) -> users::Settings {
-        self.trigger.fire();
-        tokio::time::timeout(Duration::from_secs(10), self.handle)
+    async fn get_user(
+        &self,
+        request: Request<users_pb::GetUserRequest>,
+    ) -> Result<Response<users_pb::User>, Status> {
+        let id = request.into_inner().id;
+        let email = self.0.accounts().get(&id).cloned();
+        let email = email.ok_or_else(|| Status::not_found("no such user"))?;
+        Ok(Response::new(users_pb::User {
+            id,
+            email,
+            display_name: "Test".to_owned(),
+            ..Default::default()
+        }))
+    }
+
+    async fn create_user(
+        &self,
+        _: Request<users_pb::CreateUserRequest>,
+    ) -> Result<Response<users_pb::User>, Status> {
+        not_here()
+    }
+
+    async fn list_users(
+        &self,
+        _: Request<users_pb::ListUsersRequest>,
+    ) -> Result<Response<users_pb::ListUsersResponse>, Status> {
+        not_here()
+    }
+
+    async fn update_user(
+        &self,
+        _: Request<users_pb::UpdateUserRequest>,
+    ) -> Result<Response<users_pb::User>, Status> {
+        not_here()
+    }
+
+    async fn delete_user(
+        &self,
+        _: Request<users_pb::DeleteUserRequest>,
+    ) -> Result<Response<()>, Status> {
+        not_here()
+    }
+
+    async fn create_token(
+        &self,
+        _: Request<users_pb::CreateTokenRequest>,
+    ) -> Result<Response<users_pb::CreateTokenResponse>, Status> {
+        not_here()
+    }
+}
+
+/// The fake users service, served on one address that it keeps across a stop and a
+/// start, as a restarted deployment would.
+pub(crate) struct FakeUsers {
+    directory: Arc<Directory>,
+    addr: SocketAddr,
+    running: Option<(Trigger, JoinHandle<Result<(), tonic::transport::Error>>)>,
+}
+
+impl FakeUsers {
+    async fn spawn(jwk: platform_auth::Jwk) -> Self {
+        let mut users = Self {
+            directory: Arc::new(Directory {
+                jwk,
+                accounts: Mutex::default(),
+            }),
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            running: None,
+        };
+        users.start().await;
+        users
+    }
+
+    /// Serves (again) on its address, SERVING on the health protocol.
+    pub(crate) async fn start(&mut self) {
+        let listener = tokio::net::TcpListener::bind(self.addr)
+            .await
+            .expect("binds its address");
+        self.addr = listener.local_addr().expect("has an address");
+        let (reporter, health) = tonic_health::server::health_reporter();
+        reporter
+            .set_service_status(USERS, tonic_health::ServingStatus::Serving)
+            .await;
+        let (trigger, shutdown) = Shutdown::new();
+        let server = tonic::transport::Server::builder()
+            .add_service(health)
+            .add_service(UserServiceServer::new(FakeUserService(Arc::clone(
+                &self.directory,
+            ))))
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(listener),
+                shutdown.wait_owned(),
+            );
+        self.running = Some((trigger, tokio::spawn(server)));
+    }
+
+    /// Stops serving: the address refuses connections until [`Self::start`].
+    pub(crate) async fn stop(&mut self) {
+        let (trigger, handle) = self.running.take().expect("users is running");
+        trigger.fire();
+        tokio::time::timeout(Duration::from_secs(10), handle)
             .await
             .expect("users stops in time")
-            .unwrap()
-            .unwrap();
-        self.settings
+            .expect("task ran")
+            .expect("clean stop");
+    }
+
+    /// Forgets an account, as deleting it would.
+    pub(crate) fn delete(&self, id: &str) {
+        self.directory.accounts().remove(id);
+    }
+
+    fn register(&self, email: &str) -> String {
+        let id = uuid::Uuid::now_v7().to_string();
+        self.directory
+            .accounts()
+            .insert(id.clone(), email.to_owned());
+        id
     }
 }
 
-/// Both services and their databases.
+/// Orders on port 0 and its database, the fake users service, and the issuer of the
+/// tokens the test's callers present.
 pub(crate) struct Stack {
-    pub(crate) users: Option<Users>,
-    /// The address users was first bound to, so a restart comes back on it.
-    users_addr: SocketAddr,
+    pub(crate) users: FakeUsers,
     pub(crate) orders_addr: SocketAddr,
-    pub(crate) orders_admin: SocketAddr,
     pub(crate) orders: OrderServiceClient<Channel>,
-    pub(crate) users_client: UserServiceClient<Channel>,
-    orders_trigger: Trigger,
-    orders_handle: JoinHandle<Result<(), orders::AppError>>,
-    pub(crate) dir: tempfile::TempDir,
-    pub(crate) users_db: TestDatabase,
-    pub(crate) orders_db: TestDatabase,
+    issuer: TokenIssuer,
+    trigger: Trigger,
+    handle: JoinHandle<Result<(), orders::AppError>>,
+    _db: TestDatabase,
 }
 
 impl Stack {
-    pub(crate) async fn spawn(orders_db: TestDatabase, users_db: TestDatabase) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut us = users::Settings::default();
-        us.grpc.addr = "127.0.0.1:0".parse().unwrap();
-        us.admin.addr = "127.0.0.1:0".parse().unwrap();
-        us.database.url = users_db.url().to_owned();
-        us.auth.signing_key_file = dir.path().join("key.pem");
-        us.password.memory_kib = 1024;
-        us.password.iterations = 1;
-        let users = Users::start(us).await;
+    pub(crate) async fn spawn(db: TestDatabase) -> Self {
+        let mut settings = orders::Settings::default();
+        let verification = &settings.auth.verification;
+        let issuer = TokenIssuer::new(
+            SigningKey::generate().expect("a key"),
+            TokenSettings {
+                issuer: verification.issuer.clone(),
+                audience: verification.audience.clone(),
+                ttl: Duration::from_secs(900),
+            },
+        );
+        let users = FakeUsers::spawn(issuer.public_jwk()).await;
 
-        let mut os = orders::Settings::default();
-        os.grpc.addr = "127.0.0.1:0".parse().unwrap();
-        os.admin.addr = "127.0.0.1:0".parse().unwrap();
-        os.database.url = orders_db.url().to_owned();
-        os.users.url = format!("http://{}", users.addr);
-        let app = orders::Application::build(os).await.expect("orders builds");
+        settings.grpc.addr = "127.0.0.1:0".parse().unwrap();
+        settings.admin.addr = "127.0.0.1:0".parse().unwrap();
+        settings.database.url = db.url().to_owned();
+        settings.users.url = format!("http://{}", users.addr);
+        let app = orders::Application::build(settings)
+            .await
+            .expect("orders builds");
         let orders_addr = app.public_addr();
-        let orders_admin = app.admin_addr();
-        let (orders_trigger, shutdown) = Shutdown::new();
-        let orders_handle = tokio::spawn(app.run_until_stopped(shutdown));
-        let orders_channel = channel(orders_addr).await;
-        wait_serving(orders_channel.clone(), "orders.v1.OrderService").await;
+        let (trigger, shutdown) = Shutdown::new();
+        let handle = tokio::spawn(app.run_until_stopped(shutdown));
+        let channel = platform_testing::connect(orders_addr).await;
+        platform_testing::wait_serving(channel.clone(), ORDERS).await;
         Self {
-            users_addr: users.addr,
-            users_client: users.client.clone(),
-            users: Some(users),
+            users,
             orders_addr,
-            orders_admin,
-            orders: OrderServiceClient::new(orders_channel),
-            orders_trigger,
-            orders_handle,
-            dir,
-            users_db,
-            orders_db,
+            orders: OrderServiceClient::new(channel),
+            issuer,
+            trigger,
+            handle,
+            _db: db,
         }
     }
 
-    pub(crate) fn users_addr_for_restart(&self) -> SocketAddr {
-        self.users_addr
-    }
-
-    pub(crate) async fn stop(mut self) {
-        self.orders_trigger.fire();
-        tokio::time::timeout(Duration::from_secs(10), self.orders_handle)
+    pub(crate) async fn stop(self) {
+        self.trigger.fire();
+        tokio::time::timeout(Duration::from_secs(10), self.handle)
             .await
             .expect("orders stops in time")
-            .unwrap()
-            .unwrap();
-        if let Some(users) = self.users.take() {
-            users.stop().await;
-        }
+            .expect("task ran")
+            .expect("clean stop");
     }
 
-    /// Signs a user up and returns their id and token.
-    pub(crate) async fn user(&self, email: &str) -> (String, String) {
-        let user = self
-            .users_client
+    /// A new account known to users, and a token for it.
+    pub(crate) fn user(&self, email: &str) -> (String, String) {
+        self.account(email, Role::User)
+    }
+
+    /// A new admin known to users, and a token for it.
+    pub(crate) fn admin(&self, email: &str) -> (String, String) {
+        self.account(email, Role::Admin)
+    }
+
+    fn account(&self, email: &str, role: Role) -> (String, String) {
+        let id = self.users.register(email);
+        let token = self.issuer.issue(&id, role).expect("token issued");
+        (id, token.access_token)
+    }
+
+    /// `CreateOrder` as the holder of `token`.
+    pub(crate) async fn create_order(
+        &self,
+        request: pb::CreateOrderRequest,
+        token: &str,
+    ) -> Result<pb::Order, Status> {
+        self.orders
             .clone()
-            .create_user(users_pb::CreateUserRequest {
-                email: email.to_owned(),
-                display_name: "Test".to_owned(),
-                password: PASSWORD.to_owned(),
-            })
+            .create_order(authed(request, token))
             .await
-            .expect("sign-up")
-            .into_inner();
-        (user.id, self.token(email).await)
+            .map(Response::into_inner)
     }
 
-    pub(crate) async fn token(&self, email: &str) -> String {
-        self.users_client
+    /// `GetOrder` of `id` as the holder of `token`.
+    pub(crate) async fn get_order(&self, id: &str, token: &str) -> Result<pb::Order, Status> {
+        let request = pb::GetOrderRequest { id: id.to_owned() };
+        self.orders
             .clone()
-            .create_token(users_pb::CreateTokenRequest {
-                email: email.to_owned(),
-                password: PASSWORD.to_owned(),
-            })
+            .get_order(authed(request, token))
             .await
-            .expect("token")
-            .into_inner()
-            .access_token
+            .map(Response::into_inner)
     }
 
-    /// An admin and their token.
-    pub(crate) async fn admin(&self, email: &str) -> (String, String) {
-        let settings = &self.users.as_ref().expect("users running").settings;
-        let admin = users::app::create_admin(settings, email, "Admin", PASSWORD)
+    /// `CancelOrder` of `id` as the holder of `token`.
+    pub(crate) async fn cancel_order(&self, id: &str, token: &str) -> Result<pb::Order, Status> {
+        let request = pb::CancelOrderRequest { id: id.to_owned() };
+        self.orders
+            .clone()
+            .cancel_order(authed(request, token))
             .await
-            .expect("admin created");
-        (admin.id.to_string(), self.token(email).await)
+            .map(Response::into_inner)
     }
-}
 
-pub(crate) async fn channel(addr: SocketAddr) -> Channel {
-    Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .expect("connects")
-}
-
-/// `message` with `authorization: Bearer <token>`.
-pub(crate) fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
-}
-
-/// Waits (bounded) until `service` reports `want`.
-pub(crate) async fn wait_status(channel: Channel, service: &str, want: ServingStatus) {
-    let mut health = HealthClient::new(channel);
-    for _ in 0..200 {
-        let status = health
-            .check(tonic_health::pb::HealthCheckRequest {
-                service: service.to_owned(),
-            })
+    /// `ListOrders` as the holder of `token`.
+    pub(crate) async fn list_orders(
+        &self,
+        request: pb::ListOrdersRequest,
+        token: &str,
+    ) -> Result<pb::ListOrdersResponse, Status> {
+        self.orders
+            .clone()
+            .list_orders(authed(request, token))
             .await
-            .map(|r| r.into_inner().status);
-        if status.is_ok_and(|s| s == want as i32) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+            .map(Response::into_inner)
     }
-    panic!("{service} never reported {want:?}");
-}
-
-pub(crate) async fn wait_serving(channel: Channel, service: &str) {
-    wait_status(channel, service, ServingStatus::Serving).await;
 }

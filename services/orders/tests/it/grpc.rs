@@ -1,15 +1,16 @@
-//! The orders contract over gRPC, against the real orders and users services on port
-//! 0, on SQLite and on PostgreSQL.
+//! The orders contract over gRPC, against the real orders service on port 0 in front
+//! of a fake users service, on SQLite and on PostgreSQL.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use crate::common::{Stack, authed};
 use platform_proto::orders::v1 as pb;
-use platform_proto::users::v1 as users_pb;
-use platform_testing::TestDatabase;
+use platform_testing::{TestDatabase, authed};
 use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_types::StatusExt;
+
+use crate::common::{ORDERS, Stack};
 
 fn item(sku: &str, quantity: i32, price: i64) -> pb::OrderItem {
     pb::OrderItem {
@@ -26,90 +27,58 @@ fn order_request(key: &str) -> pb::CreateOrderRequest {
     }
 }
 
-async fn stack(db: TestDatabase) -> Stack {
-    let users_db = if db.postgres_name().is_some() {
-        TestDatabase::postgres().await
-    } else {
-        TestDatabase::sqlite()
-    };
-    Stack::spawn(db, users_db).await
+/// A `ListOrders` of one status.
+fn with_status(status: pb::OrderStatus) -> pb::ListOrdersRequest {
+    pb::ListOrdersRequest {
+        status: status as i32,
+        ..Default::default()
+    }
+}
+
+/// A `ListOrders` of one user's orders.
+fn of_user(user_id: &str) -> pb::ListOrdersRequest {
+    pb::ListOrdersRequest {
+        user_id: user_id.to_owned(),
+        ..Default::default()
+    }
 }
 
 async fn full_lifecycle(db: TestDatabase) {
-    let stack = stack(db).await;
-    let (ada, token) = stack.user("ada@example.com").await;
-    let mut orders = stack.orders.clone();
+    let stack = Stack::spawn(db).await;
+    let (ada, token) = stack.user("ada@example.com");
 
-    let created = orders
-        .create_order(authed(order_request(""), &token))
-        .await
-        .unwrap()
-        .into_inner();
+    let created = stack.create_order(order_request(""), &token).await.unwrap();
     assert_eq!(created.user_id, ada, "the order belongs to the caller");
     assert_eq!(created.total_cents, 2 * 1250 + 99);
     assert_eq!(created.status, pb::OrderStatus::Pending as i32);
     assert_eq!(created.items.len(), 2);
 
-    let read = orders
-        .get_order(authed(
-            pb::GetOrderRequest {
-                id: created.id.clone(),
-            },
-            &token,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let read = stack.get_order(&created.id, &token).await.unwrap();
     assert_eq!(read, created);
 
-    let listed = orders
-        .list_orders(authed(pb::ListOrdersRequest::default(), &token))
+    let listed = stack
+        .list_orders(pb::ListOrdersRequest::default(), &token)
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(listed.orders, vec![created.clone()]);
     assert!(listed.next_page_token.is_empty());
 
-    let cancelled = orders
-        .cancel_order(authed(
-            pb::CancelOrderRequest {
-                id: created.id.clone(),
-            },
-            &token,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let cancelled = stack.cancel_order(&created.id, &token).await.unwrap();
     assert_eq!(cancelled.status, pb::OrderStatus::Cancelled as i32);
-    let again = orders
-        .cancel_order(authed(
-            pb::CancelOrderRequest {
-                id: created.id.clone(),
-            },
-            &token,
-        ))
-        .await
-        .unwrap_err();
+    let again = stack.cancel_order(&created.id, &token).await.unwrap_err();
     assert_eq!(again.code(), Code::FailedPrecondition);
 
-    let pending = orders
-        .list_orders(authed(
-            pb::ListOrdersRequest {
-                status: pb::OrderStatus::Pending as i32,
-                ..Default::default()
-            },
-            &token,
-        ))
+    let pending = stack
+        .list_orders(with_status(pb::OrderStatus::Pending), &token)
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert!(pending.orders.is_empty());
     stack.stop().await;
 }
 
 async fn retries_with_one_key_make_one_order(db: TestDatabase) {
-    let stack = stack(db).await;
-    let (_, token) = stack.user("ada@example.com").await;
+    let stack = Stack::spawn(db).await;
+    let (_, token) = stack.user("ada@example.com");
     let calls = (0..50).map(|_| {
         let mut orders = stack.orders.clone();
         let request = authed(order_request("checkout-42"), &token);
@@ -126,30 +95,21 @@ async fn retries_with_one_key_make_one_order(db: TestDatabase) {
     );
 
     let listed = stack
-        .orders
-        .clone()
-        .list_orders(authed(pb::ListOrdersRequest::default(), &token))
+        .list_orders(pb::ListOrdersRequest::default(), &token)
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(listed.orders.len(), 1);
 
     let mut different = order_request("checkout-42");
     different.items[0].quantity = 5;
-    let status = stack
-        .orders
-        .clone()
-        .create_order(authed(different, &token))
-        .await
-        .unwrap_err();
+    let status = stack.create_order(different, &token).await.unwrap_err();
     assert_eq!(status.code(), Code::AlreadyExists);
     stack.stop().await;
 }
 
 async fn invalid_orders_list_their_violations(db: TestDatabase) {
-    let stack = stack(db).await;
-    let (_, token) = stack.user("ada@example.com").await;
-    let mut orders = stack.orders.clone();
+    let stack = Stack::spawn(db).await;
+    let (_, token) = stack.user("ada@example.com");
     let fields = |status: &tonic::Status| -> Vec<String> {
         status
             .get_error_details()
@@ -158,23 +118,18 @@ async fn invalid_orders_list_their_violations(db: TestDatabase) {
             .unwrap_or_default()
     };
 
-    let empty = orders
-        .create_order(authed(pb::CreateOrderRequest::default(), &token))
+    let empty = stack
+        .create_order(pb::CreateOrderRequest::default(), &token)
         .await
         .unwrap_err();
     assert_eq!(empty.code(), Code::InvalidArgument);
     assert_eq!(fields(&empty), ["items"]);
 
-    let bad = orders
-        .create_order(authed(
-            pb::CreateOrderRequest {
-                items: vec![item("", 0, -5), item(&"X".repeat(65), 1, 1)],
-                request_id: "k".repeat(129),
-            },
-            &token,
-        ))
-        .await
-        .unwrap_err();
+    let bad = pb::CreateOrderRequest {
+        items: vec![item("", 0, -5), item(&"X".repeat(65), 1, 1)],
+        request_id: "k".repeat(129),
+    };
+    let bad = stack.create_order(bad, &token).await.unwrap_err();
     assert_eq!(
         fields(&bad),
         [
@@ -186,16 +141,11 @@ async fn invalid_orders_list_their_violations(db: TestDatabase) {
         ]
     );
 
-    let overflow = orders
-        .create_order(authed(
-            pb::CreateOrderRequest {
-                items: vec![item("A", 1_000_000, i64::MAX / 1000)],
-                request_id: String::new(),
-            },
-            &token,
-        ))
-        .await
-        .unwrap_err();
+    let overflow = pb::CreateOrderRequest {
+        items: vec![item("A", 1_000_000, i64::MAX / 1000)],
+        request_id: String::new(),
+    };
+    let overflow = stack.create_order(overflow, &token).await.unwrap_err();
     assert_eq!(overflow.code(), Code::InvalidArgument);
     assert!(
         overflow.message().contains("exceeds"),
@@ -203,103 +153,65 @@ async fn invalid_orders_list_their_violations(db: TestDatabase) {
         overflow.message()
     );
 
-    let listed = orders
-        .list_orders(authed(pb::ListOrdersRequest::default(), &token))
+    let listed = stack
+        .list_orders(pb::ListOrdersRequest::default(), &token)
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert!(listed.orders.is_empty(), "nothing stored");
     stack.stop().await;
 }
 
 async fn others_orders_are_not_found_and_admins_see_all(db: TestDatabase) {
-    let stack = stack(db).await;
-    let (ada, ada_token) = stack.user("ada@example.com").await;
-    let (_, bob_token) = stack.user("bob@example.com").await;
-    let mut orders = stack.orders.clone();
-    let adas = orders
-        .create_order(authed(order_request(""), &ada_token))
+    let stack = Stack::spawn(db).await;
+    let (ada, ada_token) = stack.user("ada@example.com");
+    let (_, bob_token) = stack.user("bob@example.com");
+    let adas = stack
+        .create_order(order_request(""), &ada_token)
         .await
-        .unwrap()
-        .into_inner();
-    orders
-        .create_order(authed(order_request(""), &bob_token))
+        .unwrap();
+    stack
+        .create_order(order_request(""), &bob_token)
         .await
         .unwrap();
 
-    let get = orders
-        .get_order(authed(
-            pb::GetOrderRequest {
-                id: adas.id.clone(),
-            },
-            &bob_token,
-        ))
-        .await
-        .unwrap_err();
+    let get = stack.get_order(&adas.id, &bob_token).await.unwrap_err();
     assert_eq!(get.code(), Code::NotFound);
-    let cancel = orders
-        .cancel_order(authed(
-            pb::CancelOrderRequest {
-                id: adas.id.clone(),
-            },
-            &bob_token,
-        ))
-        .await
-        .unwrap_err();
+    let cancel = stack.cancel_order(&adas.id, &bob_token).await.unwrap_err();
     assert_eq!(cancel.code(), Code::NotFound);
-    let snoop = orders
-        .list_orders(authed(
-            pb::ListOrdersRequest {
-                user_id: ada.clone(),
-                ..Default::default()
-            },
-            &bob_token,
-        ))
+    let snoop = stack
+        .list_orders(of_user(&ada), &bob_token)
         .await
         .unwrap_err();
     assert_eq!(snoop.code(), Code::PermissionDenied);
-    let bobs_view = orders
-        .list_orders(authed(pb::ListOrdersRequest::default(), &bob_token))
+    let bobs_view = stack
+        .list_orders(pb::ListOrdersRequest::default(), &bob_token)
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert!(bobs_view.orders.iter().all(|o| o.user_id != ada));
 
-    let (_, admin_token) = stack.admin("root@example.com").await;
-    let all = orders
-        .list_orders(authed(pb::ListOrdersRequest::default(), &admin_token))
+    let (_, admin_token) = stack.admin("root@example.com");
+    let all = stack
+        .list_orders(pb::ListOrdersRequest::default(), &admin_token)
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(all.orders.len(), 2);
-    let only_ada = orders
-        .list_orders(authed(
-            pb::ListOrdersRequest {
-                user_id: ada.clone(),
-                ..Default::default()
-            },
-            &admin_token,
-        ))
+    let only_ada = stack
+        .list_orders(of_user(&ada), &admin_token)
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(only_ada.orders, vec![adas.clone()]);
-    let cancelled = orders
-        .cancel_order(authed(pb::CancelOrderRequest { id: adas.id }, &admin_token))
-        .await
-        .unwrap()
-        .into_inner();
+    let cancelled = stack.cancel_order(&adas.id, &admin_token).await.unwrap();
     assert_eq!(cancelled.status, pb::OrderStatus::Cancelled as i32);
     stack.stop().await;
 }
 
 async fn missing_or_bad_tokens_are_unauthenticated(db: TestDatabase) {
-    let stack = stack(db).await;
+    let stack = Stack::spawn(db).await;
     let mut orders = stack.orders.clone();
     let none = orders.create_order(order_request("")).await.unwrap_err();
     assert_eq!(none.code(), Code::Unauthenticated);
-    let bad = orders
-        .create_order(authed(order_request(""), "not.a.jwt"))
+    let bad = stack
+        .create_order(order_request(""), "not.a.jwt")
         .await
         .unwrap_err();
     assert_eq!(bad.code(), Code::Unauthenticated);
@@ -312,18 +224,11 @@ async fn missing_or_bad_tokens_are_unauthenticated(db: TestDatabase) {
 }
 
 async fn a_deleted_user_cannot_order(db: TestDatabase) {
-    let stack = stack(db).await;
-    let (ada, token) = stack.user("ada@example.com").await;
-    stack
-        .users_client
-        .clone()
-        .delete_user(authed(users_pb::DeleteUserRequest { id: ada }, &token))
-        .await
-        .unwrap();
+    let stack = Stack::spawn(db).await;
+    let (ada, token) = stack.user("ada@example.com");
+    stack.users.delete(&ada);
     let status = stack
-        .orders
-        .clone()
-        .create_order(authed(order_request(""), &token))
+        .create_order(order_request(""), &token)
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
@@ -332,89 +237,67 @@ async fn a_deleted_user_cannot_order(db: TestDatabase) {
 }
 
 async fn users_down_means_unavailable_and_nothing_stored(db: TestDatabase) {
-    let mut stack = stack(db).await;
+    let mut stack = Stack::spawn(db).await;
     // A first order makes orders learn the signing keys.
-    let (_, ada_token) = stack.user("ada@example.com").await;
+    let (_, ada_token) = stack.user("ada@example.com");
     stack
-        .orders
-        .clone()
-        .create_order(authed(order_request(""), &ada_token))
+        .create_order(order_request(""), &ada_token)
         .await
         .unwrap();
-    let (_, bob_token) = stack.user("bob@example.com").await;
+    let (_, bob_token) = stack.user("bob@example.com");
 
-    let users = stack.users.take().unwrap();
-    let users_settings = users.stop().await;
+    stack.users.stop().await;
 
-    let mut orders = stack.orders.clone();
     let mut request = authed(order_request("bob-1"), &bob_token);
     request.set_timeout(Duration::from_secs(5));
-    let status = tokio::time::timeout(Duration::from_secs(10), orders.create_order(request))
-        .await
-        .expect("answers, never hangs")
-        .unwrap_err();
+    let status = tokio::time::timeout(
+        Duration::from_secs(10),
+        stack.orders.clone().create_order(request),
+    )
+    .await
+    .expect("answers, never hangs")
+    .unwrap_err();
     assert!(
         matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded),
         "{status:?}"
     );
     // Orders stops taking traffic while it cannot confirm accounts.
-    let channel = crate::common::channel(stack.orders_addr).await;
-    crate::common::wait_status(
-        channel.clone(),
-        "orders.v1.OrderService",
-        tonic_health::pb::health_check_response::ServingStatus::NotServing,
-    )
-    .await;
+    let channel = platform_testing::connect(stack.orders_addr).await;
+    platform_testing::wait_status(channel.clone(), ORDERS, ServingStatus::NotServing).await;
 
     // Users comes back on the same address; orders recovers by itself.
-    let mut settings = users_settings;
-    settings.grpc.addr = stack.users_addr_for_restart();
-    stack.users = Some(crate::common::Users::start(settings).await);
-    crate::common::wait_serving(channel, "orders.v1.OrderService").await;
-    let bobs = orders
-        .list_orders(authed(pb::ListOrdersRequest::default(), &bob_token))
+    stack.users.start().await;
+    platform_testing::wait_serving(channel, ORDERS).await;
+    let bobs = stack
+        .list_orders(pb::ListOrdersRequest::default(), &bob_token)
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert!(bobs.orders.is_empty(), "the refused order was not written");
-    orders
-        .create_order(authed(order_request("bob-1"), &bob_token))
+    stack
+        .create_order(order_request("bob-1"), &bob_token)
         .await
         .expect("works again");
     stack.stop().await;
 }
 
 async fn paging_returns_every_order_once_newest_first(db: TestDatabase) {
-    let stack = stack(db).await;
-    let (_, token) = stack.user("ada@example.com").await;
-    let mut orders = stack.orders.clone();
+    let stack = Stack::spawn(db).await;
+    let (_, token) = stack.user("ada@example.com");
     let mut created = Vec::new();
     for _ in 0..23 {
-        created.push(
-            orders
-                .create_order(authed(order_request(""), &token))
-                .await
-                .unwrap()
-                .into_inner()
-                .id,
-        );
+        let order = stack.create_order(order_request(""), &token).await.unwrap();
+        created.push(order.id);
     }
     let mut seen = Vec::new();
     let mut page_token = String::new();
     let mut pages = 0;
     loop {
-        let page = orders
-            .list_orders(authed(
-                pb::ListOrdersRequest {
-                    page_size: 5,
-                    page_token: page_token.clone(),
-                    ..Default::default()
-                },
-                &token,
-            ))
-            .await
-            .unwrap()
-            .into_inner();
+        let request = pb::ListOrdersRequest {
+            page_size: 5,
+            page_token: page_token.clone(),
+            ..Default::default()
+        };
+        let page = stack.list_orders(request, &token).await.unwrap();
         pages += 1;
         seen.extend(page.orders.into_iter().map(|o| o.id));
         if page.next_page_token.is_empty() {

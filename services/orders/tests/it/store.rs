@@ -31,6 +31,14 @@ fn items(skus: &[(&str, i32, i64)]) -> Items {
     Items::parse(&raw).unwrap()
 }
 
+/// Every order of `user`, whatever its status.
+fn of(user: UserId) -> Filter {
+    Filter {
+        user_id: Some(user),
+        status: None,
+    }
+}
+
 fn new_order(user: UserId, key: Option<&str>) -> NewOrder {
     NewOrder {
         id: OrderId::generate(),
@@ -107,17 +115,7 @@ async fn same_key_with_other_items_is_reported(db: TestDatabase) {
         store.create(&different).await.unwrap(),
         Created::KeyReused(_)
     ));
-    let all = store
-        .list(
-            Filter {
-                user_id: Some(owner),
-                status: None,
-            },
-            10,
-            None,
-        )
-        .await
-        .unwrap();
+    let all = store.list(of(owner), 10, None).await.unwrap();
     assert_eq!(all.len(), 1, "no second order");
 }
 
@@ -141,17 +139,7 @@ async fn fifty_racing_retries_make_one_order(db: TestDatabase) {
         orders.iter().all(|o| *o == orders[0]),
         "fifty identical answers"
     );
-    let stored = store
-        .list(
-            Filter {
-                user_id: Some(owner),
-                status: None,
-            },
-            100,
-            None,
-        )
-        .await
-        .unwrap();
+    let stored = store.list(of(owner), 100, None).await.unwrap();
     assert_eq!(stored.len(), 1, "exactly one order");
     assert_eq!(stored[0], orders[0]);
 }
@@ -205,17 +193,7 @@ async fn lists_newest_first_by_keyset_with_filters(db: TestDatabase) {
     let mut seen = Vec::new();
     let mut after = None;
     loop {
-        let page = store
-            .list(
-                Filter {
-                    user_id: Some(alice),
-                    status: None,
-                },
-                4,
-                after,
-            )
-            .await
-            .unwrap();
+        let page = store.list(of(alice), 4, after).await.unwrap();
         if page.is_empty() {
             break;
         }

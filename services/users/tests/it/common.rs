@@ -1,21 +1,18 @@
-//! A users service on port 0 with its own database and keys, and a typed client.
-
-#![allow(dead_code, reason = "each module uses its own part of the harness")]
+//! A users service on port 0 with its own database and keys, and the users API to
+//! call it with.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use platform_proto::users::v1 as pb;
-use platform_proto::users::v1::user_service_client::UserServiceClient;
+use platform_auth::{Clock, SigningKey, TokenIssuer, TokenSettings};
 use platform_shutdown::{Shutdown, Trigger};
-use platform_testing::TestDatabase;
+use platform_testing::{PASSWORD, TestDatabase, UsersApi};
 use tokio::task::JoinHandle;
-use tonic::transport::Channel;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 use users::{AppError, Application, Settings};
 
-pub(crate) const PASSWORD: &str = "correct horse battery staple";
+/// The service name the health protocol reports readiness under.
+pub(crate) const SERVICE: &str = "users.v1.UserService";
 
 /// Settings for a test: port 0, cheap password hashing, keys in `dir`.
 pub(crate) fn settings(db: &TestDatabase, dir: &std::path::Path) -> Settings {
@@ -31,15 +28,16 @@ pub(crate) fn settings(db: &TestDatabase, dir: &std::path::Path) -> Settings {
     s
 }
 
+/// The service running in this process, and what it was started with.
 pub(crate) struct TestApp {
     pub(crate) grpc_addr: SocketAddr,
     pub(crate) admin_addr: SocketAddr,
     pub(crate) settings: Settings,
-    pub(crate) client: UserServiceClient<Channel>,
+    pub(crate) api: UsersApi,
     trigger: Trigger,
     handle: JoinHandle<Result<(), AppError>>,
-    pub(crate) dir: tempfile::TempDir,
-    pub(crate) db: TestDatabase,
+    dir: tempfile::TempDir,
+    db: TestDatabase,
 }
 
 impl TestApp {
@@ -66,17 +64,13 @@ impl TestApp {
         let admin_addr = app.admin_addr();
         let (trigger, shutdown) = Shutdown::new();
         let handle = tokio::spawn(app.run_until_stopped(shutdown));
-        let channel = Channel::from_shared(format!("http://{grpc_addr}"))
-            .unwrap()
-            .connect()
-            .await
-            .expect("connects");
-        wait_serving(channel.clone()).await;
+        let channel = platform_testing::connect(grpc_addr).await;
+        platform_testing::wait_serving(channel.clone(), SERVICE).await;
         Self {
             grpc_addr,
             admin_addr,
             settings,
-            client: UserServiceClient::new(channel),
+            api: UsersApi::new(channel),
             trigger,
             handle,
             dir,
@@ -95,70 +89,32 @@ impl TestApp {
         (self.db, self.dir, self.settings)
     }
 
-    pub(crate) async fn sign_up(&self, email: &str) -> pb::User {
-        self.client
-            .clone()
-            .create_user(pb::CreateUserRequest {
-                email: email.to_owned(),
-                display_name: "Test User".to_owned(),
-                password: PASSWORD.to_owned(),
-            })
-            .await
-            .expect("sign-up succeeds")
-            .into_inner()
-    }
-
-    pub(crate) async fn token(&self, email: &str, password: &str) -> Result<String, tonic::Status> {
-        self.client
-            .clone()
-            .create_token(pb::CreateTokenRequest {
-                email: email.to_owned(),
-                password: password.to_owned(),
-            })
-            .await
-            .map(|r| r.into_inner().access_token)
-    }
-
-    /// A signed-up user and their token.
-    pub(crate) async fn user(&self, email: &str) -> (pb::User, String) {
-        let user = self.sign_up(email).await;
-        let token = self.token(email, PASSWORD).await.expect("token");
-        (user, token)
-    }
-
     /// An admin made by the operator path, and their token.
     pub(crate) async fn admin(&self, email: &str) -> (users::domain::User, String) {
         let admin = users::app::create_admin(&self.settings, email, "Admin", PASSWORD)
             .await
             .expect("admin created");
-        let token = self.token(email, PASSWORD).await.expect("admin token");
+        let token = self
+            .api
+            .sign_in(email, PASSWORD)
+            .await
+            .expect("admin token");
         (admin, token)
     }
-}
 
-/// `message` with `authorization: Bearer <token>`.
-pub(crate) fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
-}
-
-/// Waits (bounded) until the health service says SERVING.
-pub(crate) async fn wait_serving(channel: Channel) {
-    let mut health = HealthClient::new(channel);
-    for _ in 0..100 {
-        let status = health
-            .check(tonic_health::pb::HealthCheckRequest {
-                service: "users.v1.UserService".to_owned(),
-            })
-            .await
-            .map(|r| r.into_inner().status);
-        if status.is_ok_and(|s| s == ServingStatus::Serving as i32) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    /// An issuer signing with the service's own key and claims, its time read from
+    /// `clock`: a token it issues is one the service itself could have issued then.
+    pub(crate) fn issuer(&self, clock: Arc<dyn Clock>) -> TokenIssuer {
+        let key = SigningKey::load(&self.settings.auth.signing_key_file).expect("key file");
+        let auth = &self.settings.auth;
+        TokenIssuer::new(
+            key,
+            TokenSettings {
+                issuer: auth.verification.issuer.clone(),
+                audience: auth.verification.audience.clone(),
+                ttl: Duration::from_secs(auth.token_ttl_secs),
+            },
+        )
+        .with_clock(clock)
     }
-    panic!("service never became SERVING");
 }

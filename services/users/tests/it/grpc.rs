@@ -1,14 +1,19 @@
 //! The users contract over gRPC, against the real service on port 0, on SQLite and on
 //! PostgreSQL.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::common::{PASSWORD, TestApp, authed};
-use platform_auth::{SigningKey, TokenIssuer, TokenSettings, Verifier};
+use platform_auth::users_jwks::UsersJwks;
+use platform_auth::{
+    Clock, ManualClock, Role, SigningKey, SystemClock, TokenIssuer, TokenSettings, Verifier,
+};
 use platform_proto::users::v1 as pb;
-use platform_testing::TestDatabase;
+use platform_testing::{PASSWORD, TestDatabase};
 use tonic::Code;
 use tonic_types::StatusExt;
+
+use crate::common::TestApp;
 
 fn violations(status: &tonic::Status) -> Vec<(String, String)> {
     status
@@ -23,26 +28,25 @@ fn violations(status: &tonic::Status) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
+/// An `UpdateUser` of `id` that changes only what `change` sets.
+fn update(id: &str, change: impl FnOnce(&mut pb::UpdateUserRequest)) -> pb::UpdateUserRequest {
+    let mut request = pb::UpdateUserRequest {
+        id: id.to_owned(),
+        ..Default::default()
+    };
+    change(&mut request);
+    request
+}
+
 async fn sign_up_then_read_self(db: TestDatabase) {
     let app = TestApp::spawn(db).await;
-    let (user, token) = app.user("Ada@Example.com").await;
+    let (user, token) = app.api.user("Ada@Example.com").await;
     assert_eq!(user.email, "ada@example.com");
     assert_eq!(user.role, pb::Role::User as i32);
     assert!(user.create_time.is_some() && user.update_time.is_some());
     uuid::Uuid::parse_str(&user.id).expect("id is a UUID");
 
-    let read = app
-        .client
-        .clone()
-        .get_user(authed(
-            pb::GetUserRequest {
-                id: user.id.clone(),
-            },
-            &token,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let read = app.api.get_user(&user.id, &token).await.unwrap();
     assert_eq!(read, user);
     app.stop().await;
 }
@@ -50,13 +54,8 @@ async fn sign_up_then_read_self(db: TestDatabase) {
 async fn invalid_sign_up_lists_every_field_violation(db: TestDatabase) {
     let app = TestApp::spawn(db).await;
     let status = app
-        .client
-        .clone()
-        .create_user(pb::CreateUserRequest {
-            email: "not-an-email".into(),
-            display_name: "   ".into(),
-            password: "short".into(),
-        })
+        .api
+        .create_user("not-an-email", "   ", "short")
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
@@ -64,13 +63,8 @@ async fn invalid_sign_up_lists_every_field_violation(db: TestDatabase) {
     assert_eq!(fields, ["email", "display_name", "password"]);
 
     let overlong = app
-        .client
-        .clone()
-        .create_user(pb::CreateUserRequest {
-            email: "ok@example.com".into(),
-            display_name: "x".repeat(101),
-            password: PASSWORD.into(),
-        })
+        .api
+        .create_user("ok@example.com", &"x".repeat(101), PASSWORD)
         .await
         .unwrap_err();
     assert_eq!(overlong.code(), Code::InvalidArgument);
@@ -80,15 +74,10 @@ async fn invalid_sign_up_lists_every_field_violation(db: TestDatabase) {
 
 async fn duplicate_email_is_already_exists(db: TestDatabase) {
     let app = TestApp::spawn(db).await;
-    app.sign_up("ada@example.com").await;
+    app.api.sign_up("ada@example.com").await;
     let status = app
-        .client
-        .clone()
-        .create_user(pb::CreateUserRequest {
-            email: "ADA@example.COM".into(),
-            display_name: "Another".into(),
-            password: PASSWORD.into(),
-        })
+        .api
+        .create_user("ADA@example.COM", "Another", PASSWORD)
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::AlreadyExists);
@@ -97,13 +86,18 @@ async fn duplicate_email_is_already_exists(db: TestDatabase) {
 
 async fn wrong_password_and_unknown_email_look_the_same(db: TestDatabase) {
     let app = TestApp::spawn(db).await;
-    app.sign_up("ada@example.com").await;
+    app.api.sign_up("ada@example.com").await;
     let wrong = app
-        .token("ada@example.com", "not the password")
+        .api
+        .sign_in("ada@example.com", "not the password")
         .await
         .unwrap_err();
-    let unknown = app.token("nobody@example.com", PASSWORD).await.unwrap_err();
-    let malformed = app.token("nobody", PASSWORD).await.unwrap_err();
+    let unknown = app
+        .api
+        .sign_in("nobody@example.com", PASSWORD)
+        .await
+        .unwrap_err();
+    let malformed = app.api.sign_in("nobody", PASSWORD).await.unwrap_err();
     for status in [&wrong, &unknown, &malformed] {
         assert_eq!(status.code(), Code::Unauthenticated);
         assert_eq!(status.message(), wrong.message());
@@ -113,29 +107,16 @@ async fn wrong_password_and_unknown_email_look_the_same(db: TestDatabase) {
 
 async fn token_carries_subject_role_and_expiry(db: TestDatabase) {
     let app = TestApp::spawn(db).await;
-    let (user, _) = app.user("ada@example.com").await;
+    let (user, _) = app.api.user("ada@example.com").await;
     let response = app
-        .client
-        .clone()
-        .create_token(pb::CreateTokenRequest {
-            email: "ada@example.com".into(),
-            password: PASSWORD.into(),
-        })
+        .api
+        .create_token("ada@example.com", PASSWORD)
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(response.token_type, "Bearer");
     assert_eq!(response.expires_in, 900);
 
-    // Anyone holding the published key set can verify the token.
-    let jwks = app
-        .client
-        .clone()
-        .get_jwks(pb::GetJwksRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .keys;
+    let jwks = app.api.get_jwks().await;
     assert_eq!(jwks.len(), 1);
     assert_eq!(
         (
@@ -145,43 +126,33 @@ async fn token_carries_subject_role_and_expiry(db: TestDatabase) {
         ),
         ("OKP", "Ed25519", "EdDSA")
     );
-    let keys = jwks
-        .into_iter()
-        .map(|k| platform_auth::Jwk {
-            kty: k.kty,
-            crv: k.crv,
-            x: k.x,
-            kid: k.kid,
-            alg: k.alg,
-            use_: k.r#use,
-        })
-        .collect();
-    let verifier = Verifier::new(keys, "platform-users", "platform").unwrap();
+    // Anyone holding the published key set can verify the token: here, a verifier
+    // that fetches it the way the other services do.
+    let url = format!("http://{}", app.grpc_addr);
+    let channel = platform_testing::connect(app.grpc_addr).await;
+    let client = platform_client::Client::new(channel, &url, Duration::from_secs(5));
+    let source = Arc::new(UsersJwks::new(client, Duration::from_secs(5)));
+    let verifier = Verifier::with_source(source, Duration::ZERO, "platform-users", "platform");
     let caller = verifier.verify(&response.access_token).await.unwrap();
     assert_eq!(caller.subject, user.id);
-    assert_eq!(caller.role, platform_auth::Role::User);
+    assert_eq!(caller.role, Role::User);
     app.stop().await;
 }
 
 async fn protected_calls_need_a_valid_token(db: TestDatabase) {
     let app = TestApp::spawn(db).await;
-    let (user, _) = app.user("ada@example.com").await;
-    let get = |token: Option<String>| {
-        let mut client = app.client.clone();
-        let id = user.id.clone();
-        async move {
-            let request = match token {
-                Some(t) => authed(pb::GetUserRequest { id }, &t),
-                None => tonic::Request::new(pb::GetUserRequest { id }),
-            };
-            client.get_user(request).await.unwrap_err()
-        }
-    };
-    assert_eq!(get(None).await.code(), Code::Unauthenticated);
-    assert_eq!(
-        get(Some("garbage".into())).await.code(),
-        Code::Unauthenticated
-    );
+    let (user, _) = app.api.user("ada@example.com").await;
+    let anonymous = app
+        .api
+        .client()
+        .get_user(pb::GetUserRequest {
+            id: user.id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+    let garbage = app.api.get_user(&user.id, "garbage").await.unwrap_err();
+    assert_eq!(garbage.code(), Code::Unauthenticated);
 
     // Well-formed and correctly signed, but by a key this service does not know.
     let stranger = TokenIssuer::new(
@@ -192,11 +163,8 @@ async fn protected_calls_need_a_valid_token(db: TestDatabase) {
             ttl: Duration::from_secs(900),
         },
     );
-    let forged = stranger
-        .issue(&user.id, platform_auth::Role::Admin)
-        .unwrap()
-        .access_token;
-    let status = get(Some(forged)).await;
+    let forged = stranger.issue(&user.id, Role::Admin).unwrap().access_token;
+    let status = app.api.get_user(&user.id, &forged).await.unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
     assert!(
         status.message().contains("unknown signing key"),
@@ -207,28 +175,29 @@ async fn protected_calls_need_a_valid_token(db: TestDatabase) {
 }
 
 async fn expired_tokens_are_rejected(db: TestDatabase) {
-    let app = TestApp::spawn_with(db, |s| {
-        s.auth.token_ttl_secs = 3;
-        s.auth.verification.clock_skew_secs = 0;
-    })
-    .await;
-    let (user, token) = app.user("ada@example.com").await;
-    let ok = app
-        .client
-        .clone()
-        .get_user(authed(
-            pb::GetUserRequest {
-                id: user.id.clone(),
-            },
-            &token,
-        ))
-        .await;
+    let app = TestApp::spawn_with(db, |s| s.auth.verification.clock_skew_secs = 0).await;
+    let (user, token) = app.api.user("ada@example.com").await;
+    let ok = app.api.get_user(&user.id, &token).await;
     assert!(ok.is_ok(), "fresh token works: {ok:?}");
-    tokio::time::sleep(Duration::from_millis(4100)).await;
+
+    // The service's own key and claims, issued now and one lifetime and a second ago:
+    // only the age differs, and no test waits for a token to age.
+    let now = ManualClock::now();
+    let ttl = i64::try_from(app.settings.auth.token_ttl_secs).unwrap();
+    let then = ManualClock::at(SystemClock.unix_now() - ttl - 1);
+    let fresh = app
+        .issuer(Arc::new(now))
+        .issue(&user.id, Role::User)
+        .unwrap();
+    let expired = app
+        .issuer(Arc::new(then))
+        .issue(&user.id, Role::User)
+        .unwrap();
+    let ok = app.api.get_user(&user.id, &fresh.access_token).await;
+    assert!(ok.is_ok(), "a token issued now works: {ok:?}");
     let status = app
-        .client
-        .clone()
-        .get_user(authed(pb::GetUserRequest { id: user.id }, &token))
+        .api
+        .get_user(&user.id, &expired.access_token)
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
@@ -238,63 +207,27 @@ async fn expired_tokens_are_rejected(db: TestDatabase) {
 
 async fn other_accounts_are_not_found_unless_admin(db: TestDatabase) {
     let app = TestApp::spawn(db).await;
-    let (ada, ada_token) = app.user("ada@example.com").await;
-    let (bob, _) = app.user("bob@example.com").await;
-    let mut client = app.client.clone();
+    let (ada, ada_token) = app.api.user("ada@example.com").await;
+    let (bob, _) = app.api.user("bob@example.com").await;
 
-    let status = client
-        .get_user(authed(
-            pb::GetUserRequest { id: bob.id.clone() },
-            &ada_token,
-        ))
-        .await
-        .unwrap_err();
+    let status = app.api.get_user(&bob.id, &ada_token).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
     // Indistinguishable from an id that does not exist.
-    let missing = client
-        .get_user(authed(
-            pb::GetUserRequest {
-                id: uuid::Uuid::now_v7().to_string(),
-            },
-            &ada_token,
-        ))
-        .await
-        .unwrap_err();
+    let nobody = uuid::Uuid::now_v7().to_string();
+    let missing = app.api.get_user(&nobody, &ada_token).await.unwrap_err();
     assert_eq!(
         (missing.code(), missing.message()),
         (status.code(), status.message())
     );
 
-    let update = client
-        .update_user(authed(
-            pb::UpdateUserRequest {
-                id: bob.id.clone(),
-                display_name: Some("Hacked".into()),
-                ..Default::default()
-            },
-            &ada_token,
-        ))
-        .await
-        .unwrap_err();
-    assert_eq!(update.code(), Code::NotFound);
-    let delete = client
-        .delete_user(authed(
-            pb::DeleteUserRequest { id: bob.id.clone() },
-            &ada_token,
-        ))
-        .await
-        .unwrap_err();
+    let rename = update(&bob.id, |u| u.display_name = Some("Hacked".into()));
+    let renamed = app.api.update_user(rename, &ada_token).await.unwrap_err();
+    assert_eq!(renamed.code(), Code::NotFound);
+    let delete = app.api.delete_user(&bob.id, &ada_token).await.unwrap_err();
     assert_eq!(delete.code(), Code::NotFound);
 
     let (_, admin_token) = app.admin("root@example.com").await;
-    let seen = client
-        .get_user(authed(
-            pb::GetUserRequest { id: bob.id.clone() },
-            &admin_token,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let seen = app.api.get_user(&bob.id, &admin_token).await.unwrap();
     assert_eq!(seen.id, bob.id);
     assert_ne!(seen.id, ada.id);
     app.stop().await;
@@ -302,13 +235,8 @@ async fn other_accounts_are_not_found_unless_admin(db: TestDatabase) {
 
 async fn bad_ids_are_invalid_arguments(db: TestDatabase) {
     let app = TestApp::spawn(db).await;
-    let (_, token) = app.user("ada@example.com").await;
-    let status = app
-        .client
-        .clone()
-        .get_user(authed(pb::GetUserRequest { id: "42".into() }, &token))
-        .await
-        .unwrap_err();
+    let (_, token) = app.api.user("ada@example.com").await;
+    let status = app.api.get_user("42", &token).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(
         violations(&status),
@@ -319,33 +247,23 @@ async fn bad_ids_are_invalid_arguments(db: TestDatabase) {
 
 async fn listing_is_for_admins_and_pages_by_token(db: TestDatabase) {
     let app = TestApp::spawn(db).await;
-    let (_, user_token) = app.user("ada@example.com").await;
-    let mut client = app.client.clone();
-    let denied = client
-        .list_users(authed(pb::ListUsersRequest::default(), &user_token))
-        .await
-        .unwrap_err();
+    let (_, user_token) = app.api.user("ada@example.com").await;
+    let denied = app.api.list_users(0, "", &user_token).await.unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
 
     for i in 0..6 {
-        app.sign_up(&format!("u{i}@example.com")).await;
+        app.api.sign_up(&format!("u{i}@example.com")).await;
     }
     let (_, admin_token) = app.admin("root@example.com").await;
     let mut ids = Vec::new();
     let mut page_token = String::new();
     let mut pages = 0;
     loop {
-        let page = client
-            .list_users(authed(
-                pb::ListUsersRequest {
-                    page_size: 3,
-                    page_token: page_token.clone(),
-                },
-                &admin_token,
-            ))
+        let page = app
+            .api
+            .list_users(3, &page_token, &admin_token)
             .await
-            .unwrap()
-            .into_inner();
+            .unwrap();
         pages += 1;
         assert!(page.users.len() <= 3);
         ids.extend(page.users.into_iter().map(|u| u.id));
@@ -360,14 +278,9 @@ async fn listing_is_for_admins_and_pages_by_token(db: TestDatabase) {
     sorted.sort_by(|a, b| b.cmp(a));
     assert_eq!(ids, sorted, "newest first");
 
-    let bad = client
-        .list_users(authed(
-            pb::ListUsersRequest {
-                page_size: 3,
-                page_token: "not-a-token".into(),
-            },
-            &admin_token,
-        ))
+    let bad = app
+        .api
+        .list_users(3, "not-a-token", &admin_token)
         .await
         .unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
@@ -376,96 +289,54 @@ async fn listing_is_for_admins_and_pages_by_token(db: TestDatabase) {
 
 async fn users_update_themselves_but_not_their_role(db: TestDatabase) {
     let app = TestApp::spawn(db).await;
-    let (ada, token) = app.user("ada@example.com").await;
-    let mut client = app.client.clone();
+    let (ada, token) = app.api.user("ada@example.com").await;
 
-    let renamed = client
-        .update_user(authed(
-            pb::UpdateUserRequest {
-                id: ada.id.clone(),
-                display_name: Some("Countess".into()),
-                ..Default::default()
-            },
-            &token,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let rename = update(&ada.id, |u| u.display_name = Some("Countess".into()));
+    let renamed = app.api.update_user(rename, &token).await.unwrap();
     assert_eq!(renamed.display_name, "Countess");
     assert_eq!(renamed.email, ada.email);
 
-    let escalate = client
-        .update_user(authed(
-            pb::UpdateUserRequest {
-                id: ada.id.clone(),
-                role: Some(pb::Role::Admin as i32),
-                ..Default::default()
-            },
-            &token,
-        ))
+    let to_admin = |id: &str| update(id, |u| u.role = Some(pb::Role::Admin as i32));
+    let escalate = app
+        .api
+        .update_user(to_admin(&ada.id), &token)
         .await
         .unwrap_err();
     assert_eq!(escalate.code(), Code::PermissionDenied);
 
-    let invalid = client
-        .update_user(authed(
-            pb::UpdateUserRequest {
-                id: ada.id.clone(),
-                password: Some("short".into()),
-                ..Default::default()
-            },
-            &token,
-        ))
-        .await
-        .unwrap_err();
+    let short = update(&ada.id, |u| u.password = Some("short".into()));
+    let invalid = app.api.update_user(short, &token).await.unwrap_err();
     assert_eq!(invalid.code(), Code::InvalidArgument);
     assert_eq!(violations(&invalid)[0].0, "password");
 
-    client
-        .update_user(authed(
-            pb::UpdateUserRequest {
-                id: ada.id.clone(),
-                password: Some("a whole new passphrase".into()),
-                ..Default::default()
-            },
-            &token,
-        ))
-        .await
-        .unwrap();
+    let new_password = update(&ada.id, |u| {
+        u.password = Some("a whole new passphrase".into());
+    });
+    app.api.update_user(new_password, &token).await.unwrap();
     assert_eq!(
-        app.token("ada@example.com", PASSWORD)
+        app.api
+            .sign_in("ada@example.com", PASSWORD)
             .await
             .unwrap_err()
             .code(),
         Code::Unauthenticated
     );
-    app.token("ada@example.com", "a whole new passphrase")
+    app.api
+        .sign_in("ada@example.com", "a whole new passphrase")
         .await
         .unwrap();
 
     let (_, admin_token) = app.admin("root@example.com").await;
-    let promoted = client
-        .update_user(authed(
-            pb::UpdateUserRequest {
-                id: ada.id.clone(),
-                role: Some(pb::Role::Admin as i32),
-                ..Default::default()
-            },
-            &admin_token,
-        ))
+    let promoted = app
+        .api
+        .update_user(to_admin(&ada.id), &admin_token)
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(promoted.role, pb::Role::Admin as i32);
-    let unspecified = client
-        .update_user(authed(
-            pb::UpdateUserRequest {
-                id: ada.id,
-                role: Some(pb::Role::Unspecified as i32),
-                ..Default::default()
-            },
-            &admin_token,
-        ))
+    let no_role = update(&ada.id, |u| u.role = Some(pb::Role::Unspecified as i32));
+    let unspecified = app
+        .api
+        .update_user(no_role, &admin_token)
         .await
         .unwrap_err();
     assert_eq!(unspecified.code(), Code::InvalidArgument);
@@ -474,47 +345,36 @@ async fn users_update_themselves_but_not_their_role(db: TestDatabase) {
 
 async fn deleted_accounts_are_gone(db: TestDatabase) {
     let app = TestApp::spawn(db).await;
-    let (ada, token) = app.user("ada@example.com").await;
-    let mut client = app.client.clone();
-    client
-        .delete_user(authed(pb::DeleteUserRequest { id: ada.id.clone() }, &token))
-        .await
-        .unwrap();
-    let status = client
-        .get_user(authed(pb::GetUserRequest { id: ada.id.clone() }, &token))
-        .await
-        .unwrap_err();
+    let (ada, token) = app.api.user("ada@example.com").await;
+    app.api.delete_user(&ada.id, &token).await.unwrap();
+    let status = app.api.get_user(&ada.id, &token).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
     assert_eq!(
-        app.token("ada@example.com", PASSWORD)
+        app.api
+            .sign_in("ada@example.com", PASSWORD)
             .await
             .unwrap_err()
             .code(),
         Code::Unauthenticated
     );
 
-    let (bob, _) = app.user("bob@example.com").await;
+    let (bob, _) = app.api.user("bob@example.com").await;
     let (_, admin_token) = app.admin("root@example.com").await;
-    client
-        .delete_user(authed(pb::DeleteUserRequest { id: bob.id }, &admin_token))
-        .await
-        .unwrap();
+    app.api.delete_user(&bob.id, &admin_token).await.unwrap();
     app.stop().await;
 }
 
 async fn tokens_survive_a_restart_and_a_key_rotation(db: TestDatabase) {
     let app = TestApp::spawn(db).await;
-    let (ada, token) = app.user("ada@example.com").await;
+    let (ada, token) = app.api.user("ada@example.com").await;
     let (db, dir, mut settings) = app.stop().await;
 
     // Same key file: the generated key was kept.
     let app = TestApp::start(db, dir, settings.clone()).await;
-    let get = |app: &TestApp| {
-        let mut client = app.client.clone();
-        let request = authed(pb::GetUserRequest { id: ada.id.clone() }, &token);
-        async move { client.get_user(request).await }
-    };
-    get(&app).await.expect("token valid after restart");
+    app.api
+        .get_user(&ada.id, &token)
+        .await
+        .expect("token valid after restart");
     let (db, dir, _) = app.stop().await;
 
     // Rotation: a new signing key, the old one retired but still accepted.
@@ -522,17 +382,13 @@ async fn tokens_survive_a_restart_and_a_key_rotation(db: TestDatabase) {
     settings.auth.signing_key_file = dir.path().join("new-key.pem");
     settings.auth.retired_key_files = vec![old_key];
     let app = TestApp::start(db, dir, settings).await;
-    get(&app).await.expect("old token valid during rotation");
-    let jwks = app
-        .client
-        .clone()
-        .get_jwks(pb::GetJwksRequest {})
+    app.api
+        .get_user(&ada.id, &token)
         .await
-        .unwrap()
-        .into_inner()
-        .keys;
+        .expect("old token valid during rotation");
+    let jwks = app.api.get_jwks().await;
     assert_eq!(jwks.len(), 2, "new and retired key published");
-    let new_token = app.token("ada@example.com", PASSWORD).await.unwrap();
+    let new_token = app.api.sign_in("ada@example.com", PASSWORD).await.unwrap();
     let header = new_token.split('.').next().unwrap();
     let header = String::from_utf8(
         base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, header).unwrap(),

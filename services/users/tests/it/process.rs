@@ -5,9 +5,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use platform_proto::users::v1 as pb;
-use platform_proto::users::v1::user_service_client::UserServiceClient;
-use platform_testing::TestDatabase;
+use platform_testing::{PASSWORD, TestDatabase, UsersApi};
+
+use crate::common::SERVICE;
 
 const BIN: &str = env!("CARGO_BIN_EXE_users");
 
@@ -102,15 +102,12 @@ async fn admin_create_makes_an_account_that_can_list_users() {
     settings.auth.signing_key_file = dir.path().join("key.pem");
     let app = crate::common::TestApp::start(db, tempfile::tempdir().unwrap(), settings).await;
     let token = app
-        .token("root@example.com", "an operator passphrase")
+        .api
+        .sign_in("root@example.com", "an operator passphrase")
         .await
         .unwrap();
-    app.client
-        .clone()
-        .list_users(crate::common::authed(
-            pb::ListUsersRequest::default(),
-            &token,
-        ))
+    app.api
+        .list_users(0, "", &token)
         .await
         .expect("admin may list");
     app.stop().await;
@@ -156,12 +153,8 @@ async fn healthcheck_exits_zero_when_serving_and_one_when_nothing_answers() {
         .spawn()
         .unwrap();
     let (addr, _logs) = grpc_addr_from_logs(child.stdout.take().unwrap());
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    crate::common::wait_serving(channel).await;
+    let channel = platform_testing::connect(addr.parse().unwrap()).await;
+    platform_testing::wait_serving(channel, SERVICE).await;
     let port = addr.rsplit(':').next().unwrap().to_owned();
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -209,23 +202,16 @@ async fn sigterm_lets_the_call_in_flight_finish_and_exits_zero() {
         .spawn()
         .unwrap();
     let (addr, mut logs) = grpc_addr_from_logs(child.stdout.take().unwrap());
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    crate::common::wait_serving(channel.clone()).await;
+    let channel = platform_testing::connect(addr.parse().unwrap()).await;
+    platform_testing::wait_serving(channel.clone(), SERVICE).await;
 
     let started = Instant::now();
     let call = tokio::spawn(async move {
-        UserServiceClient::new(channel)
-            .create_user(pb::CreateUserRequest {
-                email: "slow@example.com".into(),
-                display_name: "Slow".into(),
-                password: crate::common::PASSWORD.into(),
-            })
+        UsersApi::new(channel)
+            .create_user("slow@example.com", "Slow", PASSWORD)
             .await
     });
+    // Time for the call to reach the other process: it logs only when a call ends.
     tokio::time::sleep(Duration::from_millis(150)).await;
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -235,7 +221,7 @@ async fn sigterm_lets_the_call_in_flight_finish_and_exits_zero() {
 
     let answer = call.await.unwrap();
     let took = started.elapsed();
-    let user = answer.expect("the call in flight completes").into_inner();
+    let user = answer.expect("the call in flight completes");
     assert_eq!(user.email, "slow@example.com");
     let status = tokio::task::spawn_blocking(move || child.wait())
         .await

@@ -3,14 +3,12 @@
 
 use std::time::Duration;
 
-use crate::common::TestApp;
 use platform_testing::TestDatabase;
 use tokio_stream::StreamExt;
-use tonic::transport::Channel;
-use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 use users::Application;
+
+use crate::common::{SERVICE, TestApp};
 
 async fn http_get(url: String) -> (u16, String) {
     let response = reqwest::get(url).await.expect("admin port answers");
@@ -19,19 +17,10 @@ async fn http_get(url: String) -> (u16, String) {
 }
 
 async fn health_status(addr: std::net::SocketAddr, service: &str) -> i32 {
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
+    let channel = platform_testing::connect(addr).await;
+    platform_testing::grpc::health(channel, service)
         .await
-        .unwrap();
-    HealthClient::new(channel)
-        .check(HealthCheckRequest {
-            service: service.to_owned(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .status
+        .expect("health answers") as i32
 }
 
 #[tokio::test]
@@ -42,15 +31,11 @@ async fn health_and_reflection_answer_without_a_proto_file() {
         ServingStatus::Serving as i32
     );
     assert_eq!(
-        health_status(app.grpc_addr, "users.v1.UserService").await,
+        health_status(app.grpc_addr, SERVICE).await,
         ServingStatus::Serving as i32
     );
 
-    let channel = Channel::from_shared(format!("http://{}", app.grpc_addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = platform_testing::connect(app.grpc_addr).await;
     // v1
     {
         use tonic_reflection::pb::v1::ServerReflectionRequest;
@@ -113,8 +98,8 @@ async fn admin_port_serves_probes_and_metrics() {
     assert_eq!(http_get(format!("http://{admin}/healthz")).await.0, 200);
     assert_eq!(http_get(format!("http://{admin}/readyz")).await.0, 200);
 
-    app.sign_up("ada@example.com").await;
-    let _ = app.token("ada@example.com", "wrong password!").await;
+    app.api.sign_up("ada@example.com").await;
+    let _ = app.api.sign_in("ada@example.com", "wrong password!").await;
     let (status, body) = http_get(format!("http://{admin}/metrics")).await;
     assert_eq!(status, 200);
     let has = |needle: &str| {
@@ -138,13 +123,12 @@ async fn admin_port_serves_probes_and_metrics() {
 
 /// Waits (bounded) for the admin port's readiness to become `want`.
 async fn wait_ready(admin: std::net::SocketAddr, want: u16) {
-    for _ in 0..200 {
-        if http_get(format!("http://{admin}/readyz")).await.0 == want {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("/readyz never answered {want}");
+    platform_testing::wait::until(
+        &format!("/readyz answers {want}"),
+        Duration::from_secs(10),
+        async || http_get(format!("http://{admin}/readyz")).await.0 == want,
+    )
+    .await;
 }
 
 async fn set_connections(admin_url: &str, name: &str, allow: bool) {
@@ -177,11 +161,12 @@ async fn readiness_follows_the_database() {
     set_connections(&admin_url, &name, false).await;
     wait_ready(app.admin_addr, 503).await;
     assert_eq!(
-        health_status(app.grpc_addr, "users.v1.UserService").await,
+        health_status(app.grpc_addr, SERVICE).await,
         ServingStatus::NotServing as i32
     );
     let status = app
-        .token("ada@example.com", "whatever it is")
+        .api
+        .sign_in("ada@example.com", "whatever it is")
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
@@ -193,7 +178,7 @@ async fn readiness_follows_the_database() {
 
     set_connections(&admin_url, &name, true).await;
     wait_ready(app.admin_addr, 200).await;
-    app.sign_up("ada@example.com").await;
+    app.api.sign_up("ada@example.com").await;
     app.stop().await;
 }
 
@@ -216,7 +201,7 @@ async fn serving_only_once_the_database_exists_and_is_migrated() {
 
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(
-        health_status(grpc, "users.v1.UserService").await,
+        health_status(grpc, SERVICE).await,
         ServingStatus::NotServing as i32
     );
     assert_eq!(http_get(format!("http://{admin}/readyz")).await.0, 503);
@@ -224,7 +209,7 @@ async fn serving_only_once_the_database_exists_and_is_migrated() {
     set_connections(&admin_url, &name, true).await;
     wait_ready(admin, 200).await;
     assert_eq!(
-        health_status(grpc, "users.v1.UserService").await,
+        health_status(grpc, SERVICE).await,
         ServingStatus::Serving as i32
     );
 
