@@ -40,8 +40,7 @@ pub mod inventory {
 pub const INVENTORY_DESCRIPTORS: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/inventory.binpb"));
 
-/// The password every test account uses.
-pub const PASSWORD: &str = "correct horse battery staple";
+pub use platform_testing::PASSWORD;
 
 /// A component running in a task, stopped through its shutdown trigger.
 #[derive(Debug)]
@@ -297,15 +296,42 @@ impl System {
 
     /// Waits (bounded) until the gateway's `/readyz` answers `status`.
     pub async fn wait_readyz(&self, status: u16) {
-        for _ in 0..300 {
-            if let Ok(response) = self.http.get(self.admin_url("/readyz")).send().await
-                && response.status().as_u16() == status
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("gateway /readyz never answered {status}");
+        let url = self.admin_url("/readyz");
+        platform_testing::wait::until(
+            &format!("gateway /readyz answers {status}"),
+            Duration::from_secs(15),
+            async || {
+                let response = self.http.get(&url).send().await;
+                response.is_ok_and(|r| r.status().as_u16() == status)
+            },
+        )
+        .await;
+    }
+
+    /// `GET path` on the gateway as the holder of `token`.
+    pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("the gateway answers")
+    }
+
+    /// `POST path` on the gateway with a JSON `body`, as the holder of `token`.
+    pub async fn post(
+        &self,
+        path: &str,
+        token: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("the gateway answers")
     }
 
     /// Signs up through the gateway and returns the account id and a token.

@@ -312,15 +312,15 @@ impl Processes {
 
     async fn wait_ready(&self) {
         let url = format!("http://{}/readyz", self.admin[2]);
-        for _ in 0..600 {
-            if let Ok(response) = self.client.get(&url).send().await
-                && response.status().is_success()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the gateway never became ready");
+        platform_testing::wait::until(
+            "the gateway becomes ready",
+            Duration::from_secs(30),
+            async || {
+                let response = self.client.get(&url).send().await;
+                response.is_ok_and(|r| r.status().is_success())
+            },
+        )
+        .await;
     }
 
     /// The gateway URL of `path`.

@@ -10,6 +10,16 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+/// Series every component's page has, whatever traffic it has seen: its process's
+/// own figures and the span exporter's drop counter.
+pub const EVERY_COMPONENT: &[&str] = &[
+    "process_cpu_seconds_total",
+    "process_resident_memory_bytes",
+    "process_open_fds",
+    "process_start_time_seconds",
+    "otel_exporter_spans_dropped_total",
+];
+
 /// One sample line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {

@@ -40,12 +40,12 @@ async fn the_whole_journey() {
     }
     assert_eq!(ids[0], ids[1], "the retry got the same order");
 
-    let listed = http
-        .get(system.url("/v1/orders?page_size=10&status=ORDER_STATUS_PENDING"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let listed = system
+        .get(
+            "/v1/orders?page_size=10&status=ORDER_STATUS_PENDING",
+            &token,
+        )
+        .await;
     assert!(
         listed.headers().contains_key("x-request-id"),
         "a request id is made when none is sent"
@@ -62,12 +62,7 @@ async fn the_whole_journey() {
     assert_eq!(cancelled.status(), StatusCode::OK);
     assert_eq!(body(cancelled).await["status"], "ORDER_STATUS_CANCELLED");
 
-    let me = http
-        .get(system.url(&format!("/v1/users/{ada}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let me = system.get(&format!("/v1/users/{ada}"), &token).await;
     let me = body(me).await;
     assert_eq!(me["displayName"], "Test");
     assert!(me.get("password").is_none() && me.get("passwordHash").is_none());
@@ -141,12 +136,7 @@ async fn client_errors_are_4xx_with_a_status_body() {
             .starts_with("Bearer")
     );
     assert_eq!(body(anonymous).await["code"], 16);
-    let forged = http
-        .get(system.url("/v1/orders"))
-        .bearer_auth("abc.def.ghi")
-        .send()
-        .await
-        .unwrap();
+    let forged = system.get("/v1/orders", "abc.def.ghi").await;
     assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
     assert!(
         forged.headers()["www-authenticate"]
@@ -158,39 +148,24 @@ async fn client_errors_are_4xx_with_a_status_body() {
         "{}.{}.",
         "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0", "eyJzdWIiOiJ4Iiwicm9sZSI6ImFkbWluIn0"
     );
-    let none = http
-        .get(system.url("/v1/orders"))
-        .bearer_auth(none)
-        .send()
-        .await
-        .unwrap();
+    let none = system.get("/v1/orders", &none).await;
     assert_eq!(none.status(), StatusCode::UNAUTHORIZED);
 
     // 403: listing users is for admins.
-    let forbidden = http
-        .get(system.url("/v1/users"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let forbidden = system.get("/v1/users", &token).await;
     assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
 
     // 404: someone else's order, and a path no route matches.
     let (_, bob) = system.user("bob@example.com").await;
-    let bobs = http
-        .post(system.url("/v1/orders"))
-        .bearer_auth(&bob)
-        .json(&json!({ "items": [{ "sku": "X", "quantity": 1, "unitPriceCents": 1 }] }))
-        .send()
-        .await
-        .unwrap();
+    let bobs = system
+        .post(
+            "/v1/orders",
+            &bob,
+            &json!({ "items": [{ "sku": "X", "quantity": 1, "unitPriceCents": 1 }] }),
+        )
+        .await;
     let bobs = body(bobs).await["id"].as_str().unwrap().to_owned();
-    let hidden = http
-        .get(system.url(&format!("/v1/orders/{bobs}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let hidden = system.get(&format!("/v1/orders/{bobs}"), &token).await;
     assert_eq!(hidden.status(), StatusCode::NOT_FOUND);
     let nowhere = http
         .get(system.url("/v2/nothing/here"))
@@ -304,13 +279,7 @@ async fn a_backend_that_is_down_is_503_and_the_gateway_recovers() {
     settings.grpc.addr = orders_addr;
     system.orders = Some(system_tests::start_orders(settings).await);
     system.wait_ready().await;
-    let back = system
-        .http
-        .get(system.url("/v1/orders"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let back = system.get("/v1/orders", &token).await;
     assert_eq!(back.status(), StatusCode::OK);
     system.stop().await;
 }
@@ -362,21 +331,21 @@ async fn a_team_service_is_exposed_by_configuration_alone() {
         .unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     let (_, token) = system.user("ada@example.com").await;
-    let reserved = http
-        .post(system.url("/v1/inventory/SKU-9:reserve"))
-        .bearer_auth(&token)
-        .json(&json!({ "quantity": 2 }))
-        .send()
-        .await
-        .unwrap();
+    let reserved = system
+        .post(
+            "/v1/inventory/SKU-9:reserve",
+            &token,
+            &json!({ "quantity": 2 }),
+        )
+        .await;
     assert_eq!(body(reserved).await["inStock"], "40");
-    let refused = http
-        .post(system.url("/v1/inventory/SKU-9:reserve"))
-        .bearer_auth(&token)
-        .json(&json!({ "quantity": 50 }))
-        .send()
-        .await
-        .unwrap();
+    let refused = system
+        .post(
+            "/v1/inventory/SKU-9:reserve",
+            &token,
+            &json!({ "quantity": 50 }),
+        )
+        .await;
     assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
     assert_eq!(body(refused).await["message"], "not enough stock");
     system.stop().await;
@@ -471,13 +440,7 @@ async fn upstreams_named_by_dns_are_resolved_and_balanced() {
     .await;
     let (_, token) = system.user("ada@example.com").await;
     for _ in 0..20 {
-        let response = system
-            .http
-            .get(system.url("/v1/orders"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let response = system.get("/v1/orders", &token).await;
         assert_eq!(response.status(), StatusCode::OK);
     }
     system.stop().await;

@@ -24,12 +24,8 @@ async fn the_metrics_page_parses_strictly_and_has_the_expected_series() {
         assert!(response.status().is_success());
     }
     let missing = system
-        .http
-        .get(system.url("/v1/orders/0190a0a0-0000-7000-8000-000000000000"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+        .get("/v1/orders/0190a0a0-0000-7000-8000-000000000000", &token)
+        .await;
     assert_eq!(missing.status().as_u16(), 404);
 
     let text = system
@@ -146,13 +142,7 @@ async fn the_metrics_page_parses_strictly_and_has_the_expected_series() {
             "build_info of {service}"
         );
     }
-    for name in [
-        "process_cpu_seconds_total",
-        "process_resident_memory_bytes",
-        "process_open_fds",
-        "process_start_time_seconds",
-        "otel_exporter_spans_dropped_total",
-    ] {
+    for name in prometheus::EVERY_COMPONENT {
         assert!(!page.find(name, &[]).is_empty(), "{name}");
     }
     assert!(

@@ -337,13 +337,7 @@ async fn check_metrics_pages(system: &Processes) {
             Some(1.0),
             "{service}"
         );
-        for name in [
-            "process_cpu_seconds_total",
-            "process_resident_memory_bytes",
-            "process_open_fds",
-            "process_start_time_seconds",
-            "otel_exporter_spans_dropped_total",
-        ] {
+        for name in prometheus::EVERY_COMPONENT {
             assert!(!page.find(name, &[]).is_empty(), "{service} has {name}");
         }
         assert!(
