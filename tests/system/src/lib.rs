@@ -308,6 +308,13 @@ impl System {
         .await;
     }
 
+    /// The text of the gateway's admin `/metrics` page.
+    pub async fn metrics(&self) -> String {
+        let response = self.http.get(self.admin_url("/metrics")).send().await;
+        let response = response.expect("the admin port answers");
+        response.text().await.expect("a text body")
+    }
+
     /// `GET path` on the gateway as the holder of `token`.
     pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
         self.http

@@ -408,14 +408,7 @@ async fn the_admin_port_reports_readiness_and_route_metrics() {
     );
     http.get(system.url("/v1/auth/jwks")).send().await.unwrap();
     http.get(system.url("/v2/unknown")).send().await.unwrap();
-    let metrics = http
-        .get(system.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = system.metrics().await;
     assert!(
         metrics.contains(r#"http_server_requests_total{http_request_method="GET",http_route="/v1/auth/jwks",http_response_status_code="200"}"#),
         "{metrics}"

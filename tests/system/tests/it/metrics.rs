@@ -28,15 +28,7 @@ async fn the_metrics_page_parses_strictly_and_has_the_expected_series() {
         .await;
     assert_eq!(missing.status().as_u16(), 404);
 
-    let text = system
-        .http
-        .get(system.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = system.metrics().await;
     let page = prometheus::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
 
     let create = [
