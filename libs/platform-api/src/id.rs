@@ -132,8 +132,6 @@ impl<T> Hash for Id<T> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     use super::*;
 
     enum Thing {}

@@ -154,8 +154,6 @@ pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     use super::*;
 
     #[test]

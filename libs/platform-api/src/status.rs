@@ -82,8 +82,6 @@ pub fn internal(cause: &dyn std::error::Error) -> Status {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     use super::*;
 
     #[test]

@@ -182,8 +182,6 @@ where
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     use std::io::Write;
     use std::net::SocketAddr;
 

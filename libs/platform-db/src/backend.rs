@@ -172,8 +172,6 @@ pub fn now() -> DateTime<Utc> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     use super::*;
 
     #[test]

@@ -172,8 +172,6 @@ impl Database {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex};
 

@@ -177,8 +177,6 @@ async fn ready(addr: SocketAddr) -> Result<(), Unhealthy> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     use super::*;
 
     #[test]

@@ -151,8 +151,6 @@ where
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     use tonic_health::pb::HealthCheckRequest;
     use tonic_health::pb::health_server::Health;
 

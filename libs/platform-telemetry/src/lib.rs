@@ -250,8 +250,6 @@ fn tracer_provider(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-
     use std::sync::{Arc, Mutex};
 
     use tracing_opentelemetry::OpenTelemetrySpanExt;

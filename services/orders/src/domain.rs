@@ -230,8 +230,6 @@ pub struct Order {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     use super::*;
 
     fn item(sku: &str, quantity: i32, price: i64) -> RawItem<'_> {

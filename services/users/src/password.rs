@@ -110,8 +110,6 @@ fn hash_blocking(params: &Params, secret: &[u8]) -> Result<String, HashError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     use super::*;
 
     async fn cheap() -> Hasher {

@@ -127,8 +127,6 @@ impl Layered for Settings {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     use platform_config::Sources;
 
     use super::*;

@@ -312,8 +312,6 @@ fn check_histograms(page: &Exposition) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     use super::*;
 
     #[test]
