@@ -528,6 +528,10 @@ async fn a_backend_that_is_down_is_unavailable_and_recorded() {
     let error = get_user(&client, "0", None).await.unwrap_err();
     assert_eq!(error.code(), Code::Unavailable);
     assert!(started.elapsed() < Duration::from_secs(2));
+    // The channel's buffer task may still hold the call (and a handle on its span)
+    // while it waits for the dead endpoint; dropping the last handle on the channel
+    // ends that task.
+    drop(client);
     let span = spans.closed("grpc.client", 1).await.pop().unwrap();
     assert_eq!(span.fields["rpc.grpc.status_code"], "14");
     assert_eq!(span.fields["otel.status_code"], "ERROR");
