@@ -96,6 +96,13 @@ pub struct Component {
     pub version: &'static str,
 }
 
+impl Component {
+    /// `name` at `version` (usually `env!("CARGO_PKG_VERSION")`).
+    pub const fn new(name: &'static str, version: &'static str) -> Self {
+        Self { name, version }
+    }
+}
+
 /// Keeps the tracer alive; [`TelemetryGuard::shutdown`] flushes it.
 #[derive(Debug)]
 #[must_use = "dropping the guard without shutdown loses queued spans"]
