@@ -292,7 +292,6 @@ impl Drop for Call {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

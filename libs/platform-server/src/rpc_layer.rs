@@ -212,7 +212,6 @@ where
     }
 }
 
-
 /// One call in flight; records itself when dropped.
 struct Call {
     span: tracing::Span,
@@ -297,7 +296,6 @@ fn is_server_error(code: Code) -> bool {
             | Code::DataLoss
     )
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -151,14 +151,7 @@ async fn token_carries_subject_role_and_expiry(db: TestDatabase) {
     );
     let keys = jwks
         .into_iter()
-        .map(|k| platform_auth::Jwk {
-            kty: k.kty,
-            crv: k.crv,
-            x: k.x,
-            kid: k.kid,
-            alg: k.alg,
-            use_: k.r#use,
-        })
+        .map(|k| platform_auth::jwk_from_proto(k).unwrap())
         .collect();
     let verifier = Verifier::new(keys, "platform-users", "platform").unwrap();
     let caller = verifier.verify(&response.access_token).await.unwrap();
