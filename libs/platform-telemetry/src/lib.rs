@@ -345,7 +345,7 @@ mod tests {
 
     #[test]
     fn lines_inside_a_span_carry_its_trace_and_span_id_without_an_exporter() {
-        let mut propagated = tonic::metadata::MetadataMap::new();
+        let mut propagated = http::HeaderMap::new();
         let lines = logged("info", || {
             let span = remote_parent_span();
             let _entered = span.enter();
@@ -353,7 +353,7 @@ mod tests {
             let child = tracing::info_span!("child");
             child.in_scope(|| {
                 tracing::warn!(field.x = 1, "deeper");
-                propagation::inject_current_into_metadata(&mut propagated);
+                propagation::inject(&tracing::Span::current().context(), &mut propagated);
             });
         });
         assert_eq!(lines.len(), 2, "{lines:?}");
