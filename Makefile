@@ -10,7 +10,7 @@ BUF := $(TOOLS_BIN)/buf
 export PATH := $(TOOLS_BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help run build test lint fmt proto-lint openapi deny unused-deps clean
+.PHONY: help run build test lint fmt proto-lint openapi deny deps clean
 
 help: ## List the targets
 	@echo "Targets:"
@@ -51,7 +51,8 @@ deny: ## cargo deny: advisories (offline RustSec snapshot), bans, licenses, sour
 	bash scripts/advisory-db.sh
 	cargo-deny --locked --offline check
 
-unused-deps: ## Fail on a dependency a crate declares but never uses (cargo-machete)
+deps: ## Dependencies declared once in the workspace, none unused (cargo-machete)
+	python3 scripts/check-deps.py
 	bash scripts/ensure-tools.sh cargo-machete
 	cargo-machete
 

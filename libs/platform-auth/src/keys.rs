@@ -10,18 +10,16 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+pub use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, CommonParameters, EllipticCurve, KeyAlgorithm, OctetKeyPairParameters,
+    OctetKeyPairType, PublicKeyUse, ThumbprintHash,
+};
 use jsonwebtoken::{DecodingKey, EncodingKey};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use platform_proto::users::v1 as pb;
 
-/// JWK `kty` of an Ed25519 key (RFC 8037).
-const KTY_OKP: &str = "OKP";
-/// JWK `crv` of an Ed25519 key (RFC 8037).
-const CRV_ED25519: &str = "Ed25519";
 /// JWS `alg` of an Ed25519 signature (RFC 8037).
 pub(crate) const ALG_EDDSA: &str = "EdDSA";
-/// JWK `use` of a signature key (RFC 7517).
-const USE_SIG: &str = "sig";
 
 /// Failures to load, store, parse or use key material.
 ///
@@ -64,6 +62,9 @@ pub enum KeyError {
     /// Signing a token failed.
     #[error("cannot sign the token: {0}")]
     Signing(jsonwebtoken::errors::Error),
+    /// The RFC 7638 thumbprint of a key could not be computed.
+    #[error("cannot compute the key's thumbprint: {0}")]
+    Thumbprint(jsonwebtoken::errors::Error),
 }
 
 fn io_error(action: &'static str, path: &Path, error: io::Error) -> KeyError {
@@ -74,73 +75,98 @@ fn io_error(action: &'static str, path: &Path, error: io::Error) -> KeyError {
     }
 }
 
-/// A public key in JWK form (RFC 7517 / RFC 8037), as published in a JWK set.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Jwk {
-    /// Key type: `"OKP"`.
-    pub kty: String,
-    /// Curve: `"Ed25519"`.
-    pub crv: String,
-    /// The 32-byte public key, base64url without padding.
-    pub x: String,
-    /// Key id: the RFC 7638 thumbprint of the key.
-    pub kid: String,
-    /// Signature algorithm: `"EdDSA"`.
-    pub alg: String,
-    /// Key use: `"sig"`.
-    #[serde(rename = "use")]
-    pub use_: String,
+/// The JWK (RFC 7517 / RFC 8037) of an Ed25519 public key: `kty` OKP, `crv` Ed25519,
+/// `alg` EdDSA, `use` sig, and its RFC 7638 thumbprint as `kid`.
+fn ed25519_jwk(key: &ed25519_dalek::VerifyingKey) -> Result<Jwk, KeyError> {
+    let mut jwk = Jwk {
+        common: CommonParameters {
+            public_key_use: Some(PublicKeyUse::Signature),
+            key_algorithm: Some(KeyAlgorithm::EdDSA),
+            ..CommonParameters::default()
+        },
+        algorithm: AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
+            key_type: OctetKeyPairType::OctetKeyPair,
+            curve: EllipticCurve::Ed25519,
+            x: URL_SAFE_NO_PAD.encode(key.as_bytes()),
+        }),
+    };
+    let kid = jwk
+        .thumbprint(ThumbprintHash::SHA256)
+        .map_err(KeyError::Thumbprint)?;
+    jwk.common.key_id = Some(kid);
+    Ok(jwk)
 }
 
-impl Jwk {
-    fn from_verifying_key(key: &ed25519_dalek::VerifyingKey) -> Self {
-        let x = URL_SAFE_NO_PAD.encode(key.as_bytes());
-        Jwk {
-            kty: KTY_OKP.to_owned(),
-            crv: CRV_ED25519.to_owned(),
-            kid: thumbprint(&x),
-            x,
-            alg: ALG_EDDSA.to_owned(),
-            use_: USE_SIG.to_owned(),
-        }
+/// Checks that `jwk` is an Ed25519 signature key with a key id, and returns the id and
+/// the key to verify with.
+pub(crate) fn decoding_key(jwk: &Jwk) -> Result<(String, DecodingKey), KeyError> {
+    let kid = jwk.common.key_id.clone().unwrap_or_default();
+    let reject = |reason| KeyError::UnsupportedJwk {
+        kid: kid.clone(),
+        reason,
+    };
+    let AlgorithmParameters::OctetKeyPair(params) = &jwk.algorithm else {
+        return Err(reject("not an Ed25519 (OKP) key"));
+    };
+    if params.curve != EllipticCurve::Ed25519 {
+        return Err(reject("not an Ed25519 (OKP) key"));
     }
+    if jwk.common.key_algorithm != Some(KeyAlgorithm::EdDSA) {
+        return Err(reject("alg is not EdDSA"));
+    }
+    if jwk.common.public_key_use != Some(PublicKeyUse::Signature) {
+        return Err(reject("use is not sig"));
+    }
+    if kid.is_empty() {
+        return Err(reject("empty kid"));
+    }
+    let bytes = URL_SAFE_NO_PAD
+        .decode(&params.x)
+        .map_err(|_| reject("x is not base64url"))?;
+    let bytes: [u8; 32] = bytes.try_into().map_err(|_| reject("x is not 32 bytes"))?;
+    // jsonwebtoken only checks the point when a token arrives; checking here turns
+    // a bad key into an error at load time instead of a failure on every request.
+    ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+        .map_err(|_| reject("x is not a valid Ed25519 public key"))?;
+    Ok((kid, DecodingKey::from_ed_der(&bytes)))
+}
 
-    /// Checks that this is an Ed25519 signature key and turns it into a verification key.
-    pub(crate) fn decoding_key(&self) -> Result<DecodingKey, KeyError> {
-        let reject = |reason| KeyError::UnsupportedJwk {
-            kid: self.kid.clone(),
-            reason,
-        };
-        if self.kty != KTY_OKP || self.crv != CRV_ED25519 {
-            return Err(reject("not an Ed25519 (OKP) key"));
-        }
-        if self.alg != ALG_EDDSA {
-            return Err(reject("alg is not EdDSA"));
-        }
-        if self.use_ != USE_SIG {
-            return Err(reject("use is not sig"));
-        }
-        if self.kid.is_empty() {
-            return Err(reject("empty kid"));
-        }
-        let bytes = URL_SAFE_NO_PAD
-            .decode(&self.x)
-            .map_err(|_| reject("x is not base64url"))?;
-        let bytes: [u8; 32] = bytes.try_into().map_err(|_| reject("x is not 32 bytes"))?;
-        // jsonwebtoken only checks the point when a token arrives; checking here turns
-        // a bad key into an error at load time instead of a failure on every request.
-        ed25519_dalek::VerifyingKey::from_bytes(&bytes)
-            .map_err(|_| reject("x is not a valid Ed25519 public key"))?;
-        Ok(DecodingKey::from_ed_der(&bytes))
+/// The `users.v1.Jwk` message of `jwk`: its members by their JSON names.
+pub fn jwk_to_proto(jwk: &Jwk) -> pb::Jwk {
+    let json = serde_json::to_value(jwk).unwrap_or_default();
+    let member = |name: &str| json[name].as_str().unwrap_or_default().to_owned();
+    pb::Jwk {
+        kty: member("kty"),
+        crv: member("crv"),
+        x: member("x"),
+        kid: member("kid"),
+        alg: member("alg"),
+        r#use: member("use"),
     }
 }
 
-/// RFC 7638 JWK thumbprint of an Ed25519 key: SHA-256 over the required members in
-/// lexicographic order with no whitespace, base64url without padding.
-pub(crate) fn thumbprint(x: &str) -> String {
-    // `x` is base64url, so it needs no JSON escaping.
-    let canonical = format!(r#"{{"crv":"{CRV_ED25519}","kty":"{KTY_OKP}","x":"{x}"}}"#);
-    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
+/// The JWK a `users.v1.Jwk` message describes (empty members are absent). Whether it
+/// is a key the platform can verify with is checked when it is used.
+pub fn jwk_from_proto(key: pb::Jwk) -> Result<Jwk, KeyError> {
+    let members = [
+        ("kty", key.kty),
+        ("crv", key.crv),
+        ("x", key.x),
+        ("kid", key.kid.clone()),
+        ("alg", key.alg),
+        ("use", key.r#use),
+    ];
+    let object: serde_json::Map<String, serde_json::Value> = members
+        .into_iter()
+        .filter(|(_, value)| !value.is_empty())
+        .map(|(name, value)| (name.to_owned(), serde_json::Value::String(value)))
+        .collect();
+    serde_json::from_value(serde_json::Value::Object(object)).map_err(|_| {
+        KeyError::UnsupportedJwk {
+            kid: key.kid,
+            reason: "not a JWK",
+        }
+    })
 }
 
 /// An Ed25519 private key used to sign access tokens, with its key id.
@@ -148,6 +174,8 @@ pub(crate) fn thumbprint(x: &str) -> String {
 pub struct SigningKey {
     key: ed25519_dalek::SigningKey,
     kid: String,
+    /// The public half as published, computed once.
+    public: Jwk,
 }
 
 impl fmt::Debug for SigningKey {
@@ -160,27 +188,26 @@ impl fmt::Debug for SigningKey {
 }
 
 impl SigningKey {
-    fn from_dalek(key: ed25519_dalek::SigningKey) -> Self {
-        let kid = Jwk::from_verifying_key(&key.verifying_key()).kid;
-        SigningKey { key, kid }
+    fn from_dalek(key: ed25519_dalek::SigningKey) -> Result<Self, KeyError> {
+        let public = ed25519_jwk(&key.verifying_key())?;
+        let kid = public.common.key_id.clone().unwrap_or_default();
+        Ok(SigningKey { key, kid, public })
     }
 
     /// Generates a new key from the operating system's random source.
     pub fn generate() -> Result<Self, KeyError> {
         let mut seed = [0u8; ed25519_dalek::SECRET_KEY_LENGTH];
         getrandom::fill(&mut seed).map_err(KeyError::Random)?;
-        Ok(Self::from_dalek(ed25519_dalek::SigningKey::from_bytes(
-            &seed,
-        )))
+        Self::from_dalek(ed25519_dalek::SigningKey::from_bytes(&seed))
     }
 
     /// Parses a PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`) Ed25519 private key, as
     /// written by [`SigningKey::to_pkcs8_pem`] or `openssl genpkey -algorithm ed25519`.
     pub fn from_pkcs8_pem(pem: &str) -> Result<Self, KeyError> {
         // The parser's error can quote bytes of its input, so it is dropped.
-        ed25519_dalek::SigningKey::from_pkcs8_pem(pem)
-            .map(Self::from_dalek)
-            .map_err(|_| KeyError::InvalidPem)
+        let key =
+            ed25519_dalek::SigningKey::from_pkcs8_pem(pem).map_err(|_| KeyError::InvalidPem)?;
+        Self::from_dalek(key)
     }
 
     /// Encodes the private key as PKCS#8 PEM.
@@ -252,7 +279,7 @@ impl SigningKey {
 
     /// The public half of the key as a JWK.
     pub fn public_jwk(&self) -> Jwk {
-        Jwk::from_verifying_key(&self.key.verifying_key())
+        self.public.clone()
     }
 
     /// The key in the form jsonwebtoken signs with.
@@ -307,11 +334,24 @@ mod tests {
 
     use super::*;
 
+    /// `jwk` with one member replaced (or removed, for `null`), as a peer could send it.
+    fn altered(jwk: &Jwk, member: &str, value: serde_json::Value) -> Jwk {
+        let mut json = serde_json::to_value(jwk).unwrap();
+        json[member] = value;
+        let object = json.as_object_mut().unwrap();
+        object.retain(|_, value| !value.is_null());
+        serde_json::from_value(json).unwrap()
+    }
+
     #[test]
-    fn thumbprint_matches_rfc8037_example() {
+    fn kid_matches_rfc8037_thumbprint_example() {
         // RFC 8037 appendix A.3.
+        let jwk: Jwk = serde_json::from_value(serde_json::json!({
+            "kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
+        }))
+        .unwrap();
         assert_eq!(
-            thumbprint("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"),
+            jwk.thumbprint(ThumbprintHash::SHA256).unwrap(),
             "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
         );
     }
@@ -320,15 +360,22 @@ mod tests {
     fn public_jwk_has_ed25519_members_and_kid() {
         let key = SigningKey::generate().unwrap();
         let jwk = key.public_jwk();
-        assert_eq!(jwk.kty, "OKP");
-        assert_eq!(jwk.crv, "Ed25519");
-        assert_eq!(jwk.alg, "EdDSA");
-        assert_eq!(jwk.use_, "sig");
-        assert_eq!(jwk.kid, key.kid());
-        assert_eq!(jwk.kid, thumbprint(&jwk.x));
         let json = serde_json::to_value(&jwk).unwrap();
+        assert_eq!(json["kty"], "OKP");
+        assert_eq!(json["crv"], "Ed25519");
+        assert_eq!(json["alg"], "EdDSA");
         assert_eq!(json["use"], "sig");
-        jwk.decoding_key().unwrap();
+        assert_eq!(json["kid"], key.kid());
+        assert_eq!(jwk.thumbprint(ThumbprintHash::SHA256).unwrap(), key.kid());
+        assert_eq!(decoding_key(&jwk).unwrap().0, key.kid());
+    }
+
+    #[test]
+    fn proto_roundtrip_keeps_the_jwk() {
+        let jwk = SigningKey::generate().unwrap().public_jwk();
+        let wire = jwk_to_proto(&jwk);
+        assert_eq!((wire.kty.as_str(), wire.r#use.as_str()), ("OKP", "sig"));
+        assert_eq!(jwk_from_proto(wire).unwrap(), jwk);
     }
 
     #[test]
@@ -350,40 +397,23 @@ mod tests {
 
     #[test]
     fn rejects_non_ed25519_jwks() {
+        use serde_json::{Value, json};
         let good = SigningKey::generate().unwrap().public_jwk();
         let cases = [
-            Jwk {
-                kty: "EC".into(),
-                ..good.clone()
-            },
-            Jwk {
-                crv: "X25519".into(),
-                ..good.clone()
-            },
-            Jwk {
-                alg: "ES256".into(),
-                ..good.clone()
-            },
-            Jwk {
-                use_: "enc".into(),
-                ..good.clone()
-            },
-            Jwk {
-                x: "AAAA".into(),
-                ..good.clone()
-            },
-            Jwk {
-                x: "not base64!".into(),
-                ..good.clone()
-            },
-            Jwk {
-                kid: String::new(),
-                ..good.clone()
-            },
+            ("kty", json!("EC")),
+            ("crv", json!("X25519")),
+            ("alg", json!("ES256")),
+            ("alg", Value::Null),
+            ("use", json!("enc")),
+            ("x", json!("AAAA")),
+            ("x", json!("not base64!")),
+            ("kid", json!("")),
+            ("kid", Value::Null),
         ];
-        for jwk in cases {
+        for (member, value) in cases {
+            let jwk = altered(&good, member, value);
             assert!(
-                matches!(jwk.decoding_key(), Err(KeyError::UnsupportedJwk { .. })),
+                matches!(decoding_key(&jwk), Err(KeyError::UnsupportedJwk { .. })),
                 "accepted {jwk:?}"
             );
         }

@@ -24,7 +24,7 @@ mod verifier;
 pub use caller::{BearerToken, Caller, Role};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use issuer::{IssuedToken, TokenIssuer, TokenSettings};
-pub use keys::{Jwk, KeyError, SigningKey};
+pub use keys::{Jwk, KeyError, SigningKey, jwk_from_proto, jwk_to_proto};
 pub use layer::{AuthLayer, AuthService, bearer_token, require_caller};
 pub use settings::{InvalidSetting, VerificationSettings};
 pub use verifier::{

@@ -11,6 +11,7 @@ use platform_proto::users::v1 as pb;
 use platform_proto::users::v1::user_service_client::UserServiceClient;
 use tonic::Code;
 
+use crate::keys::jwk_from_proto;
 use crate::{Jwk, KeySource, KeySourceError};
 
 /// Fetches the JWK set from `users.v1.UserService/GetJwks`, each fetch bounded by a
@@ -40,18 +41,13 @@ impl KeySource for UsersJwks {
                 Code::DeadlineExceeded => KeySourceError("GetJwks timed out".to_owned()),
                 code => KeySourceError(format!("GetJwks failed: {code:?}")),
             })?;
+        // A member that is not a JWK at all is skipped here; one that is not a key
+        // the platform verifies with is skipped, with a warning, by the verifier.
         Ok(response
             .into_inner()
             .keys
             .into_iter()
-            .map(|k| Jwk {
-                kty: k.kty,
-                crv: k.crv,
-                x: k.x,
-                kid: k.kid,
-                alg: k.alg,
-                use_: k.r#use,
-            })
+            .filter_map(|key| jwk_from_proto(key).ok())
             .collect())
     }
 }

@@ -16,7 +16,7 @@ use serde::de::IgnoredAny;
 use crate::caller::Caller;
 use crate::claims::ReceivedClaims;
 use crate::clock::{Clock, SystemClock};
-use crate::keys::{ALG_EDDSA, Jwk, KeyError};
+use crate::keys::{ALG_EDDSA, Jwk, KeyError, decoding_key};
 
 /// Clock skew tolerated on `exp` and `nbf` unless [`Verifier::with_leeway`] says otherwise.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
@@ -78,9 +78,7 @@ pub trait KeySource: Send + Sync + 'static {
 type KeySet = HashMap<String, DecodingKey>;
 
 fn key_set(keys: &[Jwk]) -> Result<KeySet, KeyError> {
-    keys.iter()
-        .map(|jwk| Ok((jwk.kid.clone(), jwk.decoding_key()?)))
-        .collect()
+    keys.iter().map(decoding_key).collect()
 }
 
 struct Refresher {
@@ -358,8 +356,8 @@ impl Verifier {
     /// Keeps the Ed25519 keys of a fetched set; one odd key must not lock out the rest.
     fn usable_keys(&self, jwks: Vec<Jwk>) -> KeySet {
         jwks.iter()
-            .filter_map(|jwk| match jwk.decoding_key() {
-                Ok(key) => Some((jwk.kid.clone(), key)),
+            .filter_map(|jwk| match decoding_key(jwk) {
+                Ok(key) => Some(key),
                 Err(err) => {
                     tracing::warn!(error = %err, "ignoring a fetched verification key");
                     None

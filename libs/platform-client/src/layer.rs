@@ -16,14 +16,11 @@
 //! checks and reflection pass through untouched: probes make no spans and start no
 //! traces.
 
-use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::{HeaderMap, HeaderValue};
-use http_body::Frame;
 use tonic::body::Body;
 use tonic::{Code, Status};
 use tower_layer::Layer;
@@ -31,6 +28,8 @@ use tower_service::Service;
 use tracing::field::Empty;
 use tracing::{Instrument, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::body::{Outcome, StatusBody, split_path, status_in};
 
 /// Metric names, in the Prometheus form of the OpenTelemetry RPC conventions.
 pub mod names {
@@ -161,10 +160,19 @@ where
                         if let Some(code) = status_in(&parts.headers) {
                             call.code = Some(call.settle(code, &mut parts.headers));
                         }
-                        let body = Body::new(ObservedBody {
-                            inner: body,
-                            call: Some(call),
-                        });
+                        let body = Body::new(StatusBody::new(body, move |outcome| {
+                            let code = match outcome {
+                                Outcome::Trailers(trailers) => {
+                                    let code = status_in(trailers).unwrap_or(Code::Unknown);
+                                    call.settle(code, trailers)
+                                }
+                                Outcome::Failed(code) => code,
+                                // Fine after a trailers-only answer, a protocol error
+                                // otherwise.
+                                Outcome::Ended => call.code.unwrap_or(Code::Unknown),
+                            };
+                            call.finish(code);
+                        }));
                         Ok(http::Response::from_parts(parts, body))
                     }
                 }
@@ -177,15 +185,6 @@ where
 /// Paths that are infrastructure, not traffic.
 fn is_infrastructure(path: &str) -> bool {
     path.starts_with("/grpc.health.") || path.starts_with("/grpc.reflection.")
-}
-
-/// `/pkg.Service/Method` → (`pkg.Service`, `Method`).
-fn split_path(path: &str) -> (String, String) {
-    let trimmed = path.trim_start_matches('/');
-    match trimmed.split_once('/') {
-        Some((service, method)) => (service.to_owned(), method.to_owned()),
-        None => (trimmed.to_owned(), String::new()),
-    }
 }
 
 /// A client span for `service/method` (OpenTelemetry RPC conventions).
@@ -204,11 +203,6 @@ fn client_span(service: &str, method: &str) -> Span {
 
 fn deadline_exceeded() -> Status {
     Status::deadline_exceeded("deadline exceeded")
-}
-
-/// The status code a response carries in `headers` (or trailers).
-fn status_in(headers: &HeaderMap) -> Option<Code> {
-    Status::from_header_map(headers).map(|status| status.code())
 }
 
 /// The `grpc-timeout` header: an integer of at most 8 digits and a unit.
@@ -298,70 +292,9 @@ impl Drop for Call {
     }
 }
 
-/// The response body, watched for the trailers that carry the status.
-struct ObservedBody {
-    inner: Body,
-    call: Option<Call>,
-}
-
-impl http_body::Body for ObservedBody {
-    type Data = Bytes;
-    type Error = Status;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let this = &mut *self;
-        let mut polled = Pin::new(&mut this.inner).poll_frame(cx);
-        match &mut polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(trailers) = frame.trailers_mut()
-                    && let Some(call) = this.call.take()
-                {
-                    let code = status_in(trailers).unwrap_or(Code::Unknown);
-                    let code = call.settle(code, trailers);
-                    call.finish(code);
-                }
-            }
-            Poll::Ready(Some(Err(status))) => {
-                if let Some(call) = this.call.take() {
-                    call.finish(status.code());
-                }
-            }
-            Poll::Ready(None) => {
-                // The stream ended without trailers: fine after a trailers-only answer,
-                // a protocol error otherwise.
-                if let Some(call) = this.call.take() {
-                    let code = call.code.unwrap_or(Code::Unknown);
-                    call.finish(code);
-                }
-            }
-            Poll::Pending => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn splits_grpc_paths() {
-        assert_eq!(
-            split_path("/users.v1.UserService/GetUser"),
-            ("users.v1.UserService".to_owned(), "GetUser".to_owned())
-        );
-    }
 
     #[test]
     fn timeouts_round_trip_through_the_header() {

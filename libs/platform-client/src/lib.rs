@@ -18,6 +18,7 @@
 //! A caller gives its remaining budget the tonic way, with
 //! [`tonic::Request::set_timeout`]; the client's default timeout bounds it.
 
+pub mod body;
 pub mod channel;
 pub mod health;
 pub mod layer;

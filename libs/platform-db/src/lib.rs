@@ -194,6 +194,15 @@ impl Database {
     }
 }
 
+/// Applies `migrations` to the database of `settings` and closes the pool: the
+/// `migrate` subcommand (a Kubernetes init container, a one-shot compose service).
+pub async fn migrate(settings: &DatabaseSettings, migrations: Migrations) -> Result<(), DbError> {
+    let database = Database::connect_lazy(settings)?;
+    let result = database.migrate(migrations).await;
+    database.close().await;
+    result
+}
+
 /// A readiness check of one service's database: applies the migrations as soon as the
 /// database answers (when asked to), then pings it. Clones share the state.
 #[derive(Debug, Clone)]

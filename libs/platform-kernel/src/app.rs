@@ -38,9 +38,17 @@ impl<S: Service> Application<S> {
     /// Builds the service from `settings` and binds its public and admin ports.
     pub async fn build(settings: S::Settings) -> Result<Self, S::Error> {
         platform_server::metrics::install(S::COMPONENT);
-        let parts = S::build(&settings).await?;
+        let mut parts = S::build(&settings).await?;
+        if let Some(database) = parts.database.take() {
+            let name = S::COMPONENT.name;
+            let gauges = platform_server::metrics::register_collector(move || {
+                database.record_pool_metrics(name);
+            });
+            parts = parts.keep(gauges);
+        }
         let (public, public_addr) = platform_server::bind(parts.addr()).await?;
-        let (admin, admin_addr) = platform_server::bind(S::admin(&settings).addr).await?;
+        let admin_addr = S::sections(&settings).admin.addr;
+        let (admin, admin_addr) = platform_server::bind(admin_addr).await?;
         let readiness = Readiness::new(&parts.health_names()).await;
         // Harnesses that start the binary on port 0 read the addresses from this line.
         let name = S::COMPONENT.name;
@@ -84,10 +92,12 @@ impl<S: Service> Application<S> {
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> Result<(), S::Error> {
         let Parts {
             public,
-            check,
+            checks,
             on_stop,
             keep,
+            ..
         } = self.parts;
+        let check = Parts::check_all(checks);
         let readiness = self.readiness;
         let watcher = tokio::spawn(platform_server::readiness::watch(
             readiness.clone(),

@@ -62,10 +62,16 @@ pub fn command<S: Service>() -> clap::Command {
                 "A TOML settings file; `{prefix}__…` environment variables override it"
             ))
         });
-    if !S::DATABASE {
+    if !has_database::<S>() {
         command = command.mut_subcommand("migrate", |migrate| migrate.hide(true));
     }
     command
+}
+
+/// Whether `S` owns a database (asked of its default settings: the sections a service
+/// declares do not depend on their values).
+fn has_database<S: Service>() -> bool {
+    S::sections(&S::Settings::default()).database.is_some()
 }
 
 /// Parses `args` (the first is the program name) for service `S`.
@@ -93,7 +99,7 @@ pub async fn run<S: Service>() -> ExitCode {
         Command::Serve => serve::<S>(settings).await,
         Command::Migrate => migrate::<S>(&settings).await,
         Command::Healthcheck(args) => {
-            return crate::healthcheck::run(S::probe(&settings), &args).await;
+            return crate::healthcheck::run(S::sections(&settings).probe, &args).await;
         }
         Command::Service(command) => S::command(settings, command).await,
     };
@@ -102,8 +108,8 @@ pub async fn run<S: Service>() -> ExitCode {
 
 /// Telemetry, then the service until SIGTERM/SIGINT and its drain, then a span flush.
 async fn serve<S: Service>(settings: S::Settings) -> anyhow::Result<()> {
-    let telemetry =
-        platform_telemetry::init(S::COMPONENT, S::log(&settings)).context("starting telemetry")?;
+    let telemetry = platform_telemetry::init(S::COMPONENT, S::sections(&settings).log)
+        .context("starting telemetry")?;
     let shutdown = platform_shutdown::from_os_signals();
     let result = match Application::<S>::build(settings).await {
         Ok(app) => app.run_until_stopped(shutdown).await,
@@ -117,10 +123,12 @@ async fn serve<S: Service>(settings: S::Settings) -> anyhow::Result<()> {
 }
 
 async fn migrate<S: Service>(settings: &S::Settings) -> anyhow::Result<()> {
-    if !S::DATABASE {
+    let Some((database, migrations)) = S::sections(settings).database else {
         anyhow::bail!("{} has no database to migrate", S::COMPONENT.name);
-    }
-    S::migrate(settings).await.context("applying migrations")?;
+    };
+    platform_db::migrate(database, migrations)
+        .await
+        .context("applying migrations")?;
     #[allow(clippy::print_stdout, reason = "the command's output")]
     {
         println!("{}: migrations applied", S::COMPONENT.name);

@@ -38,4 +38,4 @@ pub mod service;
 pub use app::Application;
 pub use cli::{NoCommand, run};
 pub use healthcheck::Probe;
-pub use service::{Parts, Service};
+pub use service::{Parts, Sections, Service};

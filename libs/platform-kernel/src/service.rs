@@ -1,6 +1,7 @@
 //! What a service contributes to the kernel: the [`Service`] trait and [`Parts`].
 
 use std::any::Any;
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -8,9 +9,13 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use platform_auth::AuthLayer;
 use platform_config::Layered;
+use platform_db::{Database, DatabaseCheck, DatabaseSettings, Migrations};
 use platform_server::grpc::ServiceRoutes;
 use platform_server::{AdminSettings, GrpcSettings, ServerError};
 use platform_telemetry::{Component, LogSettings};
+use tonic::body::Body;
+use tonic::server::NamedService;
+use tonic::service::Routes;
 
 use crate::healthcheck::Probe;
 
@@ -31,27 +36,13 @@ pub trait Service: Sized + Send + 'static {
     const COMPONENT: Component;
     /// One line for `--help`.
     const ABOUT: &'static str;
-    /// Whether the service owns a database, and so has a `migrate` subcommand.
-    const DATABASE: bool = false;
 
-    /// The `[log]` section.
-    fn log(settings: &Self::Settings) -> &LogSettings;
-
-    /// The `[admin]` section.
-    fn admin(settings: &Self::Settings) -> &AdminSettings;
-
-    /// What `healthcheck` asks, and where, with the configured addresses.
-    fn probe(settings: &Self::Settings) -> Probe;
+    /// The sections of the settings the kernel itself uses.
+    fn sections(settings: &Self::Settings) -> Sections<'_>;
 
     /// Everything that can fail on bad configuration (keys, database URL, upstream
     /// URLs), before the kernel binds the ports.
     fn build(settings: &Self::Settings) -> impl Future<Output = Result<Parts, Self::Error>> + Send;
-
-    /// Applies the database migrations (only called when [`Self::DATABASE`]).
-    fn migrate(settings: &Self::Settings) -> impl Future<Output = Result<(), Self::Error>> + Send {
-        let _ = settings;
-        async { Ok(()) }
-    }
 
     /// Runs one of the service's own subcommands.
     fn command(
@@ -60,6 +51,54 @@ pub trait Service: Sized + Send + 'static {
     ) -> impl Future<Output = anyhow::Result<()>> + Send {
         let _ = settings;
         async move { anyhow::bail!("unsupported command {command:?}") }
+    }
+}
+
+/// The sections of a service's settings that the kernel reads: where to log, the
+/// admin port, what `healthcheck` asks, and the database `migrate` applies to.
+#[derive(Debug)]
+pub struct Sections<'a> {
+    pub(crate) log: &'a LogSettings,
+    pub(crate) admin: &'a AdminSettings,
+    pub(crate) probe: Probe,
+    pub(crate) database: Option<(&'a DatabaseSettings, Migrations)>,
+}
+
+impl<'a> Sections<'a> {
+    /// A gRPC service: `healthcheck` asks the health of `service` at `grpc.addr`.
+    pub fn grpc(
+        log: &'a LogSettings,
+        admin: &'a AdminSettings,
+        grpc: &GrpcSettings,
+        service: &str,
+    ) -> Self {
+        let probe = Probe::Grpc {
+            addr: grpc.addr,
+            service: service.to_owned(),
+        };
+        Self::new(log, admin, probe)
+    }
+
+    /// An HTTP service: `healthcheck` asks `/readyz` on the admin port.
+    pub fn http(log: &'a LogSettings, admin: &'a AdminSettings) -> Self {
+        let probe = Probe::Ready { addr: admin.addr };
+        Self::new(log, admin, probe)
+    }
+
+    fn new(log: &'a LogSettings, admin: &'a AdminSettings, probe: Probe) -> Self {
+        Self {
+            log,
+            admin,
+            probe,
+            database: None,
+        }
+    }
+
+    /// The service owns `database`, with these migrations: `migrate` applies them.
+    #[must_use]
+    pub fn with_database(mut self, database: &'a DatabaseSettings, migrations: Migrations) -> Self {
+        self.database = Some((database, migrations));
+        self
     }
 }
 
@@ -86,7 +125,8 @@ pub(crate) enum Public {
 /// A service, built from its settings and not yet bound.
 pub struct Parts {
     pub(crate) public: Public,
-    pub(crate) check: Check,
+    pub(crate) checks: Vec<Check>,
+    pub(crate) database: Option<Database>,
     pub(crate) on_stop: Vec<BoxFuture<'static, ()>>,
     pub(crate) keep: Vec<Box<dyn Any + Send + Sync>>,
 }
@@ -99,6 +139,8 @@ impl std::fmt::Debug for Parts {
         };
         f.debug_struct("Parts")
             .field("public", &public)
+            .field("checks", &self.checks.len())
+            .field("database", &self.database.is_some())
             .field("on_stop", &self.on_stop.len())
             .field("keep", &self.keep.len())
             .finish_non_exhaustive()
@@ -106,9 +148,23 @@ impl std::fmt::Debug for Parts {
 }
 
 impl Parts {
-    /// A gRPC service: `routes` served with health, reflection and the standard
-    /// layers on `settings.addr`, `auth` attaching the verified caller.
-    pub fn grpc(settings: &GrpcSettings, routes: ServiceRoutes, auth: AuthLayer) -> Self {
+    /// A gRPC service: the generated server `service` with health, reflection and
+    /// the standard layers on `settings.addr`, `auth` attaching the verified caller.
+    pub fn grpc<T>(settings: &GrpcSettings, service: T, auth: AuthLayer) -> Self
+    where
+        T: tower_service::Service<http::Request<Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        T::Response: axum::response::IntoResponse,
+        T::Future: Send + 'static,
+    {
+        let routes = ServiceRoutes {
+            routes: Routes::new(service),
+            names: vec![T::NAME],
+        };
         Self::new(Public::Grpc {
             settings: settings.clone(),
             routes,
@@ -129,23 +185,54 @@ impl Parts {
     fn new(public: Public) -> Self {
         Self {
             public,
-            check: Box::new(|| Box::pin(async { true })),
+            checks: Vec::new(),
+            database: None,
             on_stop: Vec::new(),
             keep: Vec::new(),
         }
     }
 
-    /// Ready while `check` answers true; it runs every few seconds until shutdown
-    /// (faster while it answers false). Without one the service is ready once
-    /// serving.
+    /// Ready only while `check` answers true (and every other check does); they run
+    /// every few seconds until shutdown (faster while one answers false). Without any
+    /// the service is ready once serving.
     #[must_use]
     pub fn ready_when<F, Fut>(mut self, mut check: F) -> Self
     where
         F: FnMut() -> Fut + Send + 'static,
         Fut: Future<Output = bool> + Send + 'static,
     {
-        self.check = Box::new(move || Box::pin(check()));
+        self.checks.push(Box::new(move || Box::pin(check())));
         self
+    }
+
+    /// The service stores its data in `database`: ready only while it answers and its
+    /// migrations are applied (applying them first when `settings.run_migrations`),
+    /// its pool gauges exported, and closed after the drain.
+    #[must_use]
+    pub fn with_database(
+        self,
+        database: Database,
+        settings: &DatabaseSettings,
+        migrations: Migrations,
+    ) -> Self {
+        let check = DatabaseCheck::new(database.clone(), migrations, settings.run_migrations);
+        let closing = database.clone();
+        let mut parts = self
+            .ready_when(move || {
+                let check = check.clone();
+                async move { check.run().await }
+            })
+            .on_stop(async move { closing.close().await });
+        parts.database = Some(database);
+        parts
+    }
+
+    /// The readiness of every check, all run each round so each logs its own state.
+    pub(crate) fn check_all(mut checks: Vec<Check>) -> Check {
+        Box::new(move || {
+            let round = futures_util::future::join_all(checks.iter_mut().map(|check| check()));
+            Box::pin(async move { round.await.into_iter().all(|ready| ready) })
+        })
     }
 
     /// Runs `stop` once both servers have drained (closing a pool, say).

@@ -17,14 +17,12 @@
 //! unbounded number of series.
 
 use std::collections::HashSet;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
-use http::{HeaderMap, Request, Response};
-use http_body::{Body as HttpBody, Frame};
+use http::{Request, Response};
 use tonic::Code;
 use tonic::body::Body;
 use tower_layer::Layer;
@@ -32,6 +30,8 @@ use tower_service::Service;
 use tracing::Instrument;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use platform_client::body::{Outcome, StatusBody, split_path, status_in};
 
 /// Metric names, in the Prometheus form of the OpenTelemetry RPC conventions.
 pub mod names {
@@ -189,32 +189,27 @@ where
                 let (parts, body) = response.into_parts();
                 let mut call = call;
                 call.code = status_in(&parts.headers);
-                let body = Body::new(ObservedBody {
-                    inner: body,
-                    call: Some(call),
-                });
+                // The call records itself when dropped: at the end of the stream, or
+                // when the client goes away first.
+                let body = Body::new(StatusBody::new(body, move |outcome| {
+                    let mut call = call;
+                    match outcome {
+                        Outcome::Trailers(trailers) => {
+                            if let Some(code) = status_in(trailers) {
+                                call.code = Some(code);
+                            }
+                        }
+                        Outcome::Failed(code) => call.code = Some(code),
+                        Outcome::Ended => {
+                            call.code.get_or_insert(Code::Ok);
+                        }
+                    }
+                }));
                 Ok(Response::from_parts(parts, body))
             }
             .instrument(span),
         )
     }
-}
-
-/// `/pkg.Service/Method` → (`pkg.Service`, `Method`).
-fn split_path(path: &str) -> (String, String) {
-    let trimmed = path.trim_start_matches('/');
-    match trimmed.split_once('/') {
-        Some((service, method)) => (service.to_owned(), method.to_owned()),
-        None => (trimmed.to_owned(), String::new()),
-    }
-}
-
-fn status_in(headers: &HeaderMap) -> Option<Code> {
-    headers
-        .get("grpc-status")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<i32>().ok())
-        .map(Code::from_i32)
 }
 
 /// One call in flight; records itself when dropped.
@@ -302,64 +297,9 @@ fn is_server_error(code: Code) -> bool {
     )
 }
 
-/// The response body, watched for the trailers that carry the status.
-struct ObservedBody {
-    inner: Body,
-    call: Option<Call>,
-}
-
-impl HttpBody for ObservedBody {
-    type Data = bytes::Bytes;
-    type Error = tonic::Status;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                let code = frame.trailers_ref().and_then(status_in);
-                if let (Some(call), Some(code)) = (self.call.as_mut(), code) {
-                    call.code = Some(code);
-                }
-            }
-            Poll::Ready(Some(Err(status))) => {
-                if let Some(call) = self.call.as_mut() {
-                    call.code = Some(status.code());
-                }
-            }
-            Poll::Ready(None) => {
-                // Record now rather than whenever hyper drops the body.
-                if let Some(mut call) = self.call.take() {
-                    call.code.get_or_insert(Code::Ok);
-                }
-            }
-            Poll::Pending => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn splits_grpc_paths() {
-        assert_eq!(
-            split_path("/users.v1.UserService/GetUser"),
-            ("users.v1.UserService".to_owned(), "GetUser".to_owned())
-        );
-    }
 
     #[test]
     fn only_served_methods_are_labelled_by_name() {

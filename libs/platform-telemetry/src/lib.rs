@@ -96,6 +96,13 @@ pub struct Component {
     pub version: &'static str,
 }
 
+impl Component {
+    /// `name` at `version` (usually `env!("CARGO_PKG_VERSION")`).
+    pub const fn new(name: &'static str, version: &'static str) -> Self {
+        Self { name, version }
+    }
+}
+
 /// Keeps the tracer alive; [`TelemetryGuard::shutdown`] flushes it.
 #[derive(Debug)]
 #[must_use = "dropping the guard without shutdown loses queued spans"]
@@ -336,7 +343,7 @@ mod tests {
 
     #[test]
     fn lines_inside_a_span_carry_its_trace_and_span_id_without_an_exporter() {
-        let mut propagated = tonic::metadata::MetadataMap::new();
+        let mut propagated = http::HeaderMap::new();
         let lines = logged("info", || {
             let span = remote_parent_span();
             let _entered = span.enter();
@@ -344,7 +351,7 @@ mod tests {
             let child = tracing::info_span!("child");
             child.in_scope(|| {
                 tracing::warn!(field.x = 1, "deeper");
-                propagation::inject_current_into_metadata(&mut propagated);
+                propagation::inject(&tracing::Span::current().context(), &mut propagated);
             });
         });
         assert_eq!(lines.len(), 2, "{lines:?}");

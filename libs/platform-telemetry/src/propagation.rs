@@ -8,8 +8,6 @@ use http::HeaderMap;
 use opentelemetry::Context;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 struct HeaderExtractor<'a>(&'a HeaderMap);
 
@@ -36,48 +34,15 @@ impl Injector for HeaderInjector<'_> {
     }
 }
 
-struct MetadataInjector<'a>(&'a mut MetadataMap);
-
-impl Injector for MetadataInjector<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        if let (Ok(key), Ok(value)) = (
-            MetadataKey::from_bytes(key.as_bytes()),
-            MetadataValue::try_from(value.as_str()),
-        ) {
-            self.0.insert(key, value);
-        }
-    }
-}
-
 /// The remote parent carried by incoming HTTP/2 or HTTP/1 headers (an empty context
 /// when there is none or it does not parse).
 pub fn extract(headers: &HeaderMap) -> Context {
     TraceContextPropagator::new().extract(&HeaderExtractor(headers))
 }
 
-/// Writes `cx` into outgoing HTTP headers.
+/// Writes `cx` into outgoing HTTP headers (gRPC metadata travels as headers).
 pub fn inject(cx: &Context, headers: &mut HeaderMap) {
     TraceContextPropagator::new().inject_context(cx, &mut HeaderInjector(headers));
-}
-
-/// Writes the current `tracing` span's context into outgoing gRPC metadata.
-pub fn inject_current_into_metadata(metadata: &mut MetadataMap) {
-    let cx = tracing::Span::current().context();
-    TraceContextPropagator::new().inject_context(&cx, &mut MetadataInjector(metadata));
-}
-
-/// A tonic client interceptor that continues the current trace in the callee.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TraceContextInterceptor;
-
-impl tonic::service::Interceptor for TraceContextInterceptor {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        inject_current_into_metadata(request.metadata_mut());
-        Ok(request)
-    }
 }
 
 #[cfg(test)]

@@ -14,9 +14,9 @@ use std::time::Duration;
 use axum::body::Bytes;
 use platform_auth::users_jwks::UsersJwks;
 use platform_client::{ChannelOptions, Channels};
-use platform_kernel::{Parts, Probe, Service};
-use platform_server::{AdminSettings, ServerError};
-use platform_telemetry::{Component, LogSettings};
+use platform_kernel::{Parts, Sections, Service};
+use platform_server::ServerError;
+use platform_telemetry::Component;
 use prost_reflect::{DescriptorPool, ServiceDescriptor};
 
 use crate::edge::{self, Edge};
@@ -138,24 +138,11 @@ impl Service for Gateway {
     type Error = AppError;
     type Command = Command;
 
-    const COMPONENT: Component = Component {
-        name: "gateway",
-        version: env!("CARGO_PKG_VERSION"),
-    };
+    const COMPONENT: Component = Component::new("gateway", env!("CARGO_PKG_VERSION"));
     const ABOUT: &'static str = "The HTTP/JSON edge of the platform.";
 
-    fn log(settings: &Settings) -> &LogSettings {
-        &settings.log
-    }
-
-    fn admin(settings: &Settings) -> &AdminSettings {
-        &settings.admin
-    }
-
-    fn probe(settings: &Settings) -> Probe {
-        Probe::Ready {
-            addr: settings.admin.addr,
-        }
+    fn sections(settings: &Settings) -> Sections<'_> {
+        Sections::http(&settings.log, &settings.admin)
     }
 
     /// Builds routes, upstream channels and the token verifier; ready while every

@@ -277,14 +277,7 @@ impl UserService for UsersApi {
             .keys
             .jwks
             .iter()
-            .map(|k| pb::Jwk {
-                kty: k.kty.clone(),
-                crv: k.crv.clone(),
-                x: k.x.clone(),
-                kid: k.kid.clone(),
-                alg: k.alg.clone(),
-                r#use: k.use_.clone(),
-            })
+            .map(platform_auth::jwk_to_proto)
             .collect();
         Ok(Response::new(pb::GetJwksResponse { keys }))
     }

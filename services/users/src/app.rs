@@ -10,13 +10,11 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use platform_auth::AuthLayer;
-use platform_db::{Database, DatabaseCheck, DbError, redact_url};
-use platform_kernel::{Parts, Probe, Service};
+use platform_db::{Database, DbError, redact_url};
+use platform_kernel::{Parts, Sections, Service};
 use platform_proto::users::v1::user_service_server::{SERVICE_NAME, UserServiceServer};
-use platform_server::grpc::ServiceRoutes;
-use platform_server::{AdminSettings, ServerError};
-use platform_telemetry::{Component, LogSettings};
-use tonic::service::Routes;
+use platform_server::ServerError;
+use platform_telemetry::Component;
 
 use crate::api::UsersApi;
 use crate::keys::Keys;
@@ -53,26 +51,12 @@ impl Service for Users {
     type Error = AppError;
     type Command = Command;
 
-    const COMPONENT: Component = Component {
-        name: "users",
-        version: env!("CARGO_PKG_VERSION"),
-    };
+    const COMPONENT: Component = Component::new("users", env!("CARGO_PKG_VERSION"));
     const ABOUT: &'static str = "The users service of the platform.";
-    const DATABASE: bool = true;
 
-    fn log(settings: &Settings) -> &LogSettings {
-        &settings.log
-    }
-
-    fn admin(settings: &Settings) -> &AdminSettings {
-        &settings.admin
-    }
-
-    fn probe(settings: &Settings) -> Probe {
-        Probe::Grpc {
-            addr: settings.grpc.addr,
-            service: SERVICE_NAME.to_owned(),
-        }
+    fn sections(s: &Settings) -> Sections<'_> {
+        Sections::grpc(&s.log, &s.admin, &s.grpc, SERVICE_NAME)
+            .with_database(&s.database, MIGRATIONS)
     }
 
     /// Loads keys and prepares the database pool; health turns SERVING once the
@@ -83,33 +67,16 @@ impl Service for Users {
             .map_err(|e| AppError::Hash(HashError::Argon2(e.to_string())))?;
         let hasher = Hasher::new(params, settings.password.max_concurrent).await?;
         let database = Database::connect_lazy(&settings.database)?;
-        let pool_metrics = platform_server::metrics::register_collector({
-            let database = database.clone();
-            move || database.record_pool_metrics("users")
-        });
         let auth = AuthLayer::new(Arc::clone(&keys.verifier));
         let api = UsersApi::new(store::open(&database), hasher, keys);
-        let check = DatabaseCheck::new(
-            database.clone(),
-            MIGRATIONS,
-            settings.database.run_migrations,
-        );
         tracing::info!(database = %redact_url(&settings.database.url), "users service built");
-        let routes = ServiceRoutes {
-            routes: Routes::new(UserServiceServer::new(api)),
-            names: vec![SERVICE_NAME],
-        };
-        Ok(Parts::grpc(&settings.grpc, routes, auth)
-            .ready_when(move || {
-                let check = check.clone();
-                async move { check.run().await }
-            })
-            .on_stop(async move { database.close().await })
-            .keep(pool_metrics))
-    }
-
-    async fn migrate(settings: &Settings) -> Result<(), AppError> {
-        migrate(settings).await
+        Ok(
+            Parts::grpc(&settings.grpc, UserServiceServer::new(api), auth).with_database(
+                database,
+                &settings.database,
+                MIGRATIONS,
+            ),
+        )
     }
 
     async fn command(settings: Settings, command: Command) -> anyhow::Result<()> {
@@ -175,14 +142,6 @@ async fn create_admin_from_file(
         println!("created admin {} <{}>", user.id, user.email.as_str());
     }
     Ok(())
-}
-
-/// Applies the migrations to the configured database and returns.
-pub async fn migrate(settings: &Settings) -> Result<(), AppError> {
-    let database = Database::connect_lazy(&settings.database)?;
-    let result = database.migrate(MIGRATIONS).await;
-    database.close().await;
-    Ok(result?)
 }
 
 /// Creates an admin account directly in the database: the operator path, since the

@@ -31,7 +31,10 @@ impl Keys {
         let mut jwks = vec![signing.public_jwk()];
         for path in &settings.retired_key_files {
             let retired = SigningKey::load(path)?;
-            if !jwks.iter().any(|k| k.kid == retired.kid()) {
+            if !jwks
+                .iter()
+                .any(|k| k.common.key_id.as_deref() == Some(retired.kid()))
+            {
                 jwks.push(retired.public_jwk());
             }
         }

@@ -305,7 +305,8 @@ async fn alg_none_and_hs256_are_unsupported() {
     }
 
     // The classic confusion attack: HMAC keyed with the verifier's public key.
-    let public_key = URL_SAFE_NO_PAD.decode(key.public_jwk().x).unwrap();
+    let jwk = serde_json::to_value(key.public_jwk()).unwrap();
+    let public_key = URL_SAFE_NO_PAD.decode(jwk["x"].as_str().unwrap()).unwrap();
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
     header.kid = Some(key.kid().to_owned());
     let hs256 = jsonwebtoken::encode(
@@ -415,11 +416,7 @@ async fn replace_keys_swaps_the_set_and_rejects_foreign_keys() {
         Err(VerifyError::UnknownKey)
     );
 
-    let rsa = Jwk {
-        kty: "RSA".into(),
-        crv: String::new(),
-        ..old.public_jwk()
-    };
+    let rsa = with_members(&old.public_jwk(), json!({"kty": "RSA", "crv": null}));
     let err = verifier
         .replace_keys(vec![old.public_jwk(), rsa])
         .unwrap_err();
@@ -435,12 +432,10 @@ async fn replace_keys_swaps_the_set_and_rejects_foreign_keys() {
 #[test]
 fn new_rejects_non_ed25519_jwks() {
     let key = SigningKey::generate().unwrap();
-    let p256 = Jwk {
-        kty: "EC".into(),
-        crv: "P-256".into(),
-        alg: "ES256".into(),
-        ..key.public_jwk()
-    };
+    let p256 = with_members(
+        &key.public_jwk(),
+        json!({"kty": "EC", "crv": "P-256", "alg": "ES256"}),
+    );
     let err = Verifier::new(vec![key.public_jwk(), p256], ISSUER, AUDIENCE).unwrap_err();
     assert!(matches!(err, KeyError::UnsupportedJwk { .. }), "{err}");
 }
@@ -637,11 +632,7 @@ async fn failing_source_yields_keys_unavailable() {
 #[tokio::test]
 async fn fetched_sets_skip_unsupported_keys() {
     let key = SigningKey::generate().unwrap();
-    let rsa = Jwk {
-        kty: "RSA".into(),
-        kid: "rsa-1".into(),
-        ..key.public_jwk()
-    };
+    let rsa = with_members(&key.public_jwk(), json!({"kty": "RSA", "kid": "rsa-1"}));
     let source = CountingSource::new(vec![rsa, key.public_jwk()]);
     let verifier = sourced(source, Duration::from_secs(60));
     let token = issuer_with(&key)
@@ -656,4 +647,18 @@ fn verifier_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync + 'static>() {}
     assert_send_sync::<Verifier>();
     assert_send_sync::<TokenIssuer>();
+}
+
+/// `jwk` with some members replaced (`null` removes one), as a peer could publish it.
+fn with_members(jwk: &Jwk, members: serde_json::Value) -> Jwk {
+    let mut json = serde_json::to_value(jwk).unwrap();
+    let object = json.as_object_mut().unwrap();
+    for (name, value) in members.as_object().unwrap() {
+        if value.is_null() {
+            object.remove(name);
+        } else {
+            object.insert(name.clone(), value.clone());
+        }
+    }
+    serde_json::from_value(json).unwrap()
 }

@@ -52,16 +52,8 @@ impl UserService for FakeUserService {
         &self,
         _: Request<users_pb::GetJwksRequest>,
     ) -> Result<Response<users_pb::GetJwksResponse>, Status> {
-        let jwk = self.0.jwk.clone();
         Ok(Response::new(users_pb::GetJwksResponse {
-            keys: vec![users_pb::Jwk {
-                kty: jwk.kty,
-                crv: jwk.crv,
-                x: jwk.x,
-                kid: jwk.kid,
-                alg: jwk.alg,
-                r#use: jwk.use_,
-            }],
+            keys: vec![platform_auth::jwk_to_proto(&self.0.jwk)],
         }))
     }
 

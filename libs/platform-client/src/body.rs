@@ -1,0 +1,119 @@
+//! A gRPC response body that reports its call's status exactly once, when the status
+//! is known: both the client layer (what the callee answered) and the server layer
+//! (what this process answered) watch response bodies this way.
+//!
+//! A gRPC status travels in the trailers, after the last message, or in the headers
+//! of a trailers-only answer; a stream can also fail on its way. The body passes
+//! every frame through untouched.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body::Frame;
+use tonic::body::Body;
+use tonic::{Code, Status};
+
+/// How the response ended, as far as the body saw.
+#[derive(Debug)]
+pub enum Outcome<'a> {
+    /// The trailers arrived (the status is in them, unless it was in the headers).
+    Trailers(&'a mut HeaderMap),
+    /// The stream failed with this code before its end.
+    Failed(Code),
+    /// The stream ended without trailers (after a trailers-only answer).
+    Ended,
+}
+
+/// `inner`, with `report` called once with its [`Outcome`].
+pub struct StatusBody<F> {
+    inner: Body,
+    report: Option<F>,
+}
+
+impl<F> std::fmt::Debug for StatusBody<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatusBody")
+            .field("reported", &self.report.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F> StatusBody<F>
+where
+    F: FnOnce(Outcome<'_>) + Send + Unpin + 'static,
+{
+    /// Watches `inner`; a body dropped before its end never reports (the caller's own
+    /// guard, if any, records the abandoned call).
+    pub fn new(inner: Body, report: F) -> Self {
+        Self {
+            inner,
+            report: Some(report),
+        }
+    }
+}
+
+impl<F> http_body::Body for StatusBody<F>
+where
+    F: FnOnce(Outcome<'_>) + Send + Unpin + 'static,
+{
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        let mut polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let outcome = match &mut polled {
+            Poll::Ready(Some(Ok(frame))) => frame.trailers_mut().map(Outcome::Trailers),
+            Poll::Ready(Some(Err(status))) => Some(Outcome::Failed(status.code())),
+            Poll::Ready(None) => Some(Outcome::Ended),
+            Poll::Pending => None,
+        };
+        if let Some(outcome) = outcome
+            && let Some(report) = this.report.take()
+        {
+            report(outcome);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// `/pkg.Service/Method` → (`pkg.Service`, `Method`).
+pub fn split_path(path: &str) -> (String, String) {
+    let trimmed = path.trim_start_matches('/');
+    match trimmed.split_once('/') {
+        Some((service, method)) => (service.to_owned(), method.to_owned()),
+        None => (trimmed.to_owned(), String::new()),
+    }
+}
+
+/// The status code carried in `headers` (a trailers-only answer) or trailers.
+pub fn status_in(headers: &HeaderMap) -> Option<Code> {
+    Status::from_header_map(headers).map(|status| status.code())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_grpc_paths() {
+        assert_eq!(
+            split_path("/users.v1.UserService/GetUser"),
+            ("users.v1.UserService".to_owned(), "GetUser".to_owned())
+        );
+        assert_eq!(split_path("/junk"), ("junk".to_owned(), String::new()));
+    }
+}
