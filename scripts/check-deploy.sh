@@ -161,40 +161,37 @@ PASSED=0
 FAILED=()
 LOG_DIR=
 
-# run_check NAME COMMAND...: runs the check, prints one line; its output only when it
-# fails.
-run_check() {
-    local name=$1 log started rc=0
-    shift
+# record WANT NAME COMMAND...: runs COMMAND, prints one line, and its output only when
+# the outcome is not WANT ("pass" for a check, "fail" for the self-test of a check on
+# its broken fixture).
+record() {
+    local want=$1 name=$2 log started rc=0 got
+    shift 2
     log=$LOG_DIR/$((PASSED + ${#FAILED[@]})).log
     started=$SECONDS
     "$@" >"$log" 2>&1 || rc=$?
-    if ((rc == 0)); then
-        PASSED=$((PASSED + 1))
-        printf 'ok    %-66s %3ds\n' "$name" $((SECONDS - started))
+    got=pass
+    ((rc == 0)) || got=fail
+    if [[ $want == pass ]]; then
+        local line=$name shown=60 wrong=$name
     else
-        FAILED+=("$name")
-        printf 'FAIL  %-66s %3ds\n' "$name" $((SECONDS - started))
-        sed 's/^/      | /' "$log" | head -n 60
+        local line="self-test: $name rejects its fixture" shown=20 wrong="self-test: $name ACCEPTED a broken fixture"
+    fi
+    if [[ $got == "$want" ]]; then
+        PASSED=$((PASSED + 1))
+        printf 'ok    %-66s %3ds\n' "$line" $((SECONDS - started))
+    else
+        FAILED+=("$wrong")
+        printf 'FAIL  %-66s %3ds\n' "$wrong" $((SECONDS - started))
+        sed 's/^/      | /' "$log" | head -n "$shown"
     fi
 }
 
+# run_check NAME COMMAND...: the check must pass.
+run_check() { record pass "$@"; }
+
 # expect_failure NAME COMMAND...: the self-test. The command must fail on its fixture.
-expect_failure() {
-    local name=$1 log started rc=0
-    shift
-    log=$LOG_DIR/$((PASSED + ${#FAILED[@]})).log
-    started=$SECONDS
-    "$@" >"$log" 2>&1 || rc=$?
-    if ((rc != 0)); then
-        PASSED=$((PASSED + 1))
-        printf 'ok    %-66s %3ds\n' "self-test: $name rejects its fixture" $((SECONDS - started))
-    else
-        FAILED+=("self-test: $name")
-        printf 'FAIL  %-66s %3ds\n' "self-test: $name ACCEPTED a broken fixture" $((SECONDS - started))
-        sed 's/^/      | /' "$log" | head -n 20
-    fi
-}
+expect_failure() { record fail "$@"; }
 
 run_checks() {
     cd "$ROOT"
