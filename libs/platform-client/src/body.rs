@@ -90,6 +90,26 @@ where
     }
 }
 
+/// The span of one gRPC call, client or server side, with the OpenTelemetry RPC
+/// attributes (`rpc.grpc.status_code` and `otel.status_code` are recorded when the
+/// call ends). `name` and `kind` must be literals: `"grpc.client"`, `"client"`.
+#[macro_export]
+macro_rules! rpc_span {
+    ($name:literal, $kind:literal, $service:expr, $method:expr) => {{
+        let (service, method): (&str, &str) = ($service, $method);
+        ::tracing::info_span!(
+            $name,
+            otel.name = %format_args!("{service}/{method}"),
+            otel.kind = $kind,
+            otel.status_code = ::tracing::field::Empty,
+            rpc.system = "grpc",
+            rpc.service = %service,
+            rpc.method = %method,
+            rpc.grpc.status_code = ::tracing::field::Empty,
+        )
+    }};
+}
+
 /// `/pkg.Service/Method` → (`pkg.Service`, `Method`).
 pub fn split_path(path: &str) -> (String, String) {
     let trimmed = path.trim_start_matches('/');

@@ -25,7 +25,6 @@ use tonic::body::Body;
 use tonic::{Code, Status};
 use tower_layer::Layer;
 use tower_service::Service;
-use tracing::field::Empty;
 use tracing::{Instrument, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -63,6 +62,7 @@ impl<S> Layer<S> for ClientLayer {
         ClientService {
             inner,
             default_timeout: self.default_timeout,
+            not_ready: None,
         }
     }
 }
@@ -72,6 +72,10 @@ impl<S> Layer<S> for ClientLayer {
 pub struct ClientService<S> {
     inner: S,
     default_timeout: Duration,
+    /// Why the channel could not take the next call (no endpoint can be reached, say).
+    /// Kept for [`Service::call`] rather than returned from `poll_ready`, so that a
+    /// call refused before it left still gets its span and its metric.
+    not_ready: Option<Status>,
 }
 
 impl<S> ClientService<S> {
@@ -97,14 +101,25 @@ where
     type Future = ResponseFuture;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner
-            .poll_ready(cx)
-            .map_err(|error| Status::from_error(error.into()))
+        match self.inner.poll_ready(cx) {
+            Poll::Ready(Err(error)) => {
+                self.not_ready = Some(Status::from_error(error.into()));
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Ok(())) => {
+                self.not_ready = None;
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => Poll::Pending,
+        }
     }
 
     fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
         let path = request.uri().path();
         if is_infrastructure(path) {
+            if let Some(status) = self.not_ready.take() {
+                return Box::pin(std::future::ready(Err(status)));
+            }
             let future = self.inner.call(request);
             return Box::pin(async move {
                 future
@@ -135,6 +150,10 @@ where
         if budget.is_zero() {
             call.finish(Code::DeadlineExceeded);
             return Box::pin(std::future::ready(Err(deadline_exceeded())));
+        }
+        if let Some(status) = self.not_ready.take() {
+            call.finish(status.code());
+            return Box::pin(std::future::ready(Err(status)));
         }
         let future = span.in_scope(|| self.inner.call(request));
         Box::pin(
@@ -189,16 +208,7 @@ fn is_infrastructure(path: &str) -> bool {
 
 /// A client span for `service/method` (OpenTelemetry RPC conventions).
 fn client_span(service: &str, method: &str) -> Span {
-    tracing::info_span!(
-        "grpc.client",
-        otel.name = %format_args!("{service}/{method}"),
-        otel.kind = "client",
-        otel.status_code = Empty,
-        rpc.system = "grpc",
-        rpc.service = %service,
-        rpc.method = %method,
-        rpc.grpc.status_code = Empty,
-    )
+    crate::rpc_span!("grpc.client", "client", service, method)
 }
 
 fn deadline_exceeded() -> Status {

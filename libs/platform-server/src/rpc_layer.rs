@@ -28,7 +28,6 @@ use tonic::body::Body;
 use tower_layer::Layer;
 use tower_service::Service;
 use tracing::Instrument;
-use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use platform_client::body::{Outcome, StatusBody, split_path, status_in};
@@ -158,16 +157,7 @@ where
             return Box::pin(self.inner.call(request));
         }
         let (service, method) = split_path(&path);
-        let span = tracing::info_span!(
-            "grpc.server",
-            otel.name = %format_args!("{service}/{method}"),
-            otel.kind = "server",
-            otel.status_code = Empty,
-            rpc.system = "grpc",
-            rpc.service = %service,
-            rpc.method = %method,
-            rpc.grpc.status_code = Empty,
-        );
+        let span = platform_client::rpc_span!("grpc.server", "server", &service, &method);
         // A missing or malformed traceparent simply starts a new trace.
         let _ = span.set_parent(platform_telemetry::propagation::extract(request.headers()));
 

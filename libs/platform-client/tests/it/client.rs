@@ -245,6 +245,12 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Spans {
 
 /// Installs, for this thread, a subscriber that gives spans OpenTelemetry ids and
 /// collects them.
+///
+/// Every test in this binary calls it before anything else: a span site first reached
+/// on a thread with no subscriber, while another thread installs the process's first
+/// scoped subscriber, can have its interest cached as "never" (tracing-core consults
+/// only the global dispatcher until a scoped one exists), which would silently drop
+/// the next test's client span.
 fn trace() -> (Spans, tracing::subscriber::DefaultGuard) {
     let spans = Spans::default();
     let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
@@ -430,6 +436,8 @@ async fn answered_by(client: &Client, n: usize) -> HashSet<String> {
 
 #[tokio::test]
 async fn a_name_with_several_addresses_gets_calls_on_each_as_they_appear() {
+    // Every test installs its subscriber first: see `trace`.
+    let (_spans, _tracing) = trace();
     let first = serve().await;
     let port = first.addr.port();
     let second = serve_on(
@@ -476,6 +484,8 @@ async fn a_name_with_several_addresses_gets_calls_on_each_as_they_appear() {
 
 #[tokio::test]
 async fn a_real_dns_name_resolves() {
+    // Every test installs its subscriber first: see `trace`.
+    let (_spans, _tracing) = trace();
     let server = serve().await;
     let client = client_of(
         &format!("http://localhost:{}", server.addr.port()),
