@@ -46,6 +46,7 @@ use prost_reflect::DescriptorPool;
 use tower::ServiceBuilder;
 use tower::util::MapRequestLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use auth::{Identity, Refusal};
 pub use cors::cors;
@@ -83,6 +84,12 @@ pub struct Edge {
 /// it directly.
 pub fn router(edge: Arc<Edge>, settings: &Settings) -> Router {
     let api = ServiceBuilder::new()
+        // API answers carry tokens and account data: no cache, shared or private, may
+        // keep them (RFC 9111; OAuth 2.0 requires it of token responses).
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
         .layer(from_fn_with_state(Arc::clone(&edge), route::find))
         .layer(from_fn(observe::observe))
         .layer(from_fn(route::refuse_unmatched))

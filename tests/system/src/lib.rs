@@ -392,15 +392,21 @@ pub async fn sign_up(http: &reqwest::Client, base: &str, email: &str) -> (String
 
 /// A token for `email` through the gateway at `base`.
 pub async fn token(http: &reqwest::Client, base: &str, email: &str) -> String {
-    let token: serde_json::Value = http
+    let response = http
         .post(format!("{base}/v1/auth/token"))
         .json(&serde_json::json!({ "email": email, "password": PASSWORD }))
         .send()
         .await
-        .expect("token answered")
-        .json()
-        .await
-        .expect("token JSON");
+        .expect("token answered");
+    assert_eq!(
+        response
+            .headers()
+            .get("cache-control")
+            .map(|v| v.as_bytes()),
+        Some(&b"no-store"[..]),
+        "a token response must not be cached"
+    );
+    let token: serde_json::Value = response.json().await.expect("token JSON");
     token["accessToken"].as_str().expect("a token").to_owned()
 }
 

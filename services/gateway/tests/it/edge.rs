@@ -116,6 +116,7 @@ async fn protected_routes_need_a_valid_token() {
         response.headers()[header::WWW_AUTHENTICATE],
         "Bearer realm=\"platform\""
     );
+    assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
 
     // Even a public route refuses a token that is not valid.
     let forged = Request::get("/v1/auth/jwks")
