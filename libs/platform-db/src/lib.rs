@@ -81,10 +81,10 @@ pub enum DbError {
         /// The parser's complaint.
         source: sqlx::Error,
     },
-    /// The folder for a SQLite file could not be created.
-    #[error("cannot create the database folder {path}: {source}")]
+    /// The folder for a SQLite file, or the file itself, could not be created.
+    #[error("cannot create the database folder or file {path}: {source}")]
     Folder {
-        /// The folder.
+        /// The folder or file.
         path: String,
         /// The I/O error.
         source: std::io::Error,
@@ -141,8 +141,12 @@ impl Database {
                 // concurrent writers wait their turn instead of failing at once.
                 .journal_mode(SqliteJournalMode::Wal)
                 .busy_timeout(Duration::from_secs(5));
-            if let Some(folder) = options.get_filename().parent() {
+            let file = options.get_filename();
+            if let Some(folder) = file.parent() {
                 create_folder(folder)?;
+            }
+            if !url.contains(":memory:") && !url.contains("mode=memory") {
+                create_private_file(file)?;
             }
             let pool = SqlitePoolOptions::new()
                 .max_connections(settings.max_connections)
@@ -294,6 +298,25 @@ fn create_folder(folder: &Path) -> Result<(), DbError> {
     })
 }
 
+/// Creates the SQLite file `path`, if it does not exist yet, readable and writable by
+/// this user only (0600): it holds password hashes and personal data, and the process
+/// umask would usually leave it world-readable. SQLite gives its `-wal` and `-shm`
+/// files the database file's permissions.
+fn create_private_file(path: &Path) -> Result<(), DbError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(DbError::Folder {
+            path: path.display().to_string(),
+            source,
+        }),
+    }
+}
+
 /// `url` with its password, if any, replaced by `***`, for logs and errors.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -316,6 +339,29 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn sqlite_files_are_private_to_the_service_user() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/users.db");
+        let settings = DatabaseSettings::new(format!("sqlite://{}", path.display()));
+        let database = Database::connect_lazy(&settings).unwrap();
+        let Database::Sqlite(pool) = &database else {
+            panic!("a sqlite:// URL opens SQLite");
+        };
+        // A write, so that SQLite creates its write-ahead log beside the file.
+        sqlx::query("CREATE TABLE t (x)")
+            .execute(pool)
+            .await
+            .unwrap();
+        for file in [path.clone(), path.with_extension("db-wal")] {
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", file.display());
+        }
+        database.close().await;
+    }
 
     #[test]
     fn classifies_unavailable_codes() {

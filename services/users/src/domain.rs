@@ -9,11 +9,15 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 pub use platform_api::{FieldViolation, Id};
 pub use platform_auth::Role;
+use unicode_normalization::UnicodeNormalization;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 /// An account id (UUIDv7: sorts by creation time).
 pub type UserId = Id<User>;
 
-/// A well-formed email address, lower-cased so that uniqueness ignores case.
+/// A well-formed email address, NFKC-normalised and lower-cased, so that uniqueness
+/// ignores case and the several Unicode spellings of one visible address (`é` as one
+/// code point or as `e` plus a combining accent) are one address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Email(String);
 
@@ -24,7 +28,8 @@ impl Email {
     /// Parses `value`, trimming surrounding white space.
     pub fn parse(value: &str) -> Result<Self, FieldViolation> {
         let bad = |why: &str| FieldViolation::new("email", why);
-        let value = value.trim();
+        let normalized: String = value.trim().nfkc().collect();
+        let value = normalized.as_str();
         if value.is_empty() {
             return Err(bad("must not be empty"));
         }
@@ -53,7 +58,9 @@ impl Email {
     }
 }
 
-/// The name shown to people: trimmed, 1 to 100 characters, no control characters.
+/// The name shown to people: trimmed, 1 to 100 characters, nothing invisible: no
+/// control characters and no format characters (bidi overrides that reorder what
+/// others see, zero-width characters that hide in a name, and the like).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisplayName(String);
 
@@ -73,6 +80,14 @@ impl DisplayName {
         }
         if value.chars().any(char::is_control) {
             return Err(bad("must not contain control characters"));
+        }
+        if value
+            .chars()
+            .any(|c| c.general_category() == GeneralCategory::Format)
+        {
+            return Err(bad(
+                "must not contain invisible formatting characters (bidi controls, zero-width characters)",
+            ));
         }
         Ok(Self(value.to_owned()))
     }
@@ -192,6 +207,18 @@ mod tests {
     }
 
     #[test]
+    fn one_visible_address_is_one_email_however_it_is_spelled() {
+        let composed = Email::parse("ren\u{e9}@example.com").unwrap();
+        let decomposed = Email::parse("rene\u{301}@example.com").unwrap();
+        assert_eq!(composed, decomposed);
+        // Compatibility forms (full-width letters) fold too.
+        assert_eq!(
+            Email::parse("\u{ff21}da@example.com").unwrap().as_str(),
+            "ada@example.com"
+        );
+    }
+
+    #[test]
     fn malformed_emails_are_rejected() {
         for bad in [
             "",
@@ -216,6 +243,10 @@ mod tests {
         assert!(DisplayName::parse(&"é".repeat(100)).is_ok());
         assert!(DisplayName::parse(&"é".repeat(101)).is_err());
         assert!(DisplayName::parse("bad\u{0007}name").is_err());
+        for invisible in ["\u{202e}nimda", "ad\u{200b}a", "ada\u{2066}", "\u{feff}ada"] {
+            let refused = DisplayName::parse(invisible).unwrap_err();
+            assert!(refused.description.contains("invisible"), "{invisible:?}");
+        }
         assert_eq!(DisplayName::parse("  Ada  ").unwrap().as_str(), "Ada");
     }
 

@@ -84,6 +84,23 @@ async fn duplicate_email_is_already_exists(db: TestDatabase) {
     app.stop().await;
 }
 
+async fn one_visible_email_is_one_account_however_it_is_spelled(db: TestDatabase) {
+    let app = TestApp::spawn(db).await;
+    // `é` as one code point, then as `e` and a combining acute accent.
+    app.api.sign_up("ren\u{e9}@example.com").await;
+    let status = app
+        .api
+        .create_user("rene\u{301}@example.com", "Another", PASSWORD)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::AlreadyExists);
+    app.api
+        .sign_in("rene\u{301}@example.com", PASSWORD)
+        .await
+        .unwrap();
+    app.stop().await;
+}
+
 async fn wrong_password_and_unknown_email_look_the_same(db: TestDatabase) {
     let app = TestApp::spawn(db).await;
     app.api.sign_up("ada@example.com").await;
@@ -98,7 +115,10 @@ async fn wrong_password_and_unknown_email_look_the_same(db: TestDatabase) {
         .await
         .unwrap_err();
     let malformed = app.api.sign_in("nobody", PASSWORD).await.unwrap_err();
-    for status in [&wrong, &unknown, &malformed] {
+    // Longer than any password can be: refused like a wrong one, never hashed.
+    let huge = "x".repeat(900 * 1024);
+    let oversized = app.api.sign_in("ada@example.com", &huge).await.unwrap_err();
+    for status in [&wrong, &unknown, &malformed, &oversized] {
         assert_eq!(status.code(), Code::Unauthenticated);
         assert_eq!(status.message(), wrong.message());
     }
@@ -393,6 +413,7 @@ platform_testing::database_suite!(
     sign_up_then_read_self,
     invalid_sign_up_lists_every_field_violation,
     duplicate_email_is_already_exists,
+    one_visible_email_is_one_account_however_it_is_spelled,
     wrong_password_and_unknown_email_look_the_same,
     token_carries_subject_role_and_expiry,
     protected_calls_need_a_valid_token,
