@@ -48,10 +48,14 @@ impl UsersApi {
         password: &str,
         role: Role,
     ) -> Result<User, ApiError> {
+        let (email_input, display_name_input) = (email, display_name);
         let mut violations = Violations::default();
         let email = violations.check(Email::parse(email));
         let display_name = violations.check(DisplayName::parse(display_name));
-        let password = violations.check(Password::parse(password));
+        let password = violations.check(Password::parse_for(
+            password,
+            &[email_input, display_name_input],
+        ));
         violations.finish()?;
         let (Some(email), Some(display_name), Some(password)) = (email, display_name, password)
         else {
@@ -176,10 +180,10 @@ impl UserService for UsersApi {
             .display_name
             .as_deref()
             .and_then(|name| violations.check(DisplayName::parse(name)));
-        let password = req
-            .password
-            .as_deref()
-            .and_then(|pw| violations.check(Password::parse(pw)));
+        let password = req.password.as_deref().and_then(|pw| {
+            let context: Vec<&str> = req.display_name.as_deref().into_iter().collect();
+            violations.check(Password::parse_for(pw, &context))
+        });
         let role = match req.role.map(pb::Role::try_from) {
             None => None,
             Some(Ok(pb::Role::User)) => Some(Role::User),

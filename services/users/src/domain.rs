@@ -98,7 +98,7 @@ impl DisplayName {
     }
 }
 
-/// A new password: 8 to 128 characters. Its `Debug` never shows it.
+/// A new password: 8 to 128 characters and not easy to guess. Its `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Password(String);
 
@@ -109,8 +109,19 @@ impl Password {
     /// ask for.
     pub const MAX_CHARS: usize = 128;
 
+    /// The lowest zxcvbn score accepted: 3 of 4, "safely unguessable" even if the
+    /// hashes leak (the estimator's dictionaries hold the common passwords, names and
+    /// words, and the keyboard and date patterns, that guessing starts with).
+    pub const MIN_SCORE: zxcvbn::Score = zxcvbn::Score::Three;
+
     /// Parses `value`; the password is taken as given, spaces included.
     pub fn parse(value: &str) -> Result<Self, FieldViolation> {
+        Self::parse_for(value, &[])
+    }
+
+    /// Parses `value`, also refusing a password built from `context` (the account's
+    /// email and display name, say), which a guesser would try first.
+    pub fn parse_for(value: &str, context: &[&str]) -> Result<Self, FieldViolation> {
         let chars = value.chars().count();
         if chars < Self::MIN_CHARS {
             return Err(FieldViolation::new(
@@ -122,6 +133,27 @@ impl Password {
             return Err(FieldViolation::new(
                 "password",
                 "must be at most 128 characters",
+            ));
+        }
+        // Each word of the context too: `Ada Lovelace` makes `lovelace` a guess.
+        let words: Vec<&str> = context
+            .iter()
+            .flat_map(|text| text.split(|c: char| !c.is_alphanumeric()))
+            .filter(|word| word.chars().count() >= 3)
+            .chain(context.iter().copied())
+            .collect();
+        let estimate = zxcvbn::zxcvbn(value, &words);
+        if estimate.score() < Self::MIN_SCORE {
+            let why = estimate
+                .feedback()
+                .and_then(|feedback| feedback.warning())
+                .map_or_else(
+                    || "it follows a common pattern".to_owned(),
+                    |warning| warning.to_string().trim_end_matches('.').to_lowercase(),
+                );
+            return Err(FieldViolation::new(
+                "password",
+                format!("is too easy to guess: {why}; a few unrelated words make a strong one"),
             ));
         }
         Ok(Self(value.to_owned()))
@@ -248,6 +280,30 @@ mod tests {
             assert!(refused.description.contains("invisible"), "{invisible:?}");
         }
         assert_eq!(DisplayName::parse("  Ada  ").unwrap().as_str(), "Ada");
+    }
+
+    #[test]
+    fn guessable_passwords_are_refused_with_a_reason() {
+        for weak in ["password", "12345678", "qwertyuiop", "aaaaaaaaaa"] {
+            let refused = Password::parse(weak).unwrap_err();
+            assert_eq!(refused.field, "password");
+            assert!(
+                refused.description.starts_with("is too easy to guess: "),
+                "{weak}: {}",
+                refused.description
+            );
+        }
+        let common = Password::parse("password").unwrap_err();
+        assert!(
+            common.description.contains("common password"),
+            "{}",
+            common.description
+        );
+        // The account's own email: fine for a stranger's account, not for this one.
+        let email = "ada.lovelace@example.com";
+        assert!(Password::parse(email).is_ok());
+        assert!(Password::parse_for(email, &[email, "Ada Lovelace"]).is_err());
+        assert!(Password::parse("correct horse battery staple").is_ok());
     }
 
     #[test]

@@ -69,6 +69,21 @@ async fn invalid_sign_up_lists_every_field_violation(db: TestDatabase) {
         .unwrap_err();
     assert_eq!(overlong.code(), Code::InvalidArgument);
     assert_eq!(violations(&overlong)[0].0, "display_name");
+
+    for guessable in ["password", "12345678", "ok@example.com"] {
+        let weak = app
+            .api
+            .create_user("ok@example.com", "Ok", guessable)
+            .await
+            .unwrap_err();
+        assert_eq!(weak.code(), Code::InvalidArgument, "{guessable}");
+        let (field, why) = violations(&weak).remove(0);
+        assert_eq!(field, "password");
+        assert!(
+            why.starts_with("is too easy to guess: "),
+            "{guessable}: {why}"
+        );
+    }
     app.stop().await;
 }
 
