@@ -1,8 +1,9 @@
 //! One switch for "ready to take traffic", read by both health surfaces.
 //!
 //! Kubernetes may probe either the gRPC health protocol or the admin `/readyz`; both
-//! must agree, so both read this. A service flips it as its dependencies come and go
-//! (database reachable and migrated, upstreams healthy); the server flips it off for
+//! must agree, so both read this. A service flips it as what it owns comes and goes
+//! (its database reachable and migrated; never another service, so that one service's
+//! outage does not take every caller out of rotation); the server flips it off for
 //! good when draining starts, so load balancers stop sending new calls.
 
 use std::future::Future;

@@ -4,8 +4,9 @@
 //!
 //! The routing table is built once, at start, from the descriptors compiled into the
 //! binary plus any descriptor sets named in the settings; a conflict or an invalid
-//! annotation stops the gateway before it binds. It is ready while users and orders
-//! both report SERVING on the health protocol.
+//! annotation stops the gateway before it binds. It is ready once its routes are
+//! loaded and until it drains: an upstream that is down answers 503 on its own routes
+//! (and shows in metrics and alerts), never by taking every gateway out of rotation.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -145,8 +146,7 @@ impl Service for Gateway {
         Sections::http(&settings.log, &settings.admin)
     }
 
-    /// Builds routes, upstream channels and the token verifier; ready while every
-    /// built-in upstream reports SERVING.
+    /// Builds routes, upstream channels and the token verifier.
     async fn build(settings: &Settings) -> Result<Parts, AppError> {
         edge::describe_metrics();
         let (pool, services) = services(settings)?;
@@ -165,7 +165,6 @@ impl Service for Gateway {
             upstreams.insert(service.full_name().to_owned(), upstream(url)?);
         }
         let users = upstream(&settings.users.url)?;
-        let orders = upstream(&settings.orders.url)?;
 
         let verifier = settings.auth.verification.verifier(Arc::new(UsersJwks::new(
             users.client().clone(),
@@ -186,26 +185,9 @@ impl Service for Gateway {
         });
 
         tracing::info!(routes = edge.table.routes().count(), "gateway built");
-        let targets = Arc::new(vec![
-            ("users.v1.UserService".to_owned(), users),
-            ("orders.v1.OrderService".to_owned(), orders),
-        ]);
         let app = edge::router(edge, settings);
         let grace = Duration::from_millis(settings.http.grace_period_ms);
-        Ok(
-            Parts::http(settings.http.addr, grace, app).ready_when(move || {
-                let targets = Arc::clone(&targets);
-                async move {
-                    let checks = targets
-                        .iter()
-                        .map(|(name, upstream)| serving(name, upstream));
-                    futures_util::future::join_all(checks)
-                        .await
-                        .into_iter()
-                        .all(|ok| ok)
-                }
-            }),
-        )
+        Ok(Parts::http(settings.http.addr, grace, app))
     }
 
     async fn command(settings: Settings, command: Command) -> anyhow::Result<()> {
@@ -224,10 +206,4 @@ fn print_openapi(settings: &Settings) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&document)?);
     }
     Ok(())
-}
-
-/// Whether the upstream reports `service` SERVING within a second (a probe: no span,
-/// no trace context).
-async fn serving(service: &str, upstream: &Upstream) -> bool {
-    platform_client::is_serving(upstream.client(), service, Duration::from_secs(1)).await
 }

@@ -48,7 +48,7 @@ pub struct Accounts {
 
 impl Accounts {
     /// A client of the users service at `settings.url`. Connects lazily: the orders
-    /// service starts (not ready) while users is down, and recovers by itself. A DNS
+    /// service starts while users is down, and recovers by itself. A DNS
     /// name is re-resolved and calls are balanced over every address it yields.
     pub fn new(settings: &UsersSettings) -> Result<Self, ClientError> {
         let timeout = Duration::from_millis(settings.timeout_ms);
@@ -118,11 +118,6 @@ impl Accounts {
                     AccountError::Unavailable
                 }
             })
-    }
-
-    /// Whether users reports SERVING on the health protocol.
-    pub async fn is_healthy(&self) -> bool {
-        platform_client::is_serving(&self.client, "users.v1.UserService", self.timeout).await
     }
 
     /// The users service's token keys as a [`KeySource`].

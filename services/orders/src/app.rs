@@ -1,8 +1,9 @@
 //! The orders service as the kernel runs it ([`Orders`]).
 //!
-//! It is ready while its database is reachable and migrated and the users service
-//! reports SERVING: without users it cannot confirm accounts, so it asks load
-//! balancers to send traffic elsewhere, and comes back by itself when users does.
+//! It is ready while its database is reachable and migrated and it is not draining.
+//! The users service being down does not make it unready: every replica would go
+//! unready at once, for a fault no replica can fix. Calls that need users answer
+//! UNAVAILABLE meanwhile, which metrics and alerts show per call.
 
 use std::sync::Arc;
 
@@ -58,19 +59,18 @@ impl Service for Orders {
         let accounts = Accounts::new(&settings.users)?;
         let verifier = settings.auth.verification.verifier(accounts.key_source());
         let auth = AuthLayer::new(Arc::new(verifier));
-        let api = OrdersApi::new(store::open(&database), accounts.clone());
+        let api = OrdersApi::new(store::open(&database), accounts);
         tracing::info!(
             database = %redact_url(&settings.database.url),
             users.url = %settings.users.url,
             "orders service built"
         );
         Ok(
-            Parts::grpc(&settings.grpc, OrderServiceServer::new(api), auth)
-                .with_database(database, &settings.database, MIGRATIONS)
-                .ready_when(move || {
-                    let accounts = accounts.clone();
-                    async move { accounts.is_healthy().await }
-                }),
+            Parts::grpc(&settings.grpc, OrderServiceServer::new(api), auth).with_database(
+                database,
+                &settings.database,
+                MIGRATIONS,
+            ),
         )
     }
 }

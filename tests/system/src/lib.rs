@@ -78,33 +78,11 @@ where
     }
 }
 
-/// Starts the users service on port 0.
-pub async fn start_users(settings: users::Settings) -> Running {
-    let app = users::Application::build(settings)
+/// Starts the service `S` (users, orders or the gateway) on port 0.
+pub async fn start<S: platform_kernel::Service>(settings: S::Settings) -> Running {
+    let app = platform_kernel::Application::<S>::build(settings)
         .await
-        .expect("users builds");
-    let (addr, admin) = (app.public_addr(), app.admin_addr());
-    spawn(addr, Some(admin), |s| async move {
-        app.run_until_stopped(s).await.map_err(|e| e.to_string())
-    })
-}
-
-/// Starts the orders service on port 0.
-pub async fn start_orders(settings: orders::Settings) -> Running {
-    let app = orders::Application::build(settings)
-        .await
-        .expect("orders builds");
-    let (addr, admin) = (app.public_addr(), app.admin_addr());
-    spawn(addr, Some(admin), |s| async move {
-        app.run_until_stopped(s).await.map_err(|e| e.to_string())
-    })
-}
-
-/// Starts the gateway on port 0.
-pub async fn start_gateway(settings: gateway::Settings) -> Running {
-    let app = gateway::Application::build(settings)
-        .await
-        .expect("gateway builds");
+        .expect("the service builds");
     let (addr, admin) = (app.public_addr(), app.admin_addr());
     spawn(addr, Some(admin), |s| async move {
         app.run_until_stopped(s).await.map_err(|e| e.to_string())
@@ -216,14 +194,14 @@ impl System {
         if let Some(tweak) = options.users {
             tweak(&mut us);
         }
-        let users = start_users(us.clone()).await;
+        let users = start::<users::Users>(us.clone()).await;
 
         let mut os = orders::Settings::default();
         os.grpc.addr = loopback();
         os.admin.addr = loopback();
         os.database.url = orders_db.url().to_owned();
         os.users.url = format!("http://{}", users.addr);
-        let orders = start_orders(os.clone()).await;
+        let orders = start::<orders::Orders>(os.clone()).await;
 
         let inventory = start_inventory().await;
         let descriptors = dir.path().join("inventory.binpb");
@@ -250,7 +228,7 @@ impl System {
         if let Some(tweak) = options.gateway {
             tweak(&mut gs);
         }
-        let gateway = start_gateway(gs).await;
+        let gateway = start::<gateway::Gateway>(gs).await;
 
         let system = Self {
             users: Some(users),
@@ -289,23 +267,27 @@ impl System {
         self.dir.path()
     }
 
-    /// Waits (bounded) until the gateway's `/readyz` says ready.
+    /// Waits (bounded) until every running component's `/readyz` says ready.
     pub async fn wait_ready(&self) {
-        self.wait_readyz(200).await;
+        let running = [&self.users, &self.orders, &self.gateway];
+        for admin in running.into_iter().flatten().filter_map(|r| r.admin) {
+            let url = format!("http://{admin}/readyz");
+            platform_testing::wait::until(
+                &format!("{url} answers 200"),
+                Duration::from_secs(15),
+                async || {
+                    let response = self.http.get(&url).send().await;
+                    response.is_ok_and(|r| r.status().is_success())
+                },
+            )
+            .await;
+        }
     }
 
-    /// Waits (bounded) until the gateway's `/readyz` answers `status`.
-    pub async fn wait_readyz(&self, status: u16) {
-        let url = self.admin_url("/readyz");
-        platform_testing::wait::until(
-            &format!("gateway /readyz answers {status}"),
-            Duration::from_secs(15),
-            async || {
-                let response = self.http.get(&url).send().await;
-                response.is_ok_and(|r| r.status().as_u16() == status)
-            },
-        )
-        .await;
+    /// The gateway's `/readyz` status now.
+    pub async fn readyz(&self) -> u16 {
+        let response = self.http.get(self.admin_url("/readyz")).send().await;
+        response.expect("the admin port answers").status().as_u16()
     }
 
     /// The text of the gateway's admin `/metrics` page.

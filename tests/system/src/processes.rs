@@ -310,17 +310,21 @@ impl Processes {
         system
     }
 
+    /// Waits until every component's `/readyz` answers 200: readiness does not
+    /// cascade, so the gateway's alone says nothing of users and orders.
     async fn wait_ready(&self) {
-        let url = format!("http://{}/readyz", self.admin[2]);
-        platform_testing::wait::until(
-            "the gateway becomes ready",
-            Duration::from_secs(30),
-            async || {
-                let response = self.client.get(&url).send().await;
-                response.is_ok_and(|r| r.status().is_success())
-            },
-        )
-        .await;
+        for admin in &self.admin {
+            let url = format!("http://{admin}/readyz");
+            platform_testing::wait::until(
+                &format!("{url} answers 200"),
+                Duration::from_secs(30),
+                async || {
+                    let response = self.client.get(&url).send().await;
+                    response.is_ok_and(|r| r.status().is_success())
+                },
+            )
+            .await;
+        }
     }
 
     /// The gateway URL of `path`.
