@@ -159,7 +159,11 @@ impl Service for Gateway {
             ..ChannelOptions::default()
         });
         let call_timeout = Duration::from_millis(settings.http.default_timeout_ms);
-        let upstream = |url: &str| channels.client(url, call_timeout).map(Upstream::new);
+        let stream_timeout = Duration::from_millis(settings.http.max_stream_duration_ms);
+        let upstream = |url: &str| {
+            let client = channels.client(url, call_timeout)?;
+            Ok::<_, UpstreamError>(Upstream::new(client, channels.client(url, stream_timeout)?))
+        };
         let mut upstreams = HashMap::new();
         for (service, url) in &services {
             upstreams.insert(service.full_name().to_owned(), upstream(url)?);

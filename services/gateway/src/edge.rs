@@ -29,6 +29,7 @@ mod handler;
 mod observe;
 mod request_id;
 mod route;
+mod stream;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

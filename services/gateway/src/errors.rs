@@ -151,15 +151,20 @@ pub fn transcode_error(error: &TranscodeError) -> Response {
 
 /// The answer for a status returned by an upstream (or by calling it).
 pub fn upstream_error(status: &tonic::Status, pool: &DescriptorPool) -> Response {
+    json_response(http_status(status.code()), &upstream_status(status, pool))
+}
+
+/// The `google.rpc.Status` JSON of a status returned by an upstream: code, message
+/// and details, except that a server-side failure carries only its canonical message
+/// (its own text is logged).
+pub fn upstream_status(status: &tonic::Status, pool: &DescriptorPool) -> Value {
     let code = status.code();
-    let http = http_status(code);
-    if http.is_server_error() {
+    if http_status(code).is_server_error() {
         tracing::warn!(grpc.code = ?code, error = status.message(), "upstream call failed");
-        return edge_error(code, canonical_message(code), &[]);
+        return json!({ "code": code as i32, "message": canonical_message(code), "details": [] });
     }
     let details = decode_details(status.details(), pool).unwrap_or_else(|| json!([]));
-    let body = json!({ "code": code as i32, "message": status.message(), "details": details });
-    json_response(http, &body)
+    json!({ "code": code as i32, "message": status.message(), "details": details })
 }
 
 /// The `details` of an encoded `google.rpc.Status`, as JSON; `None` when absent or

@@ -74,6 +74,11 @@ pub struct HttpSettings {
     pub connect_timeout_ms: u64,
     /// After SIGTERM, how long requests in flight may take to finish.
     pub grace_period_ms: u64,
+    /// Longest a server-streaming response may last (streams are exempt from
+    /// `default_timeout_ms`); the client may ask for less with `Request-Timeout`.
+    pub max_stream_duration_ms: u64,
+    /// Interval of the comment lines that keep an idle Server-Sent Events stream open.
+    pub sse_heartbeat_ms: u64,
 }
 
 impl Default for HttpSettings {
@@ -84,6 +89,8 @@ impl Default for HttpSettings {
             default_timeout_ms: 10_000,
             connect_timeout_ms: 1_000,
             grace_period_ms: 20_000,
+            max_stream_duration_ms: 3_600_000,
+            sse_heartbeat_ms: 15_000,
         }
     }
 }
@@ -195,6 +202,11 @@ impl Layered for Settings {
         require_positive("rate_limit.burst", u64::from(self.rate_limit.burst))?;
         require_positive("http.max_body_bytes", self.http.max_body_bytes as u64)?;
         require_positive("http.default_timeout_ms", self.http.default_timeout_ms)?;
+        require_positive(
+            "http.max_stream_duration_ms",
+            self.http.max_stream_duration_ms,
+        )?;
+        require_positive("http.sse_heartbeat_ms", self.http.sse_heartbeat_ms)?;
         self.auth
             .verification
             .validate("auth")

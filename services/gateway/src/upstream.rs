@@ -1,5 +1,5 @@
-//! The gRPC services behind the gateway: unary calls with dynamic messages over the
-//! shared, balanced [`platform_client::Client`] of each upstream.
+//! The gRPC services behind the gateway: unary and server-streaming calls with dynamic
+//! messages over the shared, balanced [`platform_client::Client`] of each upstream.
 //!
 //! The client gives every call its client span, trace context, deadline and latency
 //! metric; this module only encodes and decodes messages known by their descriptors.
@@ -10,23 +10,25 @@ use bytes::Buf;
 use platform_client::Client;
 use prost::Message as _;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
-use tonic::Status;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::MetadataMap;
+use tonic::{Status, Streaming};
 
 /// Why an upstream URL cannot be used.
 pub use platform_client::ClientError as UpstreamError;
 
-/// One upstream service: its shared client.
+/// One upstream service: its shared client, for unary calls and for streams.
 #[derive(Debug, Clone)]
 pub struct Upstream {
     client: Client,
+    streams: Client,
 }
 
 impl Upstream {
-    /// An upstream reached through `client`.
-    pub fn new(client: Client) -> Self {
-        Self { client }
+    /// An upstream reached through `client`; streams through `streams`, the same
+    /// channel with its own (longer) bound on a call's duration.
+    pub fn new(client: Client, streams: Client) -> Self {
+        Self { client, streams }
     }
 
     /// The URL this upstream was configured with.
@@ -49,19 +51,58 @@ impl Upstream {
         metadata: MetadataMap,
         timeout: Duration,
     ) -> Result<(DynamicMessage, MetadataMap), Status> {
-        let path = path
-            .parse::<http::uri::PathAndQuery>()
-            .map_err(|_| Status::internal("invalid method path"))?;
-        let mut grpc = tonic::client::Grpc::new(self.client.clone());
-        let mut request = tonic::Request::from_parts(metadata, tonic::Extensions::new(), message);
-        request.set_timeout(timeout);
-        grpc.ready()
-            .await
-            .map_err(|e| Status::unavailable(format!("upstream not ready: {e}")))?;
+        let (mut grpc, request, path) =
+            prepare(&self.client, path, message, metadata, timeout).await?;
         let response = grpc.unary(request, path, DynamicCodec { output }).await?;
         let (metadata, message, _) = response.into_parts();
         Ok((message, metadata))
     }
+
+    /// Calls the server-streaming method at `path` with `message`, for at most
+    /// `timeout`: the response metadata, then the messages as they come.
+    pub async fn server_streaming(
+        &self,
+        path: &str,
+        message: DynamicMessage,
+        output: MessageDescriptor,
+        metadata: MetadataMap,
+        timeout: Duration,
+    ) -> Result<(MetadataMap, Streaming<DynamicMessage>), Status> {
+        let (mut grpc, request, path) =
+            prepare(&self.streams, path, message, metadata, timeout).await?;
+        let response = grpc
+            .server_streaming(request, path, DynamicCodec { output })
+            .await?;
+        let (metadata, stream, _) = response.into_parts();
+        Ok((metadata, stream))
+    }
+}
+
+/// A ready client, the request and its parsed path.
+async fn prepare(
+    client: &Client,
+    path: &str,
+    message: DynamicMessage,
+    metadata: MetadataMap,
+    timeout: Duration,
+) -> Result<
+    (
+        tonic::client::Grpc<Client>,
+        tonic::Request<DynamicMessage>,
+        http::uri::PathAndQuery,
+    ),
+    Status,
+> {
+    let path = path
+        .parse::<http::uri::PathAndQuery>()
+        .map_err(|_| Status::internal("invalid method path"))?;
+    let mut grpc = tonic::client::Grpc::new(client.clone());
+    let mut request = tonic::Request::from_parts(metadata, tonic::Extensions::new(), message);
+    request.set_timeout(timeout);
+    grpc.ready()
+        .await
+        .map_err(|e| Status::unavailable(format!("upstream not ready: {e}")))?;
+    Ok((grpc, request, path))
 }
 
 /// Encodes dynamic requests and decodes responses of a known message type.

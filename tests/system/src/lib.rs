@@ -16,6 +16,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use futures_util::StreamExt as _;
 use platform_shutdown::{Shutdown, Trigger};
 use platform_testing::TestDatabase;
 use tokio::task::JoinHandle;
@@ -118,7 +119,83 @@ impl inventory::inventory_service_server::InventoryService for Inventory {
             in_stock: 42 - i64::from(request.quantity),
         }))
     }
+
+    type WatchItemStream = ItemStream;
+
+    async fn watch_item(
+        &self,
+        request: tonic::Request<inventory::WatchItemRequest>,
+    ) -> Result<tonic::Response<ItemStream>, tonic::Status> {
+        let request = request.into_inner();
+        let interval = Duration::from_millis(u64::try_from(request.interval_ms).unwrap_or(0));
+        let guard = std::sync::Arc::new(WatchGuard::new(&request.sku));
+        let sku = request.sku.clone();
+        let updates = (0..request.count).map(move |n| {
+            Ok(inventory::Item {
+                sku: sku.clone(),
+                in_stock: 42 - i64::from(n),
+            })
+        });
+        let end = (request.fail_with != 0).then(|| {
+            Err(tonic::Status::new(
+                tonic::Code::from_i32(request.fail_with),
+                "the watch ended",
+            ))
+        });
+        let items = futures_util::stream::iter(updates.chain(end)).then(move |item| {
+            let _open = std::sync::Arc::clone(&guard);
+            async move {
+                tokio::time::sleep(interval).await;
+                item
+            }
+        });
+        Ok(tonic::Response::new(Box::pin(items)))
+    }
+
+    async fn count_items(
+        &self,
+        _request: tonic::Request<tonic::Streaming<inventory::Item>>,
+    ) -> Result<tonic::Response<inventory::Item>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not served"))
+    }
 }
+
+/// Watches of each SKU that the inventory backend is serving now.
+static OPEN_WATCHES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// How many `WatchItem` calls of `sku` the inventory backend is serving now: a call
+/// ends when its stream is dropped, which is what cancelling it upstream does.
+pub fn open_watches(sku: &str) -> usize {
+    let open = OPEN_WATCHES.lock().expect("not poisoned");
+    open.iter().filter(|s| *s == sku).count()
+}
+
+/// Counts one watch of a SKU as open while it lives.
+struct WatchGuard(String);
+
+impl WatchGuard {
+    fn new(sku: &str) -> Self {
+        OPEN_WATCHES
+            .lock()
+            .expect("not poisoned")
+            .push(sku.to_owned());
+        Self(sku.to_owned())
+    }
+}
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        let mut open = OPEN_WATCHES.lock().expect("not poisoned");
+        if let Some(i) = open.iter().position(|s| *s == self.0) {
+            open.swap_remove(i);
+        }
+    }
+}
+
+/// The stream of stock levels `WatchItem` sends.
+type ItemStream = std::pin::Pin<
+    Box<dyn futures_util::Stream<Item = Result<inventory::Item, tonic::Status>> + Send>,
+>;
 
 /// Starts the inventory backend on port 0.
 pub async fn start_inventory() -> Running {

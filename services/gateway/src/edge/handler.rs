@@ -16,7 +16,7 @@ use prost_reflect::{DynamicMessage, ReflectMessage, Value};
 use tonic::Code;
 use tonic::metadata::{MetadataMap, MetadataValue};
 
-use super::{Edge, Identity, request_id, route};
+use super::{Edge, Identity, request_id, route, stream};
 use crate::errors::{edge_error, not_found, payload_too_large, transcode_error, upstream_error};
 use crate::routing::Route;
 use crate::transcode::{build_request, render_response};
@@ -41,16 +41,22 @@ pub(super) async fn serve(State(edge): State<Arc<Edge>>, request: Request) -> Re
     else {
         return not_found();
     };
-    let headers = request.headers();
+    let headers = request.headers().clone();
+    let streaming = route.method().is_server_streaming();
+    let limit = if streaming {
+        edge.http.max_stream_duration_ms
+    } else {
+        edge.http.default_timeout_ms
+    };
     let outgoing = Outgoing {
         token: match request.extensions().get::<Identity>() {
             Some(Identity::Caller { token, .. }) => Some(token.clone()),
             _ => None,
         },
-        request_id: request_id::of(headers).to_owned(),
-        timeout: deadline(headers, Duration::from_millis(edge.http.default_timeout_ms)),
+        request_id: request_id::of(&headers).to_owned(),
+        timeout: deadline(&headers, Duration::from_millis(limit)),
     };
-    let idempotency_key = header_text(headers, "idempotency-key").map(str::to_owned);
+    let idempotency_key = header_text(&headers, "idempotency-key").map(str::to_owned);
     let query = request.uri().query().map(str::to_owned);
 
     let body = match read_body(request, edge.http.max_body_bytes).await {
@@ -74,38 +80,65 @@ pub(super) async fn serve(State(edge): State<Arc<Edge>>, request: Request) -> Re
             &[],
         );
     };
+    if streaming {
+        return match open_stream(upstream, &route, message, &outgoing).await {
+            Ok((metadata, replies)) => {
+                let heartbeat = Duration::from_millis(edge.http.sse_heartbeat_ms);
+                let pool = edge.pool.clone();
+                let mut response = stream::respond(&headers, route, pool, replies, heartbeat);
+                metadata_headers(&metadata, response.headers_mut());
+                response
+            }
+            Err(status) => upstream_error(&status, &edge.pool),
+        };
+    }
     match call_upstream(upstream, &route, message, &outgoing).await {
         Ok((reply, metadata)) => render(&route, &reply, &metadata),
         Err(status) => upstream_error(&status, &edge.pool),
     }
 }
 
-/// The unary gRPC call with the token and the request id in its metadata; the
-/// upstream's client adds the span, trace context, deadline and metric.
+/// The unary gRPC call; the upstream's client adds the span, trace context, deadline
+/// and metric.
 async fn call_upstream(
     upstream: &Upstream,
     route: &Route,
     message: DynamicMessage,
     outgoing: &Outgoing,
 ) -> Result<(DynamicMessage, MetadataMap), tonic::Status> {
-    let mut metadata = MetadataMap::new();
-    if let Some(token) = &outgoing.token
-        && let Ok(value) = MetadataValue::try_from(format!("Bearer {}", token.as_str()))
-    {
-        metadata.insert("authorization", value);
-    }
-    if let Ok(value) = MetadataValue::try_from(outgoing.request_id.as_str()) {
-        metadata.insert("x-request-id", value);
-    }
+    let (path, output) = (route.grpc_path(), route.method().output());
     upstream
-        .unary(
-            route.grpc_path(),
-            message,
-            route.method().output(),
-            metadata,
-            outgoing.timeout,
-        )
+        .unary(path, message, output, outgoing.metadata(), outgoing.timeout)
         .await
+}
+
+/// The server-streaming gRPC call, up to its response metadata.
+async fn open_stream(
+    upstream: &Upstream,
+    route: &Route,
+    message: DynamicMessage,
+    outgoing: &Outgoing,
+) -> Result<(MetadataMap, tonic::Streaming<DynamicMessage>), tonic::Status> {
+    let (path, output) = (route.grpc_path(), route.method().output());
+    upstream
+        .server_streaming(path, message, output, outgoing.metadata(), outgoing.timeout)
+        .await
+}
+
+impl Outgoing {
+    /// The token and the request id as gRPC metadata.
+    fn metadata(&self) -> MetadataMap {
+        let mut metadata = MetadataMap::new();
+        if let Some(token) = &self.token
+            && let Ok(value) = MetadataValue::try_from(format!("Bearer {}", token.as_str()))
+        {
+            metadata.insert("authorization", value);
+        }
+        if let Ok(value) = MetadataValue::try_from(self.request_id.as_str()) {
+            metadata.insert("x-request-id", value);
+        }
+        metadata
+    }
 }
 
 /// The upstream's answer as canonical proto3 JSON, with its metadata as headers.

@@ -150,6 +150,28 @@ pub(super) fn error_response(description: &str) -> Response {
     }
 }
 
+/// A server-streaming method's answer: one record per message, as NDJSON or as
+/// Server-Sent Events.
+fn streaming_response(schema: SchemaOrRef) -> Response {
+    let media = MediaType {
+        schema: Some(schema),
+        ..MediaType::default()
+    };
+    Response {
+        description: "A stream of messages, each written as it arrives: one JSON object \
+            per line (`application/x-ndjson`, the default), or one `data:` event per message \
+            with `Accept: text/event-stream` (comment heartbeats keep it open). A stream that \
+            fails after it began ends with an error record: `{\"error\": <google.rpc.Status>}` \
+            as NDJSON, `event: error` as SSE."
+            .to_owned(),
+        content: ["application/x-ndjson", "text/event-stream"]
+            .into_iter()
+            .map(|kind| (kind.to_owned(), media.clone()))
+            .collect(),
+        ..Response::default()
+    }
+}
+
 fn json_content(schema: SchemaOrRef) -> Content {
     let media = MediaType {
         schema: Some(schema),
@@ -406,10 +428,14 @@ fn responses(schemas: &mut Schemas, route: &Route) -> Responses {
         Some(field) => schemas.field_type_schema(field),
         None => schemas.message_ref(&route.method().output()),
     };
-    let ok = Response {
-        description: "A successful response.".to_owned(),
-        content: json_content(schema),
-        ..Response::default()
+    let ok = if route.method().is_server_streaming() {
+        streaming_response(schema)
+    } else {
+        Response {
+            description: "A successful response.".to_owned(),
+            content: json_content(schema),
+            ..Response::default()
+        }
     };
     Responses {
         default: Some(ReferenceOr::Item(error_response(

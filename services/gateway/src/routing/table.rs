@@ -244,12 +244,6 @@ pub enum RouteError {
         /// The `custom.kind` text.
         kind: String,
     },
-    /// Streaming methods have no HTTP mapping here.
-    #[error("{method}: streaming methods cannot be exposed over HTTP/JSON")]
-    Streaming {
-        /// Full name of the gRPC method.
-        method: String,
-    },
     /// The path template does not parse.
     #[error("{method}: {source}")]
     Template {
@@ -348,10 +342,15 @@ impl RouteTable {
                 if !options.has_extension(&extension) {
                     continue;
                 }
-                if method.is_client_streaming() || method.is_server_streaming() {
-                    return Err(RouteError::Streaming {
-                        method: method.full_name().to_owned(),
-                    });
+                if method.is_client_streaming() {
+                    // One request body cannot feed a stream of requests: the method is
+                    // left out (of the routes and the OpenAPI document), and the rest
+                    // is served.
+                    tracing::warn!(
+                        method = method.full_name(),
+                        "client-streaming method not exposed over HTTP"
+                    );
+                    continue;
                 }
                 let value = options.get_extension(&extension);
                 let rule = value.as_message().ok_or_else(|| RouteError::InvalidRule {

@@ -35,7 +35,7 @@ fn edge(settings: &Settings, upstream: &str) -> Arc<Edge> {
     let client = Channels::new(ChannelOptions::default())
         .client(upstream, Duration::from_secs(10))
         .expect("a valid URL");
-    let channel = Upstream::new(client);
+    let channel = Upstream::new(client.clone(), client);
     Arc::new(Edge {
         table,
         pool,

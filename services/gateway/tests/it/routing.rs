@@ -340,7 +340,6 @@ fn invalid_rules_fail_at_build_time() {
         ("BadBodyService", "\"missing\""),
         ("BadResponseBodyService", "\"missing\""),
         ("BadTemplateService", "/v1/**/x"),
-        ("StreamingService", "streaming"),
     ];
     for (service, needle) in cases {
         let err = common::conflict_service(service).expect_err(service);
@@ -351,6 +350,14 @@ fn invalid_rules_fail_at_build_time() {
         );
         assert!(message.contains(needle), "{service}: {message}");
     }
+}
+
+#[test]
+fn client_and_bidi_streaming_methods_are_skipped_server_streaming_is_routed() {
+    let table = common::conflict_service("StreamingService").expect("the table builds");
+    let names: Vec<&str> = table.routes().map(|r| r.method().name()).collect();
+    assert_eq!(names, ["Watch"]);
+    assert_eq!(found(&table, Method::GET, "/v1/watch").0, "Watch");
 }
 
 #[test]

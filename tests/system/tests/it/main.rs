@@ -11,4 +11,5 @@
 
 mod gateway;
 mod metrics;
+mod streaming;
 mod traces;
