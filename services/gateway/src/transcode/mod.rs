@@ -75,7 +75,86 @@ pub fn build_request(
     if let Some(query) = query {
         apply_query(&mut message, route, &bound, query)?;
     }
+    fill_update_mask(&mut message, route, body)?;
     Ok(message)
+}
+
+/// AIP-134: an update request with a `google.protobuf.FieldMask update_mask` that the
+/// client left unset gets the paths of the body's keys (nested objects as dotted
+/// paths, proto field names), relative to the resource (`body: "resource"`) or to the
+/// request (`body: "*"`, the mask itself left out). So a PATCH changes what it names
+/// and nothing else, as a client writing JSON expects.
+fn fill_update_mask(
+    message: &mut DynamicMessage,
+    route: &Route,
+    body: &[u8],
+) -> Result<(), TranscodeError> {
+    let Some(mask_field) = message.descriptor().get_field_by_name("update_mask") else {
+        return Ok(());
+    };
+    let Kind::Message(mask_type) = mask_field.kind() else {
+        return Ok(());
+    };
+    if mask_type.full_name() != "google.protobuf.FieldMask"
+        || mask_field.is_list()
+        || message.has_field(&mask_field)
+        || is_blank(body)
+    {
+        return Ok(());
+    }
+    let resource = match route.body() {
+        BodyRule::Field(field) => match field.kind() {
+            Kind::Message(resource) if !field.is_list() && !field.is_map() => resource,
+            _ => return Ok(()),
+        },
+        BodyRule::Whole => message.descriptor(),
+        BodyRule::None => return Ok(()),
+    };
+    // The body already parsed as the message, so it is a JSON object of known keys.
+    let json: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| TranscodeError::from_json(&e))?;
+    let mut paths = Vec::new();
+    if let serde_json::Value::Object(object) = &json {
+        mask_paths(&resource, object, "", &mut paths);
+    }
+    paths.retain(|path| path != mask_field.name());
+    let mut mask = DynamicMessage::new(mask_type);
+    mask.set_field_by_name(
+        "paths",
+        Value::List(paths.into_iter().map(Value::String).collect()),
+    );
+    message
+        .try_set_field(&mask_field, Value::Message(mask))
+        .map_err(internal)
+}
+
+/// The dotted proto paths of the keys of `object`, a JSON form of `desc`: into nested
+/// messages, but not into well-known types, maps or lists, which are set whole.
+fn mask_paths(
+    desc: &MessageDescriptor,
+    object: &serde_json::Map<String, serde_json::Value>,
+    prefix: &str,
+    paths: &mut Vec<String>,
+) {
+    for (key, value) in object {
+        let Some(field) = desc
+            .get_field_by_json_name(key)
+            .or_else(|| desc.get_field_by_name(key))
+        else {
+            continue;
+        };
+        let path = format!("{prefix}{}", field.name());
+        match (field.kind(), value) {
+            (Kind::Message(nested), serde_json::Value::Object(inner))
+                if !field.is_list()
+                    && !field.is_map()
+                    && !nested.full_name().starts_with("google.protobuf.") =>
+            {
+                mask_paths(&nested, inner, &format!("{path}."), paths);
+            }
+            _ => paths.push(path),
+        }
+    }
 }
 
 /// Renders the response `message` of `route` as JSON: the whole message, or the value

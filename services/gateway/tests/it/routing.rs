@@ -272,7 +272,7 @@ fn route_details() {
 
     // Every annotated method and binding is routed; the unannotated one is not.
     assert!(table.routes().all(|r| r.method().name() != "Internal"));
-    assert_eq!(table.routes().count(), 19);
+    assert_eq!(table.routes().count(), 21);
 }
 
 #[test]

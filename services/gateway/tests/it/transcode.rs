@@ -151,6 +151,49 @@ fn field_body() {
 }
 
 #[test]
+fn an_absent_update_mask_is_filled_from_the_body_keys() {
+    let table = common::library();
+    let body = r#"{"title": "T", "author": {"displayName": "Ann"}, "publish_time": "2024-01-02T03:04:05Z"}"#;
+    let resource = ok(&table, Method::PATCH, "/v1/authored/b1", body);
+    assert_eq!(
+        resource["updateMask"], "author.displayName,publishTime,title",
+        "nested keys as dotted paths; well-known types whole: {resource}"
+    );
+
+    // `body: "*"`: relative to the request, without the mask itself.
+    let whole = ok(
+        &table,
+        Method::PATCH,
+        "/v1/authored/b1:whole",
+        r#"{"book": {"pageCount": 3}, "allowMissing": true}"#,
+    );
+    assert_eq!(
+        whole["updateMask"], "allowMissing,book.pageCount",
+        "{whole}"
+    );
+
+    // A mask the client sends, in the body or the query, is left as it is.
+    let sent = ok(
+        &table,
+        Method::PATCH,
+        "/v1/authored/b1?update_mask=title",
+        r#"{"title": "T", "inStock": true}"#,
+    );
+    assert_eq!(sent["updateMask"], "title");
+    let sent = ok(
+        &table,
+        Method::PATCH,
+        "/v1/authored/b1:whole",
+        r#"{"book": {"title": "T"}, "updateMask": "book.title,book.genre"}"#,
+    );
+    assert_eq!(sent["updateMask"], "book.title,book.genre");
+
+    // No body, no mask.
+    let empty = ok(&table, Method::PATCH, "/v1/authored/b1", "");
+    assert!(empty.get("updateMask").is_none(), "{empty}");
+}
+
+#[test]
 fn repeated_scalar_body_field() {
     let table = common::library();
     assert_eq!(
