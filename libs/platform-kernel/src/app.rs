@@ -120,9 +120,16 @@ impl<S: Service> Application<S> {
                         )
                         .await
                     }
-                    Public::Http { grace, router, .. } => {
-                        platform_server::http::serve(listener, router, grace, readiness, shutdown)
-                            .await
+                    Public::Http {
+                        grace,
+                        router,
+                        limits,
+                        ..
+                    } => {
+                        platform_server::http::serve(
+                            listener, router, limits, grace, readiness, shutdown,
+                        )
+                        .await
                     }
                 }
             }

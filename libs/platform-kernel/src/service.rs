@@ -11,6 +11,7 @@ use platform_auth::AuthLayer;
 use platform_config::Layered;
 use platform_db::{Database, DatabaseCheck, DatabaseSettings, Migrations};
 use platform_server::grpc::ServiceRoutes;
+use platform_server::http::HttpLimits;
 use platform_server::{AdminSettings, GrpcSettings, ServerError};
 use platform_telemetry::{Component, LogSettings};
 use tonic::body::Body;
@@ -119,6 +120,7 @@ pub(crate) enum Public {
         addr: SocketAddr,
         grace: Duration,
         router: axum::Router,
+        limits: HttpLimits,
     },
 }
 
@@ -173,12 +175,18 @@ impl Parts {
     }
 
     /// An HTTP service: `router` on `addr`, given `grace` to finish requests in
-    /// flight after SIGTERM.
-    pub fn http(addr: SocketAddr, grace: Duration, router: axum::Router) -> Self {
+    /// flight after SIGTERM, its clients held to `limits`.
+    pub fn http(
+        addr: SocketAddr,
+        grace: Duration,
+        router: axum::Router,
+        limits: HttpLimits,
+    ) -> Self {
         Self::new(Public::Http {
             addr,
             grace,
             router,
+            limits,
         })
     }
 

@@ -191,7 +191,8 @@ impl Service for Gateway {
         tracing::info!(routes = edge.table.routes().count(), "gateway built");
         let app = edge::router(edge, settings);
         let grace = Duration::from_millis(settings.http.grace_period_ms);
-        Ok(Parts::http(settings.http.addr, grace, app))
+        let limits = settings.http.limits();
+        Ok(Parts::http(settings.http.addr, grace, app, limits))
     }
 
     async fn command(settings: Settings, command: Command) -> anyhow::Result<()> {

@@ -135,6 +135,17 @@ pub fn payload_too_large(limit: usize) -> Response {
     response
 }
 
+/// 408: the body did not arrive within the body-read timeout.
+pub fn request_timeout() -> Response {
+    let mut response = edge_error(
+        Code::DeadlineExceeded,
+        "the request body did not arrive in time",
+        &[],
+    );
+    *response.status_mut() = StatusCode::REQUEST_TIMEOUT;
+    response
+}
+
 /// The answer when the gRPC request cannot be built: the client's mistake is a 400
 /// naming the field; anything else is the gateway's own fault, logged and opaque.
 pub fn transcode_error(error: &TranscodeError) -> Response {

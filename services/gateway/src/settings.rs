@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use platform_auth::VerificationSettings;
 pub use platform_config::Layered;
@@ -79,6 +80,23 @@ pub struct HttpSettings {
     pub max_stream_duration_ms: u64,
     /// Interval of the comment lines that keep an idle Server-Sent Events stream open.
     pub sse_heartbeat_ms: u64,
+    /// How long a client may take to send a request's headers; then it is cut off.
+    pub header_read_timeout_ms: u64,
+    /// How long a client may take to send a request's body; then it gets 408.
+    pub body_read_timeout_ms: u64,
+    /// Connections served at once; more are closed as soon as they are accepted.
+    pub max_connections: usize,
+}
+
+impl HttpSettings {
+    /// The limits the server holds clients to.
+    pub fn limits(&self) -> platform_server::http::HttpLimits {
+        platform_server::http::HttpLimits {
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+            body_read_timeout: Duration::from_millis(self.body_read_timeout_ms),
+            max_connections: self.max_connections,
+        }
+    }
 }
 
 impl Default for HttpSettings {
@@ -91,6 +109,9 @@ impl Default for HttpSettings {
             grace_period_ms: 20_000,
             max_stream_duration_ms: 3_600_000,
             sse_heartbeat_ms: 15_000,
+            header_read_timeout_ms: 5_000,
+            body_read_timeout_ms: 10_000,
+            max_connections: 10_000,
         }
     }
 }
@@ -207,6 +228,12 @@ impl Layered for Settings {
             self.http.max_stream_duration_ms,
         )?;
         require_positive("http.sse_heartbeat_ms", self.http.sse_heartbeat_ms)?;
+        require_positive(
+            "http.header_read_timeout_ms",
+            self.http.header_read_timeout_ms,
+        )?;
+        require_positive("http.body_read_timeout_ms", self.http.body_read_timeout_ms)?;
+        require_positive("http.max_connections", self.http.max_connections as u64)?;
         self.auth
             .verification
             .validate("auth")

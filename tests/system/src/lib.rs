@@ -327,6 +327,11 @@ impl System {
         format!("http://{}{path}", self.gateway().addr)
     }
 
+    /// The gateway's public address.
+    pub fn gateway_addr(&self) -> std::net::SocketAddr {
+        self.gateway().addr
+    }
+
     /// The gateway's admin URL of `path`.
     pub fn admin_url(&self, path: &str) -> String {
         format!(

@@ -17,7 +17,9 @@ use tonic::Code;
 use tonic::metadata::{MetadataMap, MetadataValue};
 
 use super::{Edge, Identity, request_id, route, stream};
-use crate::errors::{edge_error, not_found, payload_too_large, transcode_error, upstream_error};
+use crate::errors::{
+    edge_error, not_found, payload_too_large, request_timeout, transcode_error, upstream_error,
+};
 use crate::routing::Route;
 use crate::transcode::{build_request, render_response};
 use crate::upstream::Upstream;
@@ -173,6 +175,7 @@ async fn read_body(request: Request, limit: usize) -> Result<Bytes, Response> {
         Err(BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_))) => {
             Err(payload_too_large(limit))
         }
+        Err(error) if is_timeout(&error) => Err(request_timeout()),
         Err(error) => {
             tracing::info!(%error, "request body could not be read");
             Err(edge_error(
@@ -182,6 +185,18 @@ async fn read_body(request: Request, limit: usize) -> Result<Bytes, Response> {
             ))
         }
     }
+}
+
+/// Whether reading the body failed because the client took too long to send it.
+fn is_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

@@ -9,6 +9,7 @@
     reason = "a test fails by panicking, with the line that failed"
 )]
 
+mod abuse;
 mod gateway;
 mod metrics;
 mod streaming;
