@@ -129,7 +129,13 @@ GATEWAY__USERS__URL: {{ $svc.usersUrl | default "http://users:50051" | quote }}
 GATEWAY__ORDERS__URL: {{ $svc.ordersUrl | default "http://orders:50052" | quote }}
 GATEWAY__RATE_LIMIT__PER_SECOND: {{ $svc.rateLimit.perSecond | quote }}
 GATEWAY__RATE_LIMIT__BURST: {{ $svc.rateLimit.burst | quote }}
-GATEWAY__RATE_LIMIT__TRUST_FORWARDED_FOR: {{ $svc.rateLimit.trustForwardedFor | toString | quote }}
+GATEWAY__RATE_LIMIT__REDIS_URL: {{ $svc.rateLimit.redisUrl | quote }}
+GATEWAY__RATE_LIMIT__REDIS_TIMEOUT_MS: {{ $svc.rateLimit.redisTimeoutMs | quote }}
+GATEWAY__RATE_LIMIT__FAIL_OPEN: {{ $svc.rateLimit.failOpen | toString | quote }}
+{{- with $svc.rateLimit.trustedProxies }}
+GATEWAY__RATE_LIMIT__TRUSTED_PROXIES: {{ join "," . | quote }}
+{{- end }}
+GATEWAY__RATE_LIMIT__FORWARDED_HOPS: {{ $svc.rateLimit.forwardedHops | quote }}
 {{- end }}
 OTEL_SERVICE_NAME: {{ $name | quote }}
 {{- with $g.otel.endpoint }}

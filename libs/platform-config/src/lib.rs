@@ -4,7 +4,10 @@
 //! 1. the settings type's [`Default`] (the embedded defaults: SQLite, loopback ports);
 //! 2. an optional TOML file (`--config FILE`);
 //! 3. environment variables named `PREFIX__SECTION__KEY` (`USERS__GRPC__ADDR`), where
-//!    `__` separates nesting levels.
+//!    `__` separates nesting levels. A list setting the component declares in
+//!    [`Layered::ENV_LISTS`] takes a comma-separated value
+//!    (`GATEWAY__RATE_LIMIT__TRUSTED_PROXIES=10.0.0.0/8,192.168.0.0/16`); every other
+//!    value is taken whole, commas included.
 //!
 //! Settings types are plain `serde` structs; `#[serde(deny_unknown_fields)]` on them
 //! turns a misspelt key into an error instead of a silently ignored line. Every error
@@ -61,6 +64,9 @@ pub struct Sources<'a> {
     /// The environment; `None` reads the process environment. Tests pass a map so
     /// they never have to mutate the process environment.
     pub env: Option<HashMap<String, String>>,
+    /// Dotted keys (`rate_limit.trusted_proxies`) whose environment value is a
+    /// comma-separated list.
+    pub lists: &'a [&'a str],
 }
 
 impl<'a> Sources<'a> {
@@ -70,7 +76,15 @@ impl<'a> Sources<'a> {
             env_prefix,
             file: None,
             env: None,
+            lists: &[],
         }
+    }
+
+    /// Declares which keys' environment values are comma-separated lists.
+    #[must_use]
+    pub fn with_lists(mut self, lists: &'a [&'a str]) -> Self {
+        self.lists = lists;
+        self
     }
 
     /// Adds the TOML file.
@@ -98,6 +112,10 @@ pub trait Layered: Default + Serialize + DeserializeOwned {
     /// The environment variable prefix, for example `USERS`.
     const ENV_PREFIX: &'static str;
 
+    /// Dotted keys of the list settings an environment variable may set, as one
+    /// comma-separated value. Only these are split: any other value may contain commas.
+    const ENV_LISTS: &'static [&'static str] = &[];
+
     /// Rules the types alone do not express.
     fn validate(&self) -> Result<(), ConfigError> {
         Ok(())
@@ -110,7 +128,7 @@ pub trait Layered: Default + Serialize + DeserializeOwned {
 
     /// Loads from explicit sources, then checks.
     fn load_from(sources: Sources<'_>) -> Result<Self, ConfigError> {
-        let settings: Self = load(sources)?;
+        let settings: Self = load(sources.with_lists(Self::ENV_LISTS))?;
         settings.validate()?;
         Ok(settings)
     }
@@ -167,11 +185,18 @@ where
     // Numbers and booleans are typed here rather than left as strings for serde to
     // coerce: a section embedded with `#[serde(flatten)]` is deserialized from a
     // buffer that cannot turn "30" into a u64. String fields still accept them.
-    let env = Environment::with_prefix(sources.env_prefix)
+    let mut env = Environment::with_prefix(sources.env_prefix)
         .prefix_separator("__")
         .separator("__")
         .try_parsing(true)
         .source(sources.env);
+    // Without declared keys the separator would split every value, URLs included.
+    if !sources.lists.is_empty() {
+        env = env.list_separator(",");
+        for key in sources.lists {
+            env = env.with_list_parse_key(key);
+        }
+    }
     builder = builder.add_source(env);
 
     builder
@@ -311,6 +336,47 @@ mod tests {
         let err =
             load::<Outer>(Sources::new("SVC").with_env([("SVC__SECTION__SEC", "1")])).unwrap_err();
         assert!(err.to_string().contains("sec"), "{err}");
+    }
+
+    #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields, default)]
+    struct Lists {
+        net: Net,
+    }
+
+    #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields, default)]
+    struct Net {
+        proxies: Vec<String>,
+        url: String,
+    }
+
+    #[test]
+    fn declared_lists_are_comma_separated_and_nothing_else_is_split() {
+        let env = [
+            ("SVC__NET__PROXIES", "10.0.0.0/8,192.168.0.0/16"),
+            ("SVC__NET__URL", "redis://a,b"),
+        ];
+        let s: Lists = load(
+            Sources::new("SVC")
+                .with_env(env)
+                .with_lists(&["net.proxies"]),
+        )
+        .unwrap();
+        assert_eq!(s.net.proxies, ["10.0.0.0/8", "192.168.0.0/16"]);
+        assert_eq!(s.net.url, "redis://a,b");
+
+        let one: Lists = load(
+            Sources::new("SVC")
+                .with_env([("SVC__NET__PROXIES", "10.0.0.0/8")])
+                .with_lists(&["net.proxies"]),
+        )
+        .unwrap();
+        assert_eq!(one.net.proxies, ["10.0.0.0/8"]);
+
+        // Undeclared, a list cannot come from the environment at all.
+        let err = load::<Lists>(Sources::new("SVC").with_env(env)).unwrap_err();
+        assert!(err.to_string().contains("net.proxies"), "{err}");
     }
 
     #[test]

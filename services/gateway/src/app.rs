@@ -20,9 +20,10 @@ use platform_server::ServerError;
 use platform_telemetry::Component;
 use prost_reflect::{DescriptorPool, ServiceDescriptor};
 
+use crate::client_address::ClientAddresses;
 use crate::edge::{self, Edge};
 use crate::openapi::{self, ApiInfo};
-use crate::ratelimit::Limiter;
+use crate::ratelimit::{Limiter, LimiterError};
 use crate::routing::{RouteError, RouteTable};
 use crate::settings::Settings;
 use crate::upstream::{Upstream, UpstreamError};
@@ -50,6 +51,9 @@ pub enum AppError {
     /// An upstream URL is unusable.
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    /// The rate limiter could not be set up.
+    #[error(transparent)]
+    RateLimit(#[from] LimiterError),
     /// A server failed.
     #[error(transparent)]
     Server(#[from] ServerError),
@@ -175,6 +179,9 @@ impl Service for Gateway {
             Duration::from_secs(2),
         )));
 
+        let limiter = Limiter::new(&settings.rate_limit)?;
+        limiter.connect().await;
+
         let openapi = Bytes::from(openapi_document(&table, settings).to_string());
         let edge = Arc::new(Edge {
             table,
@@ -182,9 +189,9 @@ impl Service for Gateway {
             upstreams,
             verifier: Arc::new(verifier),
             public_methods: settings.public_methods(),
-            limiter: Limiter::new(&settings.rate_limit),
+            limiter,
             http: settings.http.clone(),
-            trust_forwarded_for: settings.rate_limit.trust_forwarded_for,
+            client_addresses: ClientAddresses::new(&settings.rate_limit),
             openapi,
         });
 

@@ -15,7 +15,8 @@
 //! 6. `route` again: `404`/`405` for requests that matched no route.
 //! 7. `auth`: the bearer token is verified and the outcome, an [`Identity`], put in
 //!    the extensions.
-//! 8. [`crate::ratelimit`]: `429` for a caller over its rate, keyed by that identity.
+//! 8. [`crate::ratelimit`]: `429` for a caller over its rate, keyed by that identity
+//!    (or by the client address on public methods).
 //! 9. `auth` again: `401` for a refused or missing token; after the rate limit, so
 //!    guessing tokens spends the guesser's budget.
 //! 10. The body limit (axum's `DefaultBodyLimit`): `413`, as the handler reads the body.
@@ -38,7 +39,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::handler::Handler;
-use axum::http::{HeaderValue, header};
+use axum::http::{Extensions, HeaderValue, header};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -53,6 +54,7 @@ pub use auth::{Identity, Refusal};
 pub use cors::cors;
 pub use observe::{describe_metrics, names};
 
+use crate::client_address::ClientAddresses;
 use crate::ratelimit::{self, Limiter};
 use crate::routing::RouteTable;
 use crate::settings::{HttpSettings, Settings};
@@ -75,8 +77,8 @@ pub struct Edge {
     pub limiter: Limiter,
     /// Limits and deadlines.
     pub http: HttpSettings,
-    /// Take the client address from `X-Forwarded-For`.
-    pub trust_forwarded_for: bool,
+    /// Client addresses, from the peer or the `X-Forwarded-For` of trusted proxies.
+    pub client_addresses: ClientAddresses,
     /// The pre-rendered OpenAPI document.
     pub openapi: Bytes,
 }
@@ -111,6 +113,12 @@ pub fn router(edge: Arc<Edge>, settings: &Settings) -> Router {
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .option_layer(cors(&settings.cors)),
         )
+}
+
+/// Whether the request's route is a public method (callable without a token).
+pub(crate) fn is_public(edge: &Edge, extensions: &Extensions) -> bool {
+    route::found(extensions)
+        .is_some_and(|(route, _)| edge.public_methods.contains(route::full_method(route)))
 }
 
 async fn openapi(State(edge): State<Arc<Edge>>) -> Response {

@@ -124,6 +124,20 @@ pub fn too_many_requests(wait: Duration) -> Response {
     response
 }
 
+/// 503 with `Retry-After: 1`: the shared rate limit cannot be checked and the gateway
+/// is set to refuse rather than serve unlimited.
+pub fn rate_limit_unavailable() -> Response {
+    let mut response = edge_error(
+        Code::Unavailable,
+        "the service is unavailable, retry later",
+        &[],
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(1));
+    response
+}
+
 /// 413: the body is over `limit` bytes.
 pub fn payload_too_large(limit: usize) -> Response {
     let mut response = edge_error(

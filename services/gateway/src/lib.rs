@@ -14,7 +14,10 @@
 //!   and JSON body; rendering the response message as canonical proto3 JSON.
 //! - [`edge`]: the public HTTP port as a stack of layers (request id, CORS, routing,
 //!   observation, authentication, rate limiting, body limit) over the one handler.
-//! - [`ratelimit`]: per-caller token buckets and the layer that answers `429`.
+//! - [`ratelimit`]: per-caller token buckets, in this process or in Redis, and the
+//!   layer that answers `429`.
+//! - [`client_address`]: the client's address, from the peer or from the
+//!   `X-Forwarded-For` of trusted proxies.
 //! - [`errors`]: every error answer as a `google.rpc.Status` JSON body, with the gRPC
 //!   → HTTP status table.
 //! - [`upstream`]: the channels to the gRPC services and unary calls with dynamic
@@ -22,6 +25,7 @@
 //! - [`openapi`]: the OpenAPI document generated from the same routes.
 
 pub mod app;
+pub mod client_address;
 pub mod edge;
 pub mod errors;
 mod fields;

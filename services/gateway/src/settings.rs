@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ipnet::IpNet;
 use platform_auth::VerificationSettings;
 pub use platform_config::Layered;
 use platform_config::{ConfigError, require_http_url, require_positive};
@@ -165,7 +166,7 @@ impl Default for AuthSettings {
 }
 
 /// The `[rate_limit]` section: a token bucket per caller (the token's subject, else
-/// the client address).
+/// the client address), in this process or shared by every replica through Redis.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitSettings {
@@ -173,9 +174,20 @@ pub struct RateLimitSettings {
     pub per_second: u32,
     /// Requests a caller may make at once before the sustained rate applies.
     pub burst: u32,
-    /// Take the client address from the first `X-Forwarded-For` entry: only behind a
-    /// proxy that sets it.
-    pub trust_forwarded_for: bool,
+    /// `redis://host:port/db`: every replica draws from one budget per caller kept
+    /// there. Empty: each process keeps its own buckets (the embedded default).
+    pub redis_url: String,
+    /// Bound of one Redis call; past it the request is served as if Redis were down.
+    pub redis_timeout_ms: u64,
+    /// With Redis unreachable: serve without limiting (`true`), or answer 503.
+    pub fail_open: bool,
+    /// Proxies whose `X-Forwarded-For` is believed, as CIDRs (`10.0.0.0/8`) or single
+    /// addresses. Empty: the header is ignored and the TCP peer is the client.
+    #[serde(with = "networks")]
+    pub trusted_proxies: Vec<IpNet>,
+    /// The most `X-Forwarded-For` entries read, from the right, looking for the first
+    /// address that is not a trusted proxy.
+    pub forwarded_hops: u32,
 }
 
 impl Default for RateLimitSettings {
@@ -185,8 +197,49 @@ impl Default for RateLimitSettings {
         Self {
             per_second: 10,
             burst: 20,
-            trust_forwarded_for: false,
+            redis_url: String::new(),
+            // A Redis round trip in one data centre takes well under a millisecond;
+            // 50 ms means it is in trouble, and a request should not wait on it.
+            redis_timeout_ms: 50,
+            fail_open: true,
+            trusted_proxies: Vec::new(),
+            forwarded_hops: 3,
         }
+    }
+}
+
+/// `trusted_proxies` as strings: CIDRs, or single addresses taken as one host.
+mod networks {
+    use std::net::IpAddr;
+
+    use ipnet::IpNet;
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        nets: &[IpNet],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(nets.iter().map(ToString::to_string))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<IpNet>, D::Error> {
+        Vec::<String>::deserialize(deserializer)?
+            .iter()
+            .map(|text| {
+                let text = text.trim();
+                text.parse::<IpNet>()
+                    .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+                    .map(|net| net.trunc())
+                    .map_err(|_| {
+                        D::Error::custom(format!(
+                            "`{text}` is not a CIDR (10.0.0.0/8) or an IP address"
+                        ))
+                    })
+            })
+            .collect()
     }
 }
 
@@ -203,6 +256,7 @@ pub struct CorsSettings {
 
 impl Layered for Settings {
     const ENV_PREFIX: &'static str = "GATEWAY";
+    const ENV_LISTS: &'static [&'static str] = &["rate_limit.trusted_proxies"];
 
     fn validate(&self) -> Result<(), ConfigError> {
         require_http_url("users.url", &self.users.url)?;
@@ -221,6 +275,25 @@ impl Layered for Settings {
             u64::from(self.rate_limit.per_second),
         )?;
         require_positive("rate_limit.burst", u64::from(self.rate_limit.burst))?;
+        require_positive(
+            "rate_limit.redis_timeout_ms",
+            self.rate_limit.redis_timeout_ms,
+        )?;
+        require_positive(
+            "rate_limit.forwarded_hops",
+            u64::from(self.rate_limit.forwarded_hops),
+        )?;
+        let redis_url = &self.rate_limit.redis_url;
+        // The reason never repeats the URL: it may carry a password.
+        if !redis_url.is_empty()
+            && (!redis_url.starts_with("redis://")
+                || redis::Client::open(redis_url.as_str()).is_err())
+        {
+            return Err(ConfigError::rule(
+                "rate_limit.redis_url",
+                "must be a redis://[:password@]host[:port][/db] URL, or empty",
+            ));
+        }
         require_positive("http.max_body_bytes", self.http.max_body_bytes as u64)?;
         require_positive("http.default_timeout_ms", self.http.default_timeout_ms)?;
         require_positive(
@@ -251,5 +324,58 @@ impl Settings {
             .chain(self.upstreams.iter().flat_map(|u| &u.public_methods))
             .cloned()
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use platform_config::Sources;
+
+    use super::*;
+
+    fn from_env(env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        Settings::load_from(Sources::new("GATEWAY").with_env(env.iter().copied()))
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_one_comma_separated_variable() {
+        let settings = from_env(&[(
+            "GATEWAY__RATE_LIMIT__TRUSTED_PROXIES",
+            "10.0.0.0/8, 192.168.1.7,fd00::/8",
+        )])
+        .unwrap();
+        let nets: Vec<String> = settings
+            .rate_limit
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(nets, ["10.0.0.0/8", "192.168.1.7/32", "fd00::/8"]);
+        assert!(Settings::default().rate_limit.trusted_proxies.is_empty());
+
+        let err = from_env(&[("GATEWAY__RATE_LIMIT__TRUSTED_PROXIES", "10.0.0.0/8,lan")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("rate_limit.trusted_proxies"), "{err}");
+        assert!(err.contains("`lan` is not a CIDR"), "{err}");
+    }
+
+    #[test]
+    fn the_redis_url_is_checked_without_being_repeated() {
+        let settings = from_env(&[
+            ("GATEWAY__RATE_LIMIT__REDIS_URL", "redis://redis:6379/0"),
+            ("GATEWAY__RATE_LIMIT__FAIL_OPEN", "false"),
+        ])
+        .unwrap();
+        assert_eq!(settings.rate_limit.redis_url, "redis://redis:6379/0");
+        assert!(!settings.rate_limit.fail_open);
+
+        for bad in ["http://:s3cret@redis:6379", "redis://:s3cret@redis:port"] {
+            let err = from_env(&[("GATEWAY__RATE_LIMIT__REDIS_URL", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("rate_limit.redis_url"), "{err}");
+            assert!(!err.contains("s3cret"), "{err}");
+        }
     }
 }

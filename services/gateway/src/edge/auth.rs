@@ -18,7 +18,7 @@ use axum::response::Response;
 use platform_auth::{BearerToken, Caller, VerifyError};
 use tonic::Code;
 
-use super::{Edge, route};
+use super::Edge;
 use crate::errors::{edge_error, unauthorized};
 
 /// Who is calling, as the authentication layer found out; in every routed request's
@@ -54,8 +54,7 @@ pub(super) async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let public = route::found(request.extensions())
-        .is_some_and(|(route, _)| edge.public_methods.contains(route::full_method(route)));
+    let public = super::is_public(&edge, request.extensions());
     let identity = match bearer(request.headers()) {
         Err(()) => Identity::Refused(Refusal::InvalidToken(
             "the Authorization header must be `Bearer <token>`".to_owned(),

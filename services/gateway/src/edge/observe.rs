@@ -30,6 +30,8 @@ pub mod names {
     pub const ACTIVE: &str = "http_server_active_requests";
     /// Counter of requests refused by the rate limiter.
     pub const RATE_LIMITED: &str = "gateway_rate_limited_requests_total";
+    /// Counter of calls to the shared rate-limit store (Redis) that failed or timed out.
+    pub const RATE_LIMIT_BACKEND_ERRORS: &str = "gateway_rate_limit_backend_errors_total";
     /// Histogram of upstream call durations in seconds, by service, method and code.
     pub const UPSTREAM: &str = platform_client::names::CLIENT_DURATION;
 }
@@ -52,6 +54,10 @@ pub fn describe_metrics() {
     metrics::describe_counter!(
         names::RATE_LIMITED,
         "Requests refused with 429 because their caller was over its rate."
+    );
+    metrics::describe_counter!(
+        names::RATE_LIMIT_BACKEND_ERRORS,
+        "Calls to the shared rate-limit store (Redis) that failed or timed out; the requests were decided without it."
     );
 }
 

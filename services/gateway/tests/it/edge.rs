@@ -12,6 +12,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{Request, StatusCode, header};
 use axum::response::Response;
 use gateway::Settings;
+use gateway::client_address::ClientAddresses;
 use gateway::edge::{self, Edge};
 use gateway::ratelimit::Limiter;
 use gateway::routing::RouteTable;
@@ -45,9 +46,9 @@ fn edge(settings: &Settings, upstream: &str) -> Arc<Edge> {
             .collect::<HashMap<_, _>>(),
         verifier: Arc::new(Verifier::new(Vec::new(), "platform-users", "platform").unwrap()),
         public_methods: settings.public_methods(),
-        limiter: Limiter::new(&settings.rate_limit),
+        limiter: Limiter::new(&settings.rate_limit).unwrap(),
         http: settings.http.clone(),
-        trust_forwarded_for: false,
+        client_addresses: ClientAddresses::new(&settings.rate_limit),
         openapi: Bytes::from_static(b"{}"),
     })
 }

@@ -13,5 +13,6 @@ mod common;
 mod edge;
 mod openapi;
 mod platform;
+mod ratelimit;
 mod routing;
 mod transcode;
