@@ -6,7 +6,8 @@
 use std::marker::PhantomData;
 use std::net::SocketAddr;
 
-use platform_server::Readiness;
+use platform_server::faults::Faults;
+use platform_server::{Readiness, ServerError};
 use platform_shutdown::Shutdown;
 use tokio::net::TcpListener;
 
@@ -20,6 +21,7 @@ pub struct Application<S: Service> {
     admin: TcpListener,
     admin_addr: SocketAddr,
     readiness: Readiness,
+    faults: Option<Faults>,
     service: PhantomData<fn() -> S>,
 }
 
@@ -46,8 +48,16 @@ impl<S: Service> Application<S> {
             });
             parts = parts.keep(gauges);
         }
+        let sections = S::sections(&settings);
+        let faults = match sections.faults {
+            Some(faults) => Faults::from_settings(faults).map_err(ServerError::from)?,
+            None => None,
+        };
+        if faults.is_some() {
+            tracing::warn!("fault injection is enabled: PUT /faults on the admin port");
+        }
         let (public, public_addr) = platform_server::bind(parts.addr()).await?;
-        let admin_addr = S::sections(&settings).admin.addr;
+        let admin_addr = sections.admin.addr;
         let (admin, admin_addr) = platform_server::bind(admin_addr).await?;
         let readiness = Readiness::new(&parts.health_names()).await;
         // Harnesses that start the binary on port 0 read the addresses from this line.
@@ -67,6 +77,7 @@ impl<S: Service> Application<S> {
             admin,
             admin_addr,
             readiness,
+            faults,
             service: PhantomData,
         })
     }
@@ -104,6 +115,8 @@ impl<S: Service> Application<S> {
             shutdown.clone(),
             check,
         ));
+        let faults = self.faults;
+        let admin_faults = faults.clone();
         let public = {
             let readiness = readiness.clone();
             let shutdown = shutdown.clone();
@@ -116,7 +129,7 @@ impl<S: Service> Application<S> {
                         auth,
                     } => {
                         platform_server::grpc::serve(
-                            listener, routes, auth, &settings, readiness, shutdown,
+                            listener, routes, auth, &settings, faults, readiness, shutdown,
                         )
                         .await
                     }
@@ -134,7 +147,8 @@ impl<S: Service> Application<S> {
                 }
             }
         };
-        let admin = platform_server::admin::serve(self.admin, readiness, shutdown.clone());
+        let admin =
+            platform_server::admin::serve(self.admin, readiness, admin_faults, shutdown.clone());
         let result = tokio::try_join!(public, admin);
         watcher.abort();
         for stop in on_stop {

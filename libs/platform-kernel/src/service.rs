@@ -10,6 +10,7 @@ use futures_util::future::BoxFuture;
 use platform_auth::AuthLayer;
 use platform_config::Layered;
 use platform_db::{Database, DatabaseCheck, DatabaseSettings, Migrations};
+use platform_server::faults::FaultSettings;
 use platform_server::grpc::ServiceRoutes;
 use platform_server::http::HttpLimits;
 use platform_server::{AdminSettings, GrpcSettings, ServerError};
@@ -63,6 +64,7 @@ pub struct Sections<'a> {
     pub(crate) admin: &'a AdminSettings,
     pub(crate) probe: Probe,
     pub(crate) database: Option<(&'a DatabaseSettings, Migrations)>,
+    pub(crate) faults: Option<&'a FaultSettings>,
 }
 
 impl<'a> Sections<'a> {
@@ -92,7 +94,16 @@ impl<'a> Sections<'a> {
             admin,
             probe,
             database: None,
+            faults: None,
         }
+    }
+
+    /// Faults can be injected into the service's calls as `faults` says (nothing
+    /// happens unless `faults.enabled`).
+    #[must_use]
+    pub fn with_faults(mut self, faults: &'a FaultSettings) -> Self {
+        self.faults = Some(faults);
+        self
     }
 
     /// The service owns `database`, with these migrations: `migrate` applies them.

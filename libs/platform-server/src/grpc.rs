@@ -3,7 +3,9 @@
 //! A service hands over its own routes; [`serve`] adds health and reflection and wraps
 //! everything in the standard layers, outermost first: the per-call span and metrics
 //! ([`RpcLayer`]), a global concurrency limit, and authentication (which only
-//! attaches the verified caller; each RPC decides what it requires). tonic's own
+//! attaches the verified caller; each RPC decides what it requires), then injected
+//! faults when they are enabled (so they are traced, counted and authenticated like
+//! any call). tonic's own
 //! timeout bounds each call. On shutdown the server reports NOT_SERVING, stops
 //! accepting connections, lets calls in flight finish, and gives up on them after the
 //! grace period.
@@ -18,6 +20,7 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tower::limit::GlobalConcurrencyLimitLayer;
 
+use crate::faults::{FaultLayer, Faults};
 use crate::rpc_layer::{KnownMethods, RpcLayer};
 use crate::{GrpcSettings, Readiness, ServerError};
 
@@ -36,6 +39,7 @@ pub async fn serve(
     service: ServiceRoutes,
     auth: AuthLayer,
     settings: &GrpcSettings,
+    faults: Option<Faults>,
     readiness: Readiness,
     shutdown: Shutdown,
 ) -> Result<(), ServerError> {
@@ -66,11 +70,13 @@ pub async fn serve(
     let grace = Duration::from_millis(settings.grace_period_ms);
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
 
+    let faults = faults.map(|faults| FaultLayer::new(faults, known.clone()));
     let server = Server::builder()
         .timeout(timeout)
         .layer(RpcLayer::new(Some(timeout), known))
         .layer(GlobalConcurrencyLimitLayer::new(settings.concurrency_limit))
         .layer(auth)
+        .layer(tower::util::option_layer(faults))
         .serve_with_incoming_shutdown(
             routes.prepare(),
             incoming,

@@ -13,6 +13,7 @@
 //! - [`admin`]: the admin HTTP port with `/healthz`, `/readyz` and `/metrics`.
 //! - [`metrics`]: the process-wide Prometheus recorder.
 //! - [`deadline`]: the deadline of the call being served, for calls made downstream.
+//! - [`faults`]: latency, errors and aborts injected on demand (off unless enabled).
 //!
 //! Assembling these into a process (command line, settings, telemetry, signals) is
 //! `platform-kernel`'s job.
@@ -20,6 +21,7 @@
 pub mod admin;
 pub mod deadline;
 pub mod drain;
+pub mod faults;
 pub mod grpc;
 pub mod http;
 pub mod metrics;
@@ -116,4 +118,7 @@ pub enum ServerError {
     /// The public HTTP server failed.
     #[error("HTTP server failed: {0}")]
     Http(#[source] std::io::Error),
+    /// A fault-injection rule in the settings is invalid.
+    #[error("faults: {0}")]
+    Faults(#[from] faults::FaultError),
 }

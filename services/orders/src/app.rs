@@ -51,6 +51,7 @@ impl Service for Orders {
     fn sections(s: &Settings) -> Sections<'_> {
         Sections::grpc(&s.log, &s.admin, &s.grpc, SERVICE_NAME)
             .with_database(&s.database, MIGRATIONS)
+            .with_faults(&s.faults)
     }
 
     /// Prepares the database pool and the users client.

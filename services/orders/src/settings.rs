@@ -5,6 +5,7 @@ use platform_auth::VerificationSettings;
 pub use platform_config::Layered;
 use platform_config::{ConfigError, require_http_url, require_positive};
 use platform_db::DatabaseSettings;
+use platform_server::faults::FaultSettings;
 use platform_server::{AdminSettings, GrpcSettings};
 use platform_telemetry::LogSettings;
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// The users service.
     pub users: UsersSettings,
+    /// Faults injected on demand (off unless `faults.enabled`).
+    pub faults: FaultSettings,
 }
 
 impl Default for Settings {
@@ -38,6 +41,7 @@ impl Default for Settings {
             log: LogSettings::default(),
             auth: AuthSettings::default(),
             users: UsersSettings::default(),
+            faults: FaultSettings::default(),
         }
     }
 }

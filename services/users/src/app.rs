@@ -57,6 +57,7 @@ impl Service for Users {
     fn sections(s: &Settings) -> Sections<'_> {
         Sections::grpc(&s.log, &s.admin, &s.grpc, SERVICE_NAME)
             .with_database(&s.database, MIGRATIONS)
+            .with_faults(&s.faults)
     }
 
     /// Loads keys and prepares the database pool; health turns SERVING once the

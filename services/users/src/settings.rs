@@ -7,6 +7,7 @@ use platform_auth::VerificationSettings;
 pub use platform_config::Layered;
 use platform_config::{ConfigError, require_positive};
 use platform_db::DatabaseSettings;
+use platform_server::faults::FaultSettings;
 use platform_server::{AdminSettings, GrpcSettings};
 use platform_telemetry::LogSettings;
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// The cost of password hashing.
     pub password: PasswordSettings,
+    /// Faults injected on demand (off unless `faults.enabled`).
+    pub faults: FaultSettings,
 }
 
 impl Default for Settings {
@@ -40,6 +43,7 @@ impl Default for Settings {
             log: LogSettings::default(),
             auth: AuthSettings::default(),
             password: PasswordSettings::default(),
+            faults: FaultSettings::default(),
         }
     }
 }

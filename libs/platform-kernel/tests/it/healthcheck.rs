@@ -72,6 +72,7 @@ async fn ready_probe_asks_the_admin_port() {
     let server = tokio::spawn(platform_server::admin::serve(
         listener,
         readiness.clone(),
+        None,
         shutdown,
     ));
     let probe = Probe::Ready { addr };

@@ -10,6 +10,7 @@
 )]
 
 mod common;
+mod faults;
 mod grpc;
 mod process;
 mod server;
