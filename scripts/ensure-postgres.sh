@@ -5,6 +5,8 @@
 #
 #   scripts/ensure-postgres.sh         ensure a server answers (idempotent)
 #   scripts/ensure-postgres.sh stop    stop the throwaway server this script started
+#   scripts/ensure-postgres.sh binaries  make sure initdb/pg_ctl are installed (the
+#                                      platform-db TLS tests start servers of their own)
 #
 # If something already accepts connections at the URL's host and port, nothing is
 # done. Otherwise a throwaway cluster is started from target/tools/pgdata (created
@@ -307,6 +309,18 @@ stop_throwaway() {
     fi
 }
 
+# The server binaries, even when a server already answers at the URL: tests that need
+# a server configured their own way (TLS) start one from them.
+ensure_binaries() {
+    if ! find_pg_bin; then
+        install_postgres
+        find_pg_bin || die "installed postgresql but still found no initdb/pg_ctl"
+        echo "ensure-postgres: installed Debian's postgresql"
+    fi
+    ensure_os_user
+    echo "ensure-postgres: server binaries in $PG_BIN"
+}
+
 main() {
     case ${1:-ensure} in
     ensure) ;;
@@ -314,7 +328,11 @@ main() {
         stop_throwaway
         return
         ;;
-    *) die "usage: $0 [ensure|stop]" ;;
+    binaries)
+        ensure_binaries
+        return
+        ;;
+    *) die "usage: $0 [ensure|stop|binaries]" ;;
     esac
     parse_url
     local rc=0

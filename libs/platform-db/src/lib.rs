@@ -16,7 +16,7 @@ pub mod observe;
 pub use backend::{Backend, Column, NotAUuid, now, open, push_keyset_page};
 pub use observe::{TraceQuery, query_span};
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -89,12 +89,78 @@ pub enum DbError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The CA certificate file named by the URL's `sslrootcert` cannot be used.
+    #[error("cannot use the CA certificate {path} (sslrootcert in the database URL): {reason}")]
+    RootCert {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// TLS with the database failed: its certificate is not signed by a trusted CA or
+    /// does not name the URL's host, or it does not offer the TLS the URL's `sslmode`
+    /// requires.
+    #[error("TLS with the database failed: {}; check sslmode and sslrootcert in the database URL", tls_cause(.0))]
+    Tls(sqlx::Error),
     /// Migrations failed.
     #[error("migrations failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    /// The database did not answer.
-    #[error("database unreachable: {0}")]
-    Unreachable(#[from] sqlx::Error),
+    Migrate(sqlx::migrate::MigrateError),
+    /// The database did not answer, or refused the connection.
+    #[error("cannot connect to the database: {0}")]
+    Unreachable(sqlx::Error),
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(error: sqlx::Error) -> Self {
+        if is_tls(&error) {
+            Self::Tls(error)
+        } else {
+            Self::Unreachable(error)
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for DbError {
+    /// Migrations that cannot even connect are a connection problem, reported as one.
+    fn from(error: sqlx::migrate::MigrateError) -> Self {
+        match error {
+            sqlx::migrate::MigrateError::Execute(error)
+                if is_tls(&error) || is_unavailable(&error) || is_refused(&error) =>
+            {
+                Self::from(error)
+            }
+            error => Self::Migrate(error),
+        }
+    }
+}
+
+/// Whether `error` is TLS failing: sqlx's own TLS errors (no TLS offered, an unreadable
+/// certificate), or a handshake that rustls refused, which sqlx hands on as an I/O
+/// error wrapping rustls's.
+fn is_tls(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Tls(_) => true,
+        sqlx::Error::Io(io) => io
+            .get_ref()
+            .is_some_and(|inner| inner.is::<rustls::Error>()),
+        _ => false,
+    }
+}
+
+/// Whether the server refused the connection: SQLSTATE class 28, invalid
+/// authorization (no `pg_hba.conf` entry, for one without TLS on a TLS-only server; a
+/// wrong password).
+fn is_refused(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.code().is_some_and(|code| code.starts_with("28")))
+}
+
+/// What went wrong in a TLS error, without sqlx's generic prefix.
+fn tls_cause(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::Tls(cause) => cause.to_string(),
+        sqlx::Error::Io(io) => io.to_string(),
+        other => other.to_string(),
+    }
 }
 
 /// A pool for the configured backend.
@@ -127,6 +193,9 @@ impl Database {
         };
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url).map_err(invalid)?;
+            if let Some(path) = root_cert_file(url) {
+                check_root_cert(&path)?;
+            }
             let pool = PgPoolOptions::new()
                 .max_connections(settings.max_connections)
                 .acquire_timeout(acquire_timeout)
@@ -317,6 +386,45 @@ fn create_private_file(path: &Path) -> Result<(), DbError> {
     }
 }
 
+/// The file the URL's `sslrootcert` (or its aliases `ssl-root-cert`, `ssl-ca`) names,
+/// as sqlx reads it: the last one wins; an inline PEM certificate is not a file.
+fn root_cert_file(url: &str) -> Option<PathBuf> {
+    let (_, query) = url.split_once('?')?;
+    let value = query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .rfind(|(key, _)| matches!(*key, "sslrootcert" | "ssl-root-cert" | "ssl-ca"))?
+        .1
+        .replace('+', " ");
+    let value = percent_encoding::percent_decode_str(&value).decode_utf8_lossy();
+    if value.trim_start().starts_with("-----BEGIN") {
+        return None;
+    }
+    Some(PathBuf::from(value.into_owned()))
+}
+
+/// Reads the CA file once at start, so that a missing or wrong file is named at once
+/// rather than surfacing as a bare I/O error on every connection attempt. sqlx reads it
+/// again for each new connection, so a renewed file is picked up without a restart.
+fn check_root_cert(path: &Path) -> Result<(), DbError> {
+    let problem = |reason: String| DbError::RootCert {
+        path: path.display().to_string(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|e| problem(e.to_string()))?;
+    if !pem
+        .windows(CERTIFICATE_PEM.len())
+        .any(|window| window == CERTIFICATE_PEM)
+    {
+        return Err(problem(
+            "it holds no PEM certificate (-----BEGIN CERTIFICATE-----)".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+const CERTIFICATE_PEM: &[u8] = b"-----BEGIN CERTIFICATE-----";
+
 /// `url` with its password, if any, replaced by `***`, for logs and errors.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -399,6 +507,50 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("unsupported"), "{msg}");
         assert!(!msg.contains("pw@"), "{msg}");
+    }
+
+    #[test]
+    fn finds_the_ca_file_as_sqlx_reads_the_url() {
+        let file = |url: &str| root_cert_file(url).map(|p| p.display().to_string());
+        assert_eq!(
+            file("postgres://a@h/d?sslmode=verify-full&sslrootcert=/etc/ca.crt"),
+            Some("/etc/ca.crt".to_owned())
+        );
+        assert_eq!(
+            file("postgres://a@h/d?ssl-ca=%2Fetc%2Fmy+ca.crt"),
+            Some("/etc/my ca.crt".to_owned())
+        );
+        assert_eq!(
+            file("postgres://a@h/d?sslrootcert=/a.crt&ssl-root-cert=/b.crt"),
+            Some("/b.crt".to_owned()),
+            "the last one wins"
+        );
+        assert_eq!(file("postgres://a@h/d?sslmode=require"), None);
+        assert_eq!(
+            file("postgres://a@h/d?sslrootcert=-----BEGIN%20CERTIFICATE-----"),
+            None,
+            "inline PEM is not a file"
+        );
+    }
+
+    #[test]
+    fn a_missing_or_wrong_ca_file_is_named_before_anything_connects() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_pem = dir.path().join("ca.key");
+        std::fs::write(&not_pem, "-----BEGIN PRIVATE KEY-----\n").unwrap();
+        let missing = dir.path().join("missing/ca.crt");
+        for (path, why) in [(&missing, "No such file"), (&not_pem, "no PEM certificate")] {
+            let url = format!(
+                "postgres://app:s3cret@db/users?sslmode=verify-full&sslrootcert={}",
+                path.display()
+            );
+            let error = Database::connect_lazy(&DatabaseSettings::new(url)).unwrap_err();
+            let msg = error.to_string();
+            assert!(matches!(error, DbError::RootCert { .. }), "{msg}");
+            assert!(msg.contains(&path.display().to_string()), "{msg}");
+            assert!(msg.contains("sslrootcert") && msg.contains(why), "{msg}");
+            assert!(!msg.contains("s3cret"), "{msg}");
+        }
     }
 
     #[tokio::test]
