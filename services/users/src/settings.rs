@@ -27,6 +27,8 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// The cost of password hashing.
     pub password: PasswordSettings,
+    /// Limits on failed sign-ins.
+    pub sign_in: SignInSettings,
 }
 
 impl Default for Settings {
@@ -40,6 +42,7 @@ impl Default for Settings {
             log: LogSettings::default(),
             auth: AuthSettings::default(),
             password: PasswordSettings::default(),
+            sign_in: SignInSettings::default(),
         }
     }
 }
@@ -53,8 +56,12 @@ pub struct AuthSettings {
     /// verifies with its own keys).
     #[serde(flatten)]
     pub verification: VerificationSettings,
-    /// How long an access token is valid, in seconds.
+    /// How long an access token is valid, in seconds. Short, since a token cannot be
+    /// recalled once issued: clients refresh it with their refresh token.
     pub token_ttl_secs: u64,
+    /// How long a refresh token is valid, in seconds; each refresh issues a new one
+    /// with a fresh lifetime, so a session in use never ends on its own.
+    pub refresh_token_ttl_secs: u64,
     /// The Ed25519 private key (PKCS#8 PEM) that signs new tokens.
     pub signing_key_file: PathBuf,
     /// Generate the signing key file when it does not exist. Right for the embedded
@@ -70,7 +77,8 @@ impl Default for AuthSettings {
     fn default() -> Self {
         Self {
             verification: VerificationSettings::default(),
-            token_ttl_secs: 900,
+            token_ttl_secs: 300,
+            refresh_token_ttl_secs: 30 * 24 * 60 * 60,
             signing_key_file: PathBuf::from("data/users-signing-key.pem"),
             generate_signing_key: true,
             retired_key_files: Vec::new(),
@@ -106,11 +114,51 @@ impl Default for PasswordSettings {
     }
 }
 
+/// The `[sign_in]` section: how repeated failed sign-ins for one email slow down
+/// further attempts (see [`crate::sessions::SignInLimits`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignInSettings {
+    /// Consecutive failures for one email before it is locked.
+    pub max_failures: u32,
+    /// The first lock-out, in seconds; each further failure doubles it.
+    pub lockout_secs: u64,
+    /// The longest lock-out, in seconds.
+    pub max_lockout_secs: u64,
+}
+
+impl Default for SignInSettings {
+    fn default() -> Self {
+        // Five typos cost a person half a minute; a guesser gets about four tries an
+        // hour per account once the cap is reached.
+        Self {
+            max_failures: 5,
+            lockout_secs: 30,
+            max_lockout_secs: 15 * 60,
+        }
+    }
+}
+
 impl Layered for Settings {
     const ENV_PREFIX: &'static str = "USERS";
 
     fn validate(&self) -> Result<(), ConfigError> {
         require_positive("auth.token_ttl_secs", self.auth.token_ttl_secs)?;
+        require_positive(
+            "auth.refresh_token_ttl_secs",
+            self.auth.refresh_token_ttl_secs,
+        )?;
+        require_positive(
+            "sign_in.max_failures",
+            u64::from(self.sign_in.max_failures),
+        )?;
+        require_positive("sign_in.lockout_secs", self.sign_in.lockout_secs)?;
+        if self.sign_in.max_lockout_secs < self.sign_in.lockout_secs {
+            return Err(ConfigError::rule(
+                "sign_in.max_lockout_secs",
+                "must be at least sign_in.lockout_secs",
+            ));
+        }
         self.auth
             .verification
             .validate("auth")
