@@ -29,8 +29,7 @@ use crate::password::Hasher;
 use crate::sessions::{RefreshToken, SignInLimits};
 use crate::settings::Settings;
 use crate::store::{
-    self, NewRefreshToken, NewUser, Rotation, SessionStore, SignInFailures, UserChanges,
-    UserStore,
+    self, NewRefreshToken, NewUser, Rotation, SessionStore, SignInFailures, UserChanges, UserStore,
 };
 
 /// The one answer to a sign-in that fails, whatever the reason.
@@ -126,7 +125,12 @@ impl UsersApi {
         let Ok(id) = UserId::parse("sub", &caller.subject) else {
             return Err(gone.into());
         };
-        let user = self.store.get(id).await.map_err(ApiError::from)?.ok_or(gone)?;
+        let user = self
+            .store
+            .get(id)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or(gone)?;
         let caller = Caller {
             subject: caller.subject,
             role: user.role,

@@ -154,7 +154,10 @@ mod tests {
         assert_eq!(secs(9), Some(480));
         assert_eq!(secs(10), Some(900));
         assert_eq!(secs(500), Some(900));
-        assert_eq!(limits.retry_after(5, 1000, 1010), Some(Duration::from_secs(20)));
+        assert_eq!(
+            limits.retry_after(5, 1000, 1010),
+            Some(Duration::from_secs(20))
+        );
         assert_eq!(limits.retry_after(5, 1000, 1030), None);
         assert_eq!(limits.retry_after(4, 1000, 1000), None);
     }

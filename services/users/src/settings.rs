@@ -148,10 +148,7 @@ impl Layered for Settings {
             "auth.refresh_token_ttl_secs",
             self.auth.refresh_token_ttl_secs,
         )?;
-        require_positive(
-            "sign_in.max_failures",
-            u64::from(self.sign_in.max_failures),
-        )?;
+        require_positive("sign_in.max_failures", u64::from(self.sign_in.max_failures))?;
         require_positive("sign_in.lockout_secs", self.sign_in.lockout_secs)?;
         if self.sign_in.max_lockout_secs < self.sign_in.lockout_secs {
             return Err(ConfigError::rule(

@@ -151,8 +151,7 @@ pub struct SignInFailures {
 #[async_trait]
 pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
     /// Starts a family for `user` (a sign-in) with its first token.
-    async fn start_family(&self, user: UserId, first: &NewRefreshToken)
-    -> Result<(), StoreError>;
+    async fn start_family(&self, user: UserId, first: &NewRefreshToken) -> Result<(), StoreError>;
     /// Exchanges `presented` for `next` in one transaction: only a live token of a
     /// live family is retired, by a conditional update, so of two concurrent
     /// exchanges of one token exactly one succeeds. A token already retired revokes

@@ -37,20 +37,15 @@ where
     Vec<u8>: Column<D>,
     String: Column<D>,
 {
-    async fn start_family(
-        &self,
-        user: UserId,
-        first: &NewRefreshToken,
-    ) -> Result<(), StoreError> {
+    async fn start_family(&self, user: UserId, first: &NewRefreshToken) -> Result<(), StoreError> {
         let family = Uuid::now_v7();
         let mut tx = self
             .begin()
             .traced(query_span(D::SYSTEM, "BEGIN", "", "BEGIN"))
             .await
             .map_err(StoreError::from_sqlx)?;
-        let sql = D::sql(
-            "INSERT INTO refresh_families (id, user_id, created_at) VALUES ($1, $2, $3)",
-        );
+        let sql =
+            D::sql("INSERT INTO refresh_families (id, user_id, created_at) VALUES ($1, $2, $3)");
         sqlx::query(AssertSqlSafe(sql.as_str()))
             .bind(D::uuid_to_db(family))
             .bind(D::uuid_to_db(user.as_uuid()))
@@ -185,9 +180,7 @@ where
     }
 
     async fn sign_in_failures(&self, email: &Email) -> Result<Option<SignInFailures>, StoreError> {
-        let sql = D::sql(
-            "SELECT failures, last_failure_at FROM sign_in_failures WHERE email = $1",
-        );
+        let sql = D::sql("SELECT failures, last_failure_at FROM sign_in_failures WHERE email = $1");
         let row: Option<(i64, i64)> = sqlx::query_as(AssertSqlSafe(sql.as_str()))
             .bind(email.as_str().to_owned())
             .fetch_optional(self)

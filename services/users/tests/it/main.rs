@@ -13,4 +13,5 @@ mod common;
 mod grpc;
 mod process;
 mod server;
+mod sessions;
 mod store;
