@@ -193,6 +193,23 @@ mod tests {
         assert_eq!(settings.auth.token_ttl_secs, 600);
         assert!(!settings.auth.generate_signing_key);
 
+        let settings = Settings::load_from(Sources::new("USERS").with_env([
+            ("USERS__AUTH__REFRESH_TOKEN_TTL_SECS", "3600"),
+            ("USERS__SIGN_IN__MAX_FAILURES", "3"),
+        ]))
+        .unwrap();
+        assert_eq!(settings.auth.refresh_token_ttl_secs, 3600);
+        assert_eq!(settings.sign_in.max_failures, 3);
+        let error = Settings::load_from(Sources::new("USERS").with_env([
+            ("USERS__SIGN_IN__LOCKOUT_SECS", "60"),
+            ("USERS__SIGN_IN__MAX_LOCKOUT_SECS", "30"),
+        ]))
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("sign_in.max_lockout_secs"),
+            "{error}"
+        );
+
         let error =
             Settings::load_from(Sources::new("USERS").with_env([("USERS__AUTH__CLOCK_SKEW", "5")]))
                 .unwrap_err();
