@@ -76,6 +76,26 @@ impl UsersApi {
             .map(|response| response.access_token)
     }
 
+    /// `RefreshToken`: a new pair for `refresh_token`.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<pb::CreateTokenResponse, Status> {
+        self.client()
+            .refresh_token(pb::RefreshTokenRequest {
+                refresh_token: refresh_token.to_owned(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// `RevokeToken`: signs the session of `refresh_token` out.
+    pub async fn revoke(&self, refresh_token: &str) -> Result<(), Status> {
+        self.client()
+            .revoke_token(pb::RevokeTokenRequest {
+                refresh_token: refresh_token.to_owned(),
+            })
+            .await
+            .map(drop)
+    }
+
     /// A signed-up account and its token.
     pub async fn user(&self, email: &str) -> (pb::User, String) {
         let user = self.sign_up(email).await;

@@ -176,7 +176,20 @@ pub fn transcode_error(error: &TranscodeError) -> Response {
 
 /// The answer for a status returned by an upstream (or by calling it).
 pub fn upstream_error(status: &tonic::Status, pool: &DescriptorPool) -> Response {
-    json_response(http_status(status.code()), &upstream_status(status, pool))
+    let body = upstream_status(status, pool);
+    let mut response = json_response(http_status(status.code()), &body);
+    // RFC 9110 §10.2.3: the wait a service asked for (google.rpc.RetryInfo), in whole
+    // seconds rounded up, so that a client honouring it is not refused again.
+    let retry_after = (status.code() == Code::ResourceExhausted)
+        .then(|| retry_delay(&body["details"]))
+        .flatten();
+    if let Some(wait) = retry_after {
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    }
+    response
 }
 
 /// The `google.rpc.Status` JSON of a status returned by an upstream: code, message
@@ -190,6 +203,21 @@ pub fn upstream_status(status: &tonic::Status, pool: &DescriptorPool) -> Value {
     }
     let details = decode_details(status.details(), pool).unwrap_or_else(|| json!([]));
     json!({ "code": code as i32, "message": status.message(), "details": details })
+}
+
+/// The `retryDelay` of a `google.rpc.RetryInfo` among decoded `details` (a JSON
+/// Duration such as `"30s"` or `"1.5s"`).
+fn retry_delay(details: &Value) -> Option<Duration> {
+    details
+        .as_array()?
+        .iter()
+        .find(|detail| detail["@type"] == "type.googleapis.com/google.rpc.RetryInfo")?
+        .get("retryDelay")?
+        .as_str()?
+        .strip_suffix('s')?
+        .parse::<f64>()
+        .ok()
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
 }
 
 /// The `details` of an encoded `google.rpc.Status`, as JSON; `None` when absent or
@@ -236,6 +264,24 @@ mod tests {
         for (code, http) in table {
             assert_eq!(http_status(code).as_u16(), http, "{code:?}");
         }
+    }
+
+    #[test]
+    fn retry_info_becomes_retry_after() {
+        use tonic_types::{ErrorDetails, StatusExt as _};
+        let pool = platform_proto::descriptor_pool();
+        let status = tonic::Status::with_error_details(
+            Code::ResourceExhausted,
+            "too many failed sign-ins",
+            ErrorDetails::with_retry_info(Some(Duration::from_millis(29_500))),
+        );
+        let response = upstream_error(&status, pool);
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "30");
+
+        let without = upstream_error(&tonic::Status::resource_exhausted("quota"), pool);
+        assert_eq!(without.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(without.headers().get(header::RETRY_AFTER).is_none());
     }
 
     #[test]

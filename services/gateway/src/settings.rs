@@ -159,6 +159,8 @@ impl Default for AuthSettings {
             public_methods: vec![
                 "users.v1.UserService/CreateUser".to_owned(),
                 "users.v1.UserService/CreateToken".to_owned(),
+                "users.v1.UserService/RefreshToken".to_owned(),
+                "users.v1.UserService/RevokeToken".to_owned(),
                 "users.v1.UserService/GetJwks".to_owned(),
             ],
         }

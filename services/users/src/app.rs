@@ -20,7 +20,7 @@ use crate::api::UsersApi;
 use crate::keys::Keys;
 use crate::password::{HashError, Hasher};
 use crate::settings::Settings;
-use crate::store::{self, MIGRATIONS};
+use crate::store::MIGRATIONS;
 
 /// Why the service could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +69,7 @@ impl Service for Users {
         let hasher = Hasher::new(params, settings.password.max_concurrent).await?;
         let database = Database::connect_lazy(&settings.database)?;
         let auth = AuthLayer::new(Arc::clone(&keys.verifier));
-        let api = UsersApi::new(store::open(&database), hasher, keys);
+        let api = UsersApi::new(&database, hasher, keys, settings);
         tracing::info!(database = %redact_url(&settings.database.url), "users service built");
         Ok(
             Parts::grpc(&settings.grpc, UserServiceServer::new(api), auth).with_database(
@@ -161,7 +161,7 @@ pub async fn create_admin(
     if settings.database.run_migrations {
         database.migrate(MIGRATIONS).await.map_err(AppError::from)?;
     }
-    let api = UsersApi::new(store::open(&database), hasher, keys);
+    let api = UsersApi::new(&database, hasher, keys, settings);
     let created = api
         .create_account(email, display_name, password, platform_auth::Role::Admin)
         .await;

@@ -5,8 +5,11 @@
 //! `database_unavailable` and `internal`, which log them inside the call's span and
 //! give the client only an opaque UNAVAILABLE or INTERNAL, as every service does.
 
+use std::time::Duration;
+
 use platform_api::{InvalidRequest, database_unavailable, internal};
-use tonic::Status;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt as _};
 
 use crate::password::HashError;
 use crate::store::StoreError;
@@ -38,6 +41,15 @@ pub enum ApiError {
     /// Signing a token failed.
     #[error("cannot sign token: {0}")]
     Token(#[from] platform_auth::KeyError),
+    /// Too many failed sign-ins for this email lately.
+    #[error("too many failed sign-ins for this account; retry in {} s", .retry_after.as_secs())]
+    SignInLocked {
+        /// How long until the next attempt is allowed.
+        retry_after: Duration,
+    },
+    /// The system's random source failed.
+    #[error("no randomness for a refresh token: {0}")]
+    Random(#[from] getrandom::Error),
 }
 
 impl From<StoreError> for ApiError {
@@ -57,6 +69,16 @@ impl From<ApiError> for Status {
             ApiError::PermissionDenied(msg) => Status::permission_denied(msg),
             ApiError::NotFound => Status::not_found("user not found"),
             ApiError::EmailTaken => Status::already_exists("a user with this email already exists"),
+            // The delay also travels as google.rpc.RetryInfo, which the gateway turns
+            // into `Retry-After`; rounded up so a client that waits it is let in.
+            ApiError::SignInLocked { retry_after } => {
+                let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                Status::with_error_details(
+                    Code::ResourceExhausted,
+                    "too many failed sign-ins for this account, retry later",
+                    ErrorDetails::with_retry_info(Some(Duration::from_secs(secs.max(1)))),
+                )
+            }
             ApiError::Store(StoreError::Unavailable(source)) => database_unavailable(&source),
             other => internal(&other),
         }

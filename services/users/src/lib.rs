@@ -8,8 +8,11 @@
 //!   that creates admins.
 //! - [`api`]: the gRPC service: parsing, authorization, calls into the store.
 //! - [`domain`]: validated values (`Email`, `DisplayName`, `Password`, ...).
-//! - [`store`]: the `UserStore` trait and its PostgreSQL and SQLite implementations.
+//! - [`store`]: the `UserStore` and `SessionStore` traits and their PostgreSQL and
+//!   SQLite implementations.
 //! - [`password`]: Argon2id hashing on the blocking pool.
+//! - [`sessions`]: refresh tokens (random, stored hashed, rotated in families) and the
+//!   limit on failed sign-ins.
 //! - [`keys`]: signing and verification keys, and the published JWK set.
 //! - [`error`]: every failure, and its one mapping to a gRPC status.
 //! - [`settings`]: the configuration, its defaults and its checks.
@@ -20,6 +23,7 @@ pub mod domain;
 pub mod error;
 pub mod keys;
 pub mod password;
+pub mod sessions;
 pub mod settings;
 pub mod store;
 

@@ -30,6 +30,8 @@ pub struct Settings {
     pub password: PasswordSettings,
     /// Faults injected on demand (off unless `faults.enabled`).
     pub faults: FaultSettings,
+    /// Limits on failed sign-ins.
+    pub sign_in: SignInSettings,
 }
 
 impl Default for Settings {
@@ -44,6 +46,7 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             password: PasswordSettings::default(),
             faults: FaultSettings::default(),
+            sign_in: SignInSettings::default(),
         }
     }
 }
@@ -57,8 +60,12 @@ pub struct AuthSettings {
     /// verifies with its own keys).
     #[serde(flatten)]
     pub verification: VerificationSettings,
-    /// How long an access token is valid, in seconds.
+    /// How long an access token is valid, in seconds. Short, since a token cannot be
+    /// recalled once issued: clients refresh it with their refresh token.
     pub token_ttl_secs: u64,
+    /// How long a refresh token is valid, in seconds; each refresh issues a new one
+    /// with a fresh lifetime, so a session in use never ends on its own.
+    pub refresh_token_ttl_secs: u64,
     /// The Ed25519 private key (PKCS#8 PEM) that signs new tokens.
     pub signing_key_file: PathBuf,
     /// Generate the signing key file when it does not exist. Right for the embedded
@@ -74,7 +81,8 @@ impl Default for AuthSettings {
     fn default() -> Self {
         Self {
             verification: VerificationSettings::default(),
-            token_ttl_secs: 900,
+            token_ttl_secs: 300,
+            refresh_token_ttl_secs: 30 * 24 * 60 * 60,
             signing_key_file: PathBuf::from("data/users-signing-key.pem"),
             generate_signing_key: true,
             retired_key_files: Vec::new(),
@@ -110,11 +118,48 @@ impl Default for PasswordSettings {
     }
 }
 
+/// The `[sign_in]` section: how repeated failed sign-ins for one email slow down
+/// further attempts (see [`crate::sessions::SignInLimits`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignInSettings {
+    /// Consecutive failures for one email before it is locked.
+    pub max_failures: u32,
+    /// The first lock-out, in seconds; each further failure doubles it.
+    pub lockout_secs: u64,
+    /// The longest lock-out, in seconds.
+    pub max_lockout_secs: u64,
+}
+
+impl Default for SignInSettings {
+    fn default() -> Self {
+        // Five typos cost a person half a minute; a guesser gets about four tries an
+        // hour per account once the cap is reached.
+        Self {
+            max_failures: 5,
+            lockout_secs: 30,
+            max_lockout_secs: 15 * 60,
+        }
+    }
+}
+
 impl Layered for Settings {
     const ENV_PREFIX: &'static str = "USERS";
 
     fn validate(&self) -> Result<(), ConfigError> {
         require_positive("auth.token_ttl_secs", self.auth.token_ttl_secs)?;
+        require_positive(
+            "auth.refresh_token_ttl_secs",
+            self.auth.refresh_token_ttl_secs,
+        )?;
+        require_positive("sign_in.max_failures", u64::from(self.sign_in.max_failures))?;
+        require_positive("sign_in.lockout_secs", self.sign_in.lockout_secs)?;
+        if self.sign_in.max_lockout_secs < self.sign_in.lockout_secs {
+            return Err(ConfigError::rule(
+                "sign_in.max_lockout_secs",
+                "must be at least sign_in.lockout_secs",
+            ));
+        }
         self.auth
             .verification
             .validate("auth")
@@ -151,6 +196,23 @@ mod tests {
         assert_eq!(settings.auth.verification.clock_skew_secs, 5);
         assert_eq!(settings.auth.token_ttl_secs, 600);
         assert!(!settings.auth.generate_signing_key);
+
+        let settings = Settings::load_from(Sources::new("USERS").with_env([
+            ("USERS__AUTH__REFRESH_TOKEN_TTL_SECS", "3600"),
+            ("USERS__SIGN_IN__MAX_FAILURES", "3"),
+        ]))
+        .unwrap();
+        assert_eq!(settings.auth.refresh_token_ttl_secs, 3600);
+        assert_eq!(settings.sign_in.max_failures, 3);
+        let error = Settings::load_from(Sources::new("USERS").with_env([
+            ("USERS__SIGN_IN__LOCKOUT_SECS", "60"),
+            ("USERS__SIGN_IN__MAX_LOCKOUT_SECS", "30"),
+        ]))
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("sign_in.max_lockout_secs"),
+            "{error}"
+        );
 
         let error =
             Settings::load_from(Sources::new("USERS").with_env([("USERS__AUTH__CLOCK_SKEW", "5")]))

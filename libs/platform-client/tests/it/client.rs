@@ -103,6 +103,18 @@ impl UserService for Echo {
     ) -> Result<Response<pb::CreateTokenResponse>, Status> {
         unimplemented()
     }
+    async fn refresh_token(
+        &self,
+        _: Request<pb::RefreshTokenRequest>,
+    ) -> Result<Response<pb::CreateTokenResponse>, Status> {
+        unimplemented()
+    }
+    async fn revoke_token(
+        &self,
+        _: Request<pb::RevokeTokenRequest>,
+    ) -> Result<Response<()>, Status> {
+        unimplemented()
+    }
     async fn get_jwks(
         &self,
         _: Request<pb::GetJwksRequest>,

@@ -12,9 +12,11 @@ use gateway::routing::{Route, RouteTable};
 use prost_reflect::MethodDescriptor;
 use serde_json::{Value, json};
 
-const PUBLIC: [&str; 3] = [
+const PUBLIC: [&str; 5] = [
     "users.v1.UserService.CreateUser",
     "users.v1.UserService.CreateToken",
+    "users.v1.UserService.RefreshToken",
+    "users.v1.UserService.RevokeToken",
     "users.v1.UserService.GetJwks",
 ];
 
@@ -242,7 +244,7 @@ fn every_route_is_an_operation() {
         assert_eq!(op["tags"], json!([route.method().parent_service().name()]));
         count += 1;
     }
-    assert_eq!(count, 11);
+    assert_eq!(count, 13);
     assert_eq!(
         operations(&doc).len(),
         count,
@@ -325,7 +327,10 @@ fn bodies() {
     let properties = body["properties"].as_object().unwrap();
     let mut names: Vec<&str> = properties.keys().map(String::as_str).collect();
     names.sort_unstable();
-    assert_eq!(names, ["displayName", "password", "role"]);
+    assert_eq!(
+        names,
+        ["currentPassword", "displayName", "password", "role"]
+    );
     assert!(!body_required(update));
 
     let delete = operation(&doc, "/v1/users/{id}", "delete");
@@ -425,7 +430,7 @@ fn message_schemas_follow_the_json_mapping() {
     let token = schema(&doc, "users.v1.CreateTokenResponse");
     assert_eq!(
         token["properties"]["expiresIn"],
-        json!({"type": "string", "format": "int64", "description": "Seconds until the token expires."})
+        json!({"type": "string", "format": "int64", "description": "Seconds until the access token expires."})
     );
 }
 

@@ -53,6 +53,8 @@ fn every_annotated_rpc_is_routed() {
             "GET /v1/users /users.v1.UserService/ListUsers",
             "GET /v1/users/{id} /users.v1.UserService/GetUser",
             "PATCH /v1/users/{id} /users.v1.UserService/UpdateUser",
+            "POST /v1/auth/refresh /users.v1.UserService/RefreshToken",
+            "POST /v1/auth/revoke /users.v1.UserService/RevokeToken",
             "POST /v1/auth/token /users.v1.UserService/CreateToken",
             "POST /v1/orders /orders.v1.OrderService/CreateOrder",
             "POST /v1/orders/{id}:cancel /orders.v1.OrderService/CancelOrder",

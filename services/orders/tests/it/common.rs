@@ -106,6 +106,20 @@ impl UserService for FakeUserService {
     ) -> Result<Response<users_pb::CreateTokenResponse>, Status> {
         not_here()
     }
+
+    async fn refresh_token(
+        &self,
+        _: Request<users_pb::RefreshTokenRequest>,
+    ) -> Result<Response<users_pb::CreateTokenResponse>, Status> {
+        not_here()
+    }
+
+    async fn revoke_token(
+        &self,
+        _: Request<users_pb::RevokeTokenRequest>,
+    ) -> Result<Response<()>, Status> {
+        not_here()
+    }
 }
 
 /// The fake users service, served on one address that it keeps across a stop and a

@@ -1,9 +1,14 @@
-//! Where accounts live: one trait, one SQL implementation for both databases.
+//! Where accounts and sessions live: two traits, each with one SQL implementation for
+//! both databases.
 //!
-//! The trait is implemented once, in SQL, for both PostgreSQL and SQLite
-//! (on the pool of either, see `sql.rs`); [`open`] picks the backend from the database URL's scheme. Both
-//! are held to the same behaviour by one test suite (`tests/store.rs`) run against each.
+//! [`UserStore`] holds accounts (`sql.rs`), [`SessionStore`] the refresh-token families
+//! and the failed sign-in counters (`sessions.rs`). Each is implemented once, in SQL,
+//! for both PostgreSQL and SQLite (on the pool of either); [`open`] and
+//! [`open_sessions`] pick the backend from the database URL's scheme. Both backends
+//! are held to the same behaviour by one test suite (`tests/it/store.rs`) run against
+//! each.
 
+mod sessions;
 mod sql;
 
 use std::sync::Arc;
@@ -13,6 +18,7 @@ use chrono::{DateTime, Utc};
 use platform_db::{Database, Migrations};
 
 use crate::domain::{DisplayName, Email, PasswordHash, Role, User, UserId};
+use crate::sessions::RefreshTokenHash;
 
 static PG_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -86,6 +92,11 @@ pub trait UserStore: Send + Sync + std::fmt::Debug + 'static {
     async fn get(&self, id: UserId) -> Result<Option<User>, StoreError>;
     /// The account with `email` and its password hash, for sign-in.
     async fn credentials(&self, email: &Email) -> Result<Option<(User, PasswordHash)>, StoreError>;
+    /// The account with `id` and its password hash, to check a current password.
+    async fn credentials_by_id(
+        &self,
+        id: UserId,
+    ) -> Result<Option<(User, PasswordHash)>, StoreError>;
     /// Up to `limit` accounts, newest first, older than `after` when given.
     async fn list(&self, limit: u32, after: Option<UserId>) -> Result<Vec<User>, StoreError>;
     /// Applies `changes` to the account with `id`; `None` when there is none.
@@ -97,6 +108,79 @@ pub trait UserStore: Send + Sync + std::fmt::Debug + 'static {
 /// The store for `database`'s backend.
 pub fn open(database: &Database) -> Arc<dyn UserStore> {
     platform_db::open(database, |postgres| postgres, |sqlite| sqlite)
+}
+
+/// The session store for `database`'s backend.
+pub fn open_sessions(database: &Database) -> Arc<dyn SessionStore> {
+    platform_db::open(database, |postgres| postgres, |sqlite| sqlite)
+}
+
+/// A refresh token to store. Times are Unix seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct NewRefreshToken {
+    /// What is kept of the token.
+    pub hash: RefreshTokenHash,
+    /// When it is issued.
+    pub now: i64,
+    /// When it stops being accepted.
+    pub expires_at: i64,
+}
+
+/// What presenting a refresh token for rotation came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    /// The token was live: it is retired and its successor stored, for this account.
+    Rotated(UserId),
+    /// The token had already been exchanged: its family of this account is now
+    /// revoked, successors included.
+    Reused(UserId),
+    /// Unknown, expired, or of a revoked family: nothing changed.
+    Refused,
+}
+
+/// The failed sign-ins recorded for one email.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignInFailures {
+    /// Consecutive failures.
+    pub failures: u64,
+    /// When the last one happened, in Unix seconds.
+    pub last_failure_at: i64,
+}
+
+/// Refresh-token families and failed sign-in counters.
+#[async_trait]
+pub trait SessionStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Starts a family for `user` (a sign-in) with its first token.
+    async fn start_family(&self, user: UserId, first: &NewRefreshToken) -> Result<(), StoreError>;
+    /// Exchanges `presented` for `next` in one transaction: only a live token of a
+    /// live family is retired, by a conditional update, so of two concurrent
+    /// exchanges of one token exactly one succeeds. A token already retired revokes
+    /// its family.
+    async fn rotate(
+        &self,
+        presented: &RefreshTokenHash,
+        next: &NewRefreshToken,
+    ) -> Result<Rotation, StoreError>;
+    /// Revokes the family `token` belongs to; whether a live one was found.
+    async fn revoke_family_of(
+        &self,
+        token: &RefreshTokenHash,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Revokes every live family of `user`; how many there were.
+    async fn revoke_all(&self, user: UserId, now: i64) -> Result<u64, StoreError>;
+    /// The failures recorded for `email`.
+    async fn sign_in_failures(&self, email: &Email) -> Result<Option<SignInFailures>, StoreError>;
+    /// Counts one more failure for `email` at `now`, starting again from one when the
+    /// previous failure is older than `forget_before`; the count after it.
+    async fn record_sign_in_failure(
+        &self,
+        email: &Email,
+        now: i64,
+        forget_before: i64,
+    ) -> Result<SignInFailures, StoreError>;
+    /// Forgets the failures of `email` (a successful sign-in).
+    async fn clear_sign_in_failures(&self, email: &Email) -> Result<(), StoreError>;
 }
 
 /// Builds a [`User`] from stored columns.

@@ -31,6 +31,13 @@ fn to_user<D: Backend>(row: Row<D::Uuid>) -> Result<User, StoreError> {
     user_from_columns(id.into(), &email, &name, &role, created, updated)
 }
 
+fn credentials_from_row<D: Backend>(
+    (id, email, name, role, created, updated, hash): CredentialsRow<D::Uuid>,
+) -> Result<(User, PasswordHash), StoreError> {
+    let user = to_user::<D>((id, email, name, role, created, updated))?;
+    Ok((user, PasswordHash::new(hash)))
+}
+
 fn key<D: Backend>(id: UserId) -> D::Uuid {
     D::uuid_to_db(id.as_uuid())
 }
@@ -88,11 +95,23 @@ where
             .traced(query_span(D::SYSTEM, "SELECT", "users", &sql))
             .await
             .map_err(StoreError::from_sqlx)?;
-        row.map(|(id, email, name, role, created, updated, hash)| {
-            let user = to_user::<D>((id, email, name, role, created, updated))?;
-            Ok((user, PasswordHash::new(hash)))
-        })
-        .transpose()
+        row.map(credentials_from_row::<D>).transpose()
+    }
+
+    async fn credentials_by_id(
+        &self,
+        id: UserId,
+    ) -> Result<Option<(User, PasswordHash)>, StoreError> {
+        let sql = D::sql(&format!(
+            "SELECT {COLUMNS}, password_hash FROM users WHERE id = $1"
+        ));
+        let row: Option<CredentialsRow<D::Uuid>> = sqlx::query_as(AssertSqlSafe(sql.as_str()))
+            .bind(key::<D>(id))
+            .fetch_optional(self)
+            .traced(query_span(D::SYSTEM, "SELECT", "users", &sql))
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        row.map(credentials_from_row::<D>).transpose()
     }
 
     async fn list(&self, limit: u32, after: Option<UserId>) -> Result<Vec<User>, StoreError> {

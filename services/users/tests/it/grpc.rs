@@ -141,7 +141,9 @@ async fn token_carries_subject_role_and_expiry(db: TestDatabase) {
         .await
         .unwrap();
     assert_eq!(response.token_type, "Bearer");
-    assert_eq!(response.expires_in, 900);
+    assert_eq!(response.expires_in, 300, "five minutes by default");
+    assert_eq!(response.refresh_expires_in, 30 * 24 * 60 * 60);
+    assert_eq!(response.refresh_token.len(), 43, "256 bits in base64url");
 
     let jwks = app.api.get_jwks().await;
     assert_eq!(jwks.len(), 1);
@@ -338,6 +340,7 @@ async fn users_update_themselves_but_not_their_role(db: TestDatabase) {
 
     let new_password = update(&ada.id, |u| {
         u.password = Some("a whole new passphrase".into());
+        u.current_password = Some(PASSWORD.into());
     });
     app.api.update_user(new_password, &token).await.unwrap();
     let old_password = app.api.sign_in("ada@example.com", PASSWORD).await;
@@ -368,8 +371,10 @@ async fn deleted_accounts_are_gone(db: TestDatabase) {
     let app = TestApp::spawn(db).await;
     let (ada, token) = app.api.user("ada@example.com").await;
     app.api.delete_user(&ada.id, &token).await.unwrap();
+    // The access token is still signed and unexpired, but its account is gone.
     let status = app.api.get_user(&ada.id, &token).await.unwrap_err();
-    assert_eq!(status.code(), Code::NotFound);
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert!(status.message().contains("no longer exists"), "{status:?}");
     let signed_in = app.api.sign_in("ada@example.com", PASSWORD).await;
     assert_eq!(signed_in.unwrap_err().code(), Code::Unauthenticated);
 

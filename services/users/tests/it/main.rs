@@ -14,4 +14,5 @@ mod faults;
 mod grpc;
 mod process;
 mod server;
+mod sessions;
 mod store;

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use platform_db::{Database, DatabaseSettings};
 use platform_testing::TestDatabase;
 use users::domain::{DisplayName, Email, PasswordHash, Role, UserId};
-use users::store::{self, MIGRATIONS, NewUser, StoreError, UserChanges, UserStore};
+use users::sessions::RefreshToken;
+use users::store::{
+    self, MIGRATIONS, NewRefreshToken, NewUser, Rotation, StoreError, UserChanges, UserStore,
+};
 
 async fn open(db: &TestDatabase) -> (Database, Arc<dyn UserStore>) {
     let database = Database::connect_lazy(&DatabaseSettings::new(db.url())).unwrap();
@@ -177,7 +180,113 @@ async fn a_database_that_goes_away_is_unavailable(db: TestDatabase) {
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
 }
 
+fn token_at(now: i64) -> (RefreshToken, NewRefreshToken) {
+    let token = RefreshToken::generate().unwrap();
+    let stored = NewRefreshToken {
+        hash: token.hash(),
+        now,
+        expires_at: now + 100,
+    };
+    (token, stored)
+}
+
+async fn refresh_tokens_rotate_once_and_reuse_revokes_the_family(db: TestDatabase) {
+    let (database, store) = open(&db).await;
+    let sessions = store::open_sessions(&database);
+    let ada = store.create(&new_user("ada@example.com")).await.unwrap();
+    let (first, stored) = token_at(1000);
+    sessions.start_family(ada.id, &stored).await.unwrap();
+    let (other, stored) = token_at(1000);
+    sessions.start_family(ada.id, &stored).await.unwrap();
+
+    let (second, next) = token_at(1010);
+    assert_eq!(
+        sessions.rotate(&first.hash(), &next).await.unwrap(),
+        Rotation::Rotated(ada.id)
+    );
+    let (_, unused) = token_at(1020);
+    assert_eq!(
+        sessions.rotate(&first.hash(), &unused).await.unwrap(),
+        Rotation::Reused(ada.id)
+    );
+    assert_eq!(
+        sessions.rotate(&second.hash(), &unused).await.unwrap(),
+        Rotation::Refused,
+        "the whole family is revoked"
+    );
+    let (_, later) = token_at(1100);
+    assert_eq!(
+        sessions.rotate(&other.hash(), &later).await.unwrap(),
+        Rotation::Refused,
+        "expired at 1100"
+    );
+    let (never, _) = token_at(1000);
+    assert_eq!(
+        sessions.rotate(&never.hash(), &unused).await.unwrap(),
+        Rotation::Refused
+    );
+
+    let (third, stored) = token_at(1000);
+    sessions.start_family(ada.id, &stored).await.unwrap();
+    assert!(
+        sessions
+            .revoke_family_of(&third.hash(), 1001)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !sessions
+            .revoke_family_of(&third.hash(), 1002)
+            .await
+            .unwrap()
+    );
+    let (_, stored) = token_at(1000);
+    sessions.start_family(ada.id, &stored).await.unwrap();
+    sessions
+        .start_family(ada.id, &token_at(1000).1)
+        .await
+        .unwrap();
+    // The two new ones, and the one whose token merely expired.
+    assert_eq!(sessions.revoke_all(ada.id, 1003).await.unwrap(), 3);
+    assert_eq!(sessions.revoke_all(ada.id, 1004).await.unwrap(), 0);
+}
+
+async fn sign_in_failures_count_forget_and_clear(db: TestDatabase) {
+    let (database, _) = open(&db).await;
+    let sessions = store::open_sessions(&database);
+    let ada = Email::parse("ada@example.com").unwrap();
+    let bob = Email::parse("bob@example.com").unwrap();
+    assert!(sessions.sign_in_failures(&ada).await.unwrap().is_none());
+    for (i, now) in [100, 110, 120].into_iter().enumerate() {
+        let recorded = sessions.record_sign_in_failure(&ada, now, 0).await.unwrap();
+        assert_eq!(recorded.failures, i as u64 + 1);
+        assert_eq!(recorded.last_failure_at, now);
+    }
+    sessions.record_sign_in_failure(&bob, 120, 0).await.unwrap();
+    let read = sessions.sign_in_failures(&ada).await.unwrap().unwrap();
+    assert_eq!((read.failures, read.last_failure_at), (3, 120));
+    // The last failure is older than `forget_before`: counting starts again.
+    let fresh = sessions
+        .record_sign_in_failure(&ada, 500, 200)
+        .await
+        .unwrap();
+    assert_eq!(fresh.failures, 1);
+    sessions.clear_sign_in_failures(&ada).await.unwrap();
+    assert!(sessions.sign_in_failures(&ada).await.unwrap().is_none());
+    assert_eq!(
+        sessions
+            .sign_in_failures(&bob)
+            .await
+            .unwrap()
+            .unwrap()
+            .failures,
+        1
+    );
+}
+
 platform_testing::database_suite!(
+    refresh_tokens_rotate_once_and_reuse_revokes_the_family,
+    sign_in_failures_count_forget_and_clear,
     creates_and_reads_back,
     emails_are_unique_regardless_of_case,
     finds_credentials_by_email,

@@ -516,3 +516,81 @@ async fn cors_answers_only_the_configured_origins() {
     assert!(exposed.contains("x-request-id"), "{exposed}");
     system.stop().await;
 }
+
+#[tokio::test]
+async fn sessions_over_http_refresh_sign_out_and_lock_out() {
+    let system = System::start().await;
+    system.user("ada@example.com").await;
+    let http = &system.http;
+    let post = |path: &str, body: Value| http.post(system.url(path)).json(&body).send();
+
+    let signed_in = post(
+        "/v1/auth/token",
+        json!({ "email": "ada@example.com", "password": system_tests::PASSWORD }),
+    )
+    .await
+    .unwrap();
+    let first = body(signed_in).await;
+    assert_eq!(first["expiresIn"], "300");
+    let refresh = first["refreshToken"].as_str().unwrap().to_owned();
+
+    // Refreshing needs no access token: the refresh token is the credential.
+    let refreshed = post("/v1/auth/refresh", json!({ "refreshToken": refresh }))
+        .await
+        .unwrap();
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    assert_eq!(refreshed.headers()["cache-control"], "no-store");
+    let second = body(refreshed).await;
+    let me = system
+        .get(
+            "/v1/users?page_size=1",
+            second["accessToken"].as_str().unwrap(),
+        )
+        .await;
+    assert_eq!(
+        me.status(),
+        StatusCode::FORBIDDEN,
+        "a valid token, not an admin"
+    );
+
+    let reused = post("/v1/auth/refresh", json!({ "refreshToken": refresh }))
+        .await
+        .unwrap();
+    assert_eq!(reused.status(), StatusCode::UNAUTHORIZED);
+    let signed_out = post(
+        "/v1/auth/revoke",
+        json!({ "refreshToken": second["refreshToken"] }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(signed_out.status(), StatusCode::OK);
+
+    for _ in 0..5 {
+        let wrong = post(
+            "/v1/auth/token",
+            json!({ "email": "ada@example.com", "password": "a wrong guess" }),
+        )
+        .await
+        .unwrap();
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    }
+    let locked = post(
+        "/v1/auth/token",
+        json!({ "email": "ada@example.com", "password": system_tests::PASSWORD }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(locked.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = locked.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=30).contains(&retry_after), "{retry_after}");
+    let details = body(locked).await["details"].clone();
+    assert_eq!(
+        details[0]["@type"],
+        "type.googleapis.com/google.rpc.RetryInfo"
+    );
+    system.stop().await;
+}
