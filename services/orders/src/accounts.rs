@@ -88,6 +88,17 @@ impl Accounts {
             .map_err(|shared| *shared)
     }
 
+    /// Whether the caller's account has the admin role now (never cached).
+    pub async fn is_admin_now(
+        &self,
+        caller: &Caller,
+        token: &BearerToken,
+        remaining: Option<Duration>,
+    ) -> Result<bool, AccountError> {
+        let account = self.fetch(caller, token, self.budget(remaining)).await?;
+        Ok(account.role == pb::Role::Admin as i32)
+    }
+
     /// Asks users for the caller's account.
     async fn lookup(
         &self,
@@ -95,6 +106,16 @@ impl Accounts {
         token: &BearerToken,
         budget: Duration,
     ) -> Result<(), AccountError> {
+        self.fetch(caller, token, budget).await.map(drop)
+    }
+
+    /// The caller's account, as users has it.
+    async fn fetch(
+        &self,
+        caller: &Caller,
+        token: &BearerToken,
+        budget: Duration,
+    ) -> Result<pb::User, AccountError> {
         if budget.is_zero() {
             return Err(AccountError::Timeout);
         }
@@ -108,7 +129,7 @@ impl Accounts {
         UserServiceClient::new(self.client.clone())
             .get_user(request)
             .await
-            .map(drop)
+            .map(tonic::Response::into_inner)
             .map_err(|status| match status.code() {
                 Code::NotFound => AccountError::Gone,
                 Code::Unauthenticated | Code::PermissionDenied => AccountError::Refused,

@@ -22,15 +22,15 @@ pub(crate) const ORDERS: &str = "orders.v1.OrderService";
 const USERS: &str = "users.v1.UserService";
 
 /// What the fake users service knows: the public key tokens are signed with, and the
-/// accounts that exist (id to email).
+/// accounts that exist (id to email and role).
 #[derive(Debug)]
 struct Directory {
     jwk: platform_auth::Jwk,
-    accounts: Mutex<HashMap<String, String>>,
+    accounts: Mutex<HashMap<String, (String, users_pb::Role)>>,
 }
 
 impl Directory {
-    fn accounts(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+    fn accounts(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, users_pb::Role)>> {
         self.accounts
             .lock()
             .expect("no test panicked holding the lock")
@@ -62,12 +62,13 @@ impl UserService for FakeUserService {
         request: Request<users_pb::GetUserRequest>,
     ) -> Result<Response<users_pb::User>, Status> {
         let id = request.into_inner().id;
-        let email = self.0.accounts().get(&id).cloned();
-        let email = email.ok_or_else(|| Status::not_found("no such user"))?;
+        let account = self.0.accounts().get(&id).cloned();
+        let (email, role) = account.ok_or_else(|| Status::not_found("no such user"))?;
         Ok(Response::new(users_pb::User {
             id,
             email,
             display_name: "Test".to_owned(),
+            role: role as i32,
             ..Default::default()
         }))
     }
@@ -183,11 +184,18 @@ impl FakeUsers {
         self.directory.accounts().remove(id);
     }
 
-    fn register(&self, email: &str) -> String {
+    /// Changes an account's role, as an admin's `UpdateUser` would.
+    pub(crate) fn set_role(&self, id: &str, role: users_pb::Role) {
+        if let Some(account) = self.directory.accounts().get_mut(id) {
+            account.1 = role;
+        }
+    }
+
+    fn register(&self, email: &str, role: users_pb::Role) -> String {
         let id = uuid::Uuid::now_v7().to_string();
         self.directory
             .accounts()
-            .insert(id.clone(), email.to_owned());
+            .insert(id.clone(), (email.to_owned(), role));
         id
     }
 }
@@ -261,7 +269,11 @@ impl Stack {
     }
 
     fn account(&self, email: &str, role: Role) -> (String, String) {
-        let id = self.users.register(email);
+        let stored = match role {
+            Role::Admin => users_pb::Role::Admin,
+            Role::User => users_pb::Role::User,
+        };
+        let id = self.users.register(email, stored);
         let token = self.issuer.issue(&id, role).expect("token issued");
         (id, token.access_token)
     }

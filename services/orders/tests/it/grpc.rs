@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use platform_proto::orders::v1 as pb;
+use platform_proto::users::v1 as users_pb;
 use platform_testing::{TestDatabase, authed};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -205,6 +206,33 @@ async fn others_orders_are_not_found_and_admins_see_all(db: TestDatabase) {
     stack.stop().await;
 }
 
+async fn a_demoted_admin_loses_admin_rights_at_once(db: TestDatabase) {
+    let stack = Stack::spawn(db).await;
+    let (_, ada_token) = stack.user("ada@example.com");
+    let adas = stack
+        .create_order(order_request(""), &ada_token)
+        .await
+        .unwrap();
+    let (root, root_token) = stack.admin("root@example.com");
+    stack
+        .get_order(&adas.id, &root_token)
+        .await
+        .expect("an admin sees it");
+
+    // The token still says admin; the account no longer does.
+    stack.users.set_role(&root, users_pb::Role::User);
+    let get = stack.get_order(&adas.id, &root_token).await.unwrap_err();
+    assert_eq!(get.code(), Code::NotFound);
+    let cancel = stack.cancel_order(&adas.id, &root_token).await.unwrap_err();
+    assert_eq!(cancel.code(), Code::NotFound);
+    let all = stack
+        .list_orders(pb::ListOrdersRequest::default(), &root_token)
+        .await
+        .unwrap();
+    assert!(all.orders.is_empty(), "only its own orders now");
+    stack.stop().await;
+}
+
 async fn missing_or_bad_tokens_are_unauthenticated(db: TestDatabase) {
     let stack = Stack::spawn(db).await;
     let mut orders = stack.orders.clone();
@@ -322,6 +350,7 @@ platform_testing::database_suite!(
     retries_with_one_key_make_one_order,
     invalid_orders_list_their_violations,
     others_orders_are_not_found_and_admins_see_all,
+    a_demoted_admin_loses_admin_rights_at_once,
     missing_or_bad_tokens_are_unauthenticated,
     a_deleted_user_cannot_order,
     users_down_means_unavailable_and_nothing_stored,
