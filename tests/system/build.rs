@@ -20,6 +20,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         compiler.encode_file_descriptor_set(),
     )?;
     tonic_prost_build::configure()
+        // The fake backend's own `HttpBody` (src/lib.rs), rather than all of google.api.
+        .extern_path(".google.api.HttpBody", "crate::HttpBody")
         .build_client(false)
         .build_server(true)
         .compile_fds(compiler.file_descriptor_set())?;

@@ -25,8 +25,8 @@ use crate::edge::{self, Edge};
 use crate::openapi::{self, ApiInfo};
 use crate::ratelimit::{Limiter, LimiterError};
 use crate::routing::{RouteError, RouteTable};
-use crate::settings::Settings;
-use crate::upstream::{Upstream, UpstreamError};
+use crate::settings::{Settings, UpstreamSettings};
+use crate::upstream::{Policy, Upstream, UpstreamError};
 
 /// The services the gateway is built with, and which setting names their upstream.
 const BUILT_IN: [&str; 2] = ["users.v1.UserService", "orders.v1.OrderService"];
@@ -74,10 +74,11 @@ pub enum Command {
 }
 
 /// The descriptor pool and the services to expose, from the built-in descriptors and
-/// the configured descriptor sets; each service paired with its upstream URL.
+/// the configured descriptor sets; each service paired with its upstream (URL and
+/// options).
 pub fn services(
     settings: &Settings,
-) -> Result<(DescriptorPool, Vec<(ServiceDescriptor, String)>), AppError> {
+) -> Result<(DescriptorPool, Vec<(ServiceDescriptor, UpstreamSettings)>), AppError> {
     let mut pool = platform_proto::descriptor_pool().clone();
     for extra in &settings.upstreams {
         let path = extra.descriptor_set.display().to_string();
@@ -94,14 +95,11 @@ pub fn services(
     }
 
     let mut services = Vec::new();
-    for (name, url) in BUILT_IN
-        .iter()
-        .zip([&settings.users.url, &settings.orders.url])
-    {
+    for (name, upstream) in BUILT_IN.iter().zip([&settings.users, &settings.orders]) {
         let service = pool
             .get_service_by_name(name)
             .ok_or_else(|| AppError::UnknownService((*name).to_owned()))?;
-        services.push((service, url.clone()));
+        services.push((service, upstream.clone()));
     }
     for extra in &settings.upstreams {
         for wanted in &extra.services {
@@ -112,7 +110,11 @@ pub fn services(
             if found.is_empty() {
                 return Err(AppError::UnknownService(wanted.clone()));
             }
-            services.extend(found.into_iter().map(|s| (s, extra.url.clone())));
+            let upstream = UpstreamSettings {
+                url: extra.url.clone(),
+                options: extra.options.clone(),
+            };
+            services.extend(found.into_iter().map(|s| (s, upstream.clone())));
         }
     }
     Ok((pool, services))
@@ -169,8 +171,12 @@ impl Service for Gateway {
             Ok::<_, UpstreamError>(Upstream::new(client, channels.client(url, stream_timeout)?))
         };
         let mut upstreams = HashMap::new();
-        for (service, url) in &services {
-            upstreams.insert(service.full_name().to_owned(), upstream(url)?);
+        for (service, settings) in &services {
+            let policy = Policy::new(&settings.options);
+            upstreams.insert(
+                service.full_name().to_owned(),
+                upstream(&settings.url)?.with_policy(policy),
+            );
         }
         let users = upstream(&settings.users.url)?;
 

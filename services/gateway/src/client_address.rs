@@ -39,6 +39,11 @@ impl ClientAddresses {
         self.trusted.iter().any(|net| net.contains(&ip))
     }
 
+    /// Whether `peer` is a trusted proxy, whose forwarding headers are believed.
+    pub fn trusts(&self, peer: IpAddr) -> bool {
+        self.is_trusted(peer.to_canonical())
+    }
+
     /// The client's address, given the TCP peer and the request's headers.
     pub fn resolve(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         let peer = peer.to_canonical();

@@ -6,21 +6,24 @@
 //! 1. `request_id`: a sane client `X-Request-Id` is kept, anything else replaced by a
 //!    fresh UUID (tower-http's set layer); the id is returned on every response.
 //! 2. `cors`: browsers' preflights and CORS headers, when origins are configured.
-//! 3. `GET /openapi.json` is answered here; every other path goes down the API stack:
-//! 4. `route`: the request is matched to a route once, and the
+//! 3. Compression: a response of at least `http.compression_min_bytes` is compressed
+//!    as `Accept-Encoding` allows (gzip, br, zstd), streams excepted; a request body
+//!    sent with `Content-Encoding` is decompressed (before the body limit counts it).
+//! 4. `GET /openapi.json` is answered here; every other path goes down the API stack:
+//! 5. `route`: the request is matched to a route once, and the
 //!    [`RouteMatch`](crate::routing::RouteMatch) is put in the request's extensions
 //!    for every layer below.
-//! 5. `observe`: the HTTP server span (continuing `traceparent`), the request metrics
+//! 6. `observe`: the HTTP server span (continuing `traceparent`), the request metrics
 //!    and the access log line.
-//! 6. `route` again: `404`/`405` for requests that matched no route.
-//! 7. `auth`: the bearer token is verified and the outcome, an [`Identity`], put in
+//! 7. `route` again: `404`/`405` for requests that matched no route.
+//! 8. `auth`: the bearer token is verified and the outcome, an [`Identity`], put in
 //!    the extensions.
-//! 8. [`crate::ratelimit`]: `429` for a caller over its rate, keyed by that identity
+//! 9. [`crate::ratelimit`]: `429` for a caller over its rate, keyed by that identity
 //!    (or by the client address on public methods).
-//! 9. `auth` again: `401` for a refused or missing token; after the rate limit, so
-//!    guessing tokens spends the guesser's budget.
-//! 10. The body limit (axum's `DefaultBodyLimit`): `413`, as the handler reads the body.
-//! 11. `handler`: transcode, call the upstream, render the answer.
+//! 10. `auth` again: `401` for a refused or missing token; after the rate limit, so
+//!     guessing tokens spends the guesser's budget.
+//! 11. The body limit (axum's `DefaultBodyLimit`): `413`, as the handler reads the body.
+//! 12. `handler`: transcode, call the upstream, render the answer.
 //!
 //! Nothing here knows any particular RPC: routes come from the descriptors.
 
@@ -39,7 +42,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::handler::Handler;
-use axum::http::{Extensions, HeaderValue, header};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, Version, header};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -47,6 +50,9 @@ use platform_auth::Verifier;
 use prost_reflect::DescriptorPool;
 use tower::ServiceBuilder;
 use tower::util::MapRequestLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
+use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -111,8 +117,23 @@ pub fn router(edge: Arc<Edge>, settings: &Settings) -> Router {
                 .layer(MapRequestLayer::new(request_id::drop_unusable))
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 .layer(PropagateRequestIdLayer::x_request_id())
-                .option_layer(cors(&settings.cors)),
+                .option_layer(cors(&settings.cors))
+                .layer(compression(settings.http.compression_min_bytes))
+                .layer(RequestDecompressionLayer::new()),
         )
+}
+
+/// Responses compressed as the client accepts (gzip, br, zstd), from
+/// `http.compression_min_bytes` up; never images (compressed already) nor streams.
+fn compression(min_bytes: u64) -> CompressionLayer<impl Predicate> {
+    let not_streamed = |_: StatusCode, _: Version, _: &HeaderMap, extensions: &Extensions| {
+        extensions.get::<stream::Streamed>().is_none()
+    };
+    CompressionLayer::new().compress_when(
+        SizeAbove::new(min_bytes)
+            .and(NotForContentType::IMAGES)
+            .and(not_streamed),
+    )
 }
 
 /// Whether the request's route is a public method (callable without a token).

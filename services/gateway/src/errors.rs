@@ -100,7 +100,7 @@ pub fn unauthorized(message: &str, invalid_token: bool) -> Response {
             "Bearer realm=\"platform\", error=\"invalid_token\", error_description=\"{message}\""
         )
     } else {
-        "Bearer realm=\"platform\"".to_owned()
+        BEARER_CHALLENGE.to_owned()
     };
     if let Ok(value) = HeaderValue::from_str(&challenge) {
         response
@@ -174,7 +174,8 @@ pub fn transcode_error(error: &TranscodeError) -> Response {
     edge_error(Code::InvalidArgument, &error.to_string(), &violations)
 }
 
-/// The answer for a status returned by an upstream (or by calling it).
+/// The answer for a status returned by an upstream (or by calling it). A service's
+/// UNAUTHENTICATED is a 401 with the same `WWW-Authenticate` challenge as the edge's.
 pub fn upstream_error(status: &tonic::Status, pool: &DescriptorPool) -> Response {
     let body = upstream_status(status, pool);
     let mut response = json_response(http_status(status.code()), &body);
@@ -189,8 +190,17 @@ pub fn upstream_error(status: &tonic::Status, pool: &DescriptorPool) -> Response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
     }
+    if status.code() == Code::Unauthenticated {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(BEARER_CHALLENGE),
+        );
+    }
     response
 }
+
+/// The RFC 6750 challenge of a request that needs a token.
+const BEARER_CHALLENGE: &str = "Bearer realm=\"platform\"";
 
 /// The `google.rpc.Status` JSON of a status returned by an upstream: code, message
 /// and details, except that a server-side failure carries only its canonical message

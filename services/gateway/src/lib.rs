@@ -18,6 +18,8 @@
 //!   layer that answers `429`.
 //! - [`client_address`]: the client's address, from the peer or from the
 //!   `X-Forwarded-For` of trusted proxies.
+//! - [`forward`]: which request headers travel to a service as gRPC metadata, which
+//!   of its metadata comes back as headers, and `x-forwarded-*`.
 //! - [`errors`]: every error answer as a `google.rpc.Status` JSON body, with the gRPC
 //!   → HTTP status table.
 //! - [`upstream`]: the channels to the gRPC services and unary calls with dynamic
@@ -29,6 +31,7 @@ pub mod client_address;
 pub mod edge;
 pub mod errors;
 mod fields;
+pub mod forward;
 pub mod openapi;
 pub mod ratelimit;
 pub mod routing;

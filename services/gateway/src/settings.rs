@@ -47,12 +47,8 @@ impl Default for Settings {
                 addr: ([127, 0, 0, 1], 9100).into(),
             },
             log: LogSettings::default(),
-            users: UpstreamSettings {
-                url: "http://127.0.0.1:50051".to_owned(),
-            },
-            orders: UpstreamSettings {
-                url: "http://127.0.0.1:50052".to_owned(),
-            },
+            users: UpstreamSettings::at("http://127.0.0.1:50051"),
+            orders: UpstreamSettings::at("http://127.0.0.1:50052"),
             upstreams: Vec::new(),
             auth: AuthSettings::default(),
             rate_limit: RateLimitSettings::default(),
@@ -87,6 +83,10 @@ pub struct HttpSettings {
     pub body_read_timeout_ms: u64,
     /// Connections served at once; more are closed as soon as they are accepted.
     pub max_connections: usize,
+    /// Responses of at least this many bytes are compressed (gzip, br or zstd, as the
+    /// client's `Accept-Encoding` allows); smaller ones gain too little to be worth
+    /// the CPU. Streams are never compressed.
+    pub compression_min_bytes: u64,
 }
 
 impl HttpSettings {
@@ -113,6 +113,7 @@ impl Default for HttpSettings {
             header_read_timeout_ms: 5_000,
             body_read_timeout_ms: 10_000,
             max_connections: 10_000,
+            compression_min_bytes: 1024,
         }
     }
 }
@@ -123,6 +124,78 @@ impl Default for HttpSettings {
 pub struct UpstreamSettings {
     /// `http://host:port`; a DNS name is balanced over every address it resolves to.
     pub url: String,
+    /// Headers, compression and JSON options of the calls to it.
+    #[serde(flatten)]
+    pub options: UpstreamOptions,
+}
+
+impl UpstreamSettings {
+    /// An upstream at `url` with the default options.
+    pub fn at(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            options: UpstreamOptions::default(),
+        }
+    }
+}
+
+/// How the edge talks to one upstream: the same keys in `[users]`, `[orders]` and each
+/// `[[upstreams]]` entry.
+///
+/// No `deny_unknown_fields` here: serde cannot combine it with `flatten`; the
+/// embedding sections deny unknown keys for both.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct UpstreamOptions {
+    /// Request headers sent on as gRPC metadata of the same name (case-insensitive).
+    /// `Grpc-Metadata-<key>` headers are sent as `<key>` whatever this says.
+    pub forward_request_headers: Vec<String>,
+    /// Response metadata returned to the client: headers as `Grpc-Metadata-<key>`,
+    /// trailers as `Grpc-Trailer-<key>`. Keys not listed are dropped, as internal
+    /// metadata must not leak by default.
+    pub forward_response_metadata: Vec<String>,
+    /// Compression of the gRPC messages to and from it.
+    pub compression: GrpcCompression,
+    /// How its messages are written as and read from JSON.
+    pub json: JsonSettings,
+}
+
+/// gRPC message compression towards an upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum GrpcCompression {
+    /// Messages travel as they are.
+    #[default]
+    None,
+    /// Requests are gzip-compressed, and gzip-compressed responses accepted.
+    Gzip,
+}
+
+/// JSON options of one upstream's methods; the defaults are the canonical proto3 JSON
+/// mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct JsonSettings {
+    /// Write fields at their default value too: `0`, `""`, `[]`, `{}`, and `null`
+    /// for an unset message field.
+    pub emit_unpopulated: bool,
+    /// Write proto field names (`in_stock`) instead of lowerCamelCase (`inStock`).
+    pub proto_field_names: bool,
+    /// Write enum values as numbers instead of names.
+    pub enums_as_numbers: bool,
+    /// What a query parameter that names no field gets.
+    pub unknown_query_parameters: UnknownQueryParameters,
+}
+
+/// What a query parameter that names no field of the request gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownQueryParameters {
+    /// 400, naming the parameter.
+    #[default]
+    Reject,
+    /// Left out of the request (cache busters, tracking parameters).
+    Ignore,
 }
 
 /// A team's service exposed through the edge without rebuilding the gateway.
@@ -139,6 +212,9 @@ pub struct ExtraUpstream {
     /// Methods callable without a token, as `package.Service/Method`.
     #[serde(default)]
     pub public_methods: Vec<String>,
+    /// Headers, compression and JSON options of the calls to it.
+    #[serde(flatten)]
+    pub options: UpstreamOptions,
 }
 
 /// The `[auth]` section.
@@ -258,13 +334,22 @@ pub struct CorsSettings {
 
 impl Layered for Settings {
     const ENV_PREFIX: &'static str = "GATEWAY";
-    const ENV_LISTS: &'static [&'static str] = &["rate_limit.trusted_proxies"];
+    const ENV_LISTS: &'static [&'static str] = &[
+        "rate_limit.trusted_proxies",
+        "users.forward_request_headers",
+        "users.forward_response_metadata",
+        "orders.forward_request_headers",
+        "orders.forward_response_metadata",
+    ];
 
     fn validate(&self) -> Result<(), ConfigError> {
         require_http_url("users.url", &self.users.url)?;
+        validate_options("users", &self.users.options)?;
         require_http_url("orders.url", &self.orders.url)?;
+        validate_options("orders", &self.orders.options)?;
         for (i, extra) in self.upstreams.iter().enumerate() {
             require_http_url(&format!("upstreams[{i}].url"), &extra.url)?;
+            validate_options(&format!("upstreams[{i}]"), &extra.options)?;
             if extra.services.is_empty() {
                 return Err(ConfigError::rule(
                     format!("upstreams[{i}].services"),
@@ -315,6 +400,69 @@ impl Layered for Settings {
             .map_err(|e| ConfigError::rule(e.key, e.reason))?;
         Ok(())
     }
+}
+
+/// Metadata keys the gateway sets itself (or that HTTP/2 and gRPC reserve): a header
+/// forwarded under one of these names would replace the verified token, the request
+/// id or the client's address.
+pub const RESERVED_METADATA: &[&str] = &[
+    "authorization",
+    "x-request-id",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "traceparent",
+    "tracestate",
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "accept-encoding",
+    "te",
+    "host",
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "upgrade",
+    "user-agent",
+];
+
+/// Whether gRPC metadata may carry `key` (lower case) through the gateway.
+pub fn is_reserved_metadata(key: &str) -> bool {
+    key.starts_with("grpc-") || RESERVED_METADATA.contains(&key)
+}
+
+fn validate_options(section: &str, options: &UpstreamOptions) -> Result<(), ConfigError> {
+    let lists = [
+        ("forward_request_headers", &options.forward_request_headers),
+        (
+            "forward_response_metadata",
+            &options.forward_response_metadata,
+        ),
+    ];
+    for (key, names) in lists {
+        for name in names {
+            let lower = name.trim().to_ascii_lowercase();
+            if tonic::metadata::MetadataKey::<tonic::metadata::Ascii>::from_bytes(lower.as_bytes())
+                .is_err()
+                && tonic::metadata::MetadataKey::<tonic::metadata::Binary>::from_bytes(
+                    lower.as_bytes(),
+                )
+                .is_err()
+            {
+                return Err(ConfigError::rule(
+                    format!("{section}.{key}"),
+                    format!("`{name}` is not a header name"),
+                ));
+            }
+            if is_reserved_metadata(&lower) {
+                return Err(ConfigError::rule(
+                    format!("{section}.{key}"),
+                    format!("`{name}` is set by the gateway or reserved by gRPC"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Settings {
@@ -378,6 +526,102 @@ mod tests {
                 .to_string();
             assert!(err.contains("rate_limit.redis_url"), "{err}");
             assert!(!err.contains("s3cret"), "{err}");
+        }
+    }
+
+    #[test]
+    fn upstream_header_lists_come_from_comma_separated_variables_and_are_checked() {
+        let settings = from_env(&[
+            (
+                "GATEWAY__USERS__FORWARD_REQUEST_HEADERS",
+                "X-Tenant,x-region",
+            ),
+            (
+                "GATEWAY__ORDERS__FORWARD_RESPONSE_METADATA",
+                "x-stock-source",
+            ),
+            ("GATEWAY__ORDERS__COMPRESSION", "gzip"),
+            ("GATEWAY__ORDERS__JSON__EMIT_UNPOPULATED", "true"),
+            ("GATEWAY__ORDERS__JSON__UNKNOWN_QUERY_PARAMETERS", "ignore"),
+        ])
+        .unwrap();
+        let users = &settings.users.options;
+        assert_eq!(users.forward_request_headers, ["X-Tenant", "x-region"]);
+        let orders = &settings.orders.options;
+        assert_eq!(orders.forward_response_metadata, ["x-stock-source"]);
+        assert_eq!(orders.compression, GrpcCompression::Gzip);
+        assert!(orders.json.emit_unpopulated);
+        assert_eq!(
+            orders.json.unknown_query_parameters,
+            UnknownQueryParameters::Ignore
+        );
+
+        let cases = [
+            (
+                "GATEWAY__USERS__FORWARD_REQUEST_HEADERS",
+                "x tenant",
+                "users.forward_request_headers",
+            ),
+            (
+                "GATEWAY__USERS__FORWARD_REQUEST_HEADERS",
+                "Authorization",
+                "users.forward_request_headers",
+            ),
+            (
+                "GATEWAY__ORDERS__FORWARD_RESPONSE_METADATA",
+                "grpc-status",
+                "orders.forward_response_metadata",
+            ),
+            (
+                "GATEWAY__ORDERS__COMPRESSION",
+                "zip",
+                "unknown variant `zip`, expected `none` or `gzip` for key `orders`",
+            ),
+            (
+                "GATEWAY__USERS__JSON__UNKNOWN_QUERY_PARAMETERS",
+                "drop",
+                "unknown variant `drop`, expected `reject` or `ignore` for key `users`",
+            ),
+        ];
+        for (variable, value, key) in cases {
+            let err = from_env(&[(variable, value)]).unwrap_err().to_string();
+            assert!(err.contains(key), "{value}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_upstreams_entry_takes_the_same_options_and_no_unknown_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gateway.toml");
+        let entry = r#"
+            [[upstreams]]
+            descriptor_set = "/etc/gateway/inventory.binpb"
+            services = ["inventory.v1"]
+            url = "http://inventory:50051"
+            forward_request_headers = ["x-tenant"]
+            compression = "gzip"
+            json = { proto_field_names = true }
+        "#;
+        std::fs::write(&file, entry).unwrap();
+        let settings = Settings::load_from(Sources::new("GATEWAY").with_file(Some(&file))).unwrap();
+        let options = &settings.upstreams[0].options;
+        assert_eq!(options.forward_request_headers, ["x-tenant"]);
+        assert_eq!(options.compression, GrpcCompression::Gzip);
+        assert!(options.json.proto_field_names);
+
+        let cases = [
+            (entry.replace("compression", "compresion"), "compresion"),
+            (
+                entry.replace("x-tenant", "x-request-id"),
+                "upstreams[0].forward_request_headers",
+            ),
+        ];
+        for (bad, key) in cases {
+            std::fs::write(&file, bad).unwrap();
+            let err = Settings::load_from(Sources::new("GATEWAY").with_file(Some(&file)))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{err}");
         }
     }
 }

@@ -2,17 +2,24 @@
 //! messages over the shared, balanced [`platform_client::Client`] of each upstream.
 //!
 //! The client gives every call its client span, trace context, deadline and latency
-//! metric; this module only encodes and decodes messages known by their descriptors.
+//! metric; this module only encodes and decodes messages known by their descriptors,
+//! compressed with gzip when the upstream is configured so. Each upstream also
+//! carries its [`Policy`]: the edge's header rules and JSON options for its methods.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Buf;
 use platform_client::Client;
 use prost::Message as _;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::MetadataMap;
 use tonic::{Status, Streaming};
+
+use crate::forward::HeaderRules;
+use crate::settings::{GrpcCompression, UnknownQueryParameters, UpstreamOptions};
+use crate::transcode::JsonOptions;
 
 /// Why an upstream URL cannot be used.
 pub use platform_client::ClientError as UpstreamError;
@@ -22,13 +29,74 @@ pub use platform_client::ClientError as UpstreamError;
 pub struct Upstream {
     client: Client,
     streams: Client,
+    policy: Arc<Policy>,
+}
+
+/// How the edge treats the calls to one upstream, from its settings.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// Message compression, both ways.
+    pub compression: Option<CompressionEncoding>,
+    /// Headers forwarded to it and metadata returned from it.
+    pub headers: HeaderRules,
+    /// JSON writing and query reading of its methods.
+    pub json: JsonOptions,
+}
+
+impl Policy {
+    /// The policy `options` describe.
+    pub fn new(options: &UpstreamOptions) -> Self {
+        Self {
+            compression: match options.compression {
+                GrpcCompression::None => None,
+                GrpcCompression::Gzip => Some(CompressionEncoding::Gzip),
+            },
+            headers: HeaderRules::new(options),
+            json: JsonOptions {
+                emit_unpopulated: options.json.emit_unpopulated,
+                proto_field_names: options.json.proto_field_names,
+                enums_as_numbers: options.json.enums_as_numbers,
+                ignore_unknown_query_parameters: options.json.unknown_query_parameters
+                    == UnknownQueryParameters::Ignore,
+            },
+        }
+    }
+}
+
+/// A unary call's answer: the response metadata, the message and the trailers, apart
+/// so that each goes back to the client under its own prefix.
+#[derive(Debug)]
+pub struct Reply {
+    /// Response metadata (the headers of the gRPC response).
+    pub headers: MetadataMap,
+    /// The message.
+    pub message: DynamicMessage,
+    /// Trailing metadata (`grpc-status` included, which no allow-list may name).
+    pub trailers: MetadataMap,
 }
 
 impl Upstream {
     /// An upstream reached through `client`; streams through `streams`, the same
-    /// channel with its own (longer) bound on a call's duration.
+    /// channel with its own (longer) bound on a call's duration. The default policy:
+    /// no compression, no headers either way, canonical JSON.
     pub fn new(client: Client, streams: Client) -> Self {
-        Self { client, streams }
+        Self {
+            client,
+            streams,
+            policy: Arc::new(Policy::default()),
+        }
+    }
+
+    /// The same upstream, treated per `policy`.
+    #[must_use]
+    pub fn with_policy(mut self, policy: Policy) -> Self {
+        self.policy = Arc::new(policy);
+        self
+    }
+
+    /// How the edge treats calls to it.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     /// The URL this upstream was configured with.
@@ -50,12 +118,26 @@ impl Upstream {
         output: MessageDescriptor,
         metadata: MetadataMap,
         timeout: Duration,
-    ) -> Result<(DynamicMessage, MetadataMap), Status> {
+    ) -> Result<Reply, Status> {
+        let compression = self.policy.compression;
         let (mut grpc, request, path) =
-            prepare(&self.client, path, message, metadata, timeout).await?;
-        let response = grpc.unary(request, path, DynamicCodec { output }).await?;
-        let (metadata, message, _) = response.into_parts();
-        Ok((message, metadata))
+            prepare(&self.client, compression, path, message, metadata, timeout).await?;
+        // On the wire a unary call is a stream of one message each way; read as one,
+        // its trailers stay apart from its headers (tonic's `unary` merges them).
+        let response = grpc
+            .server_streaming(request, path, DynamicCodec { output })
+            .await?;
+        let (headers, mut stream, _) = response.into_parts();
+        let message = stream
+            .message()
+            .await?
+            .ok_or_else(|| Status::internal("the upstream sent no response message"))?;
+        let trailers = stream.trailers().await?.unwrap_or_default();
+        Ok(Reply {
+            headers,
+            message,
+            trailers,
+        })
     }
 
     /// Calls the server-streaming method at `path` with `message`, for at most
@@ -68,8 +150,9 @@ impl Upstream {
         metadata: MetadataMap,
         timeout: Duration,
     ) -> Result<(MetadataMap, Streaming<DynamicMessage>), Status> {
+        let compression = self.policy.compression;
         let (mut grpc, request, path) =
-            prepare(&self.streams, path, message, metadata, timeout).await?;
+            prepare(&self.streams, compression, path, message, metadata, timeout).await?;
         let response = grpc
             .server_streaming(request, path, DynamicCodec { output })
             .await?;
@@ -81,6 +164,7 @@ impl Upstream {
 /// A ready client, the request and its parsed path.
 async fn prepare(
     client: &Client,
+    compression: Option<CompressionEncoding>,
     path: &str,
     message: DynamicMessage,
     metadata: MetadataMap,
@@ -97,6 +181,9 @@ async fn prepare(
         .parse::<http::uri::PathAndQuery>()
         .map_err(|_| Status::internal("invalid method path"))?;
     let mut grpc = tonic::client::Grpc::new(client.clone());
+    if let Some(encoding) = compression {
+        grpc = grpc.send_compressed(encoding).accept_compressed(encoding);
+    }
     let mut request = tonic::Request::from_parts(metadata, tonic::Extensions::new(), message);
     request.set_timeout(timeout);
     grpc.ready()

@@ -36,6 +36,17 @@ pub mod inventory {
     tonic::include_proto!("inventory.v1");
 }
 
+/// `google.api.HttpBody` as the inventory backend sees it (its `extensions` unused).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct HttpBody {
+    /// The media type of `data`.
+    #[prost(string, tag = "1")]
+    pub content_type: String,
+    /// The raw bytes.
+    #[prost(bytes = "vec", tag = "2")]
+    pub data: Vec<u8>,
+}
+
 /// The descriptor set of the inventory proto (imports and source info included), as a
 /// team would produce with `buf build -o`.
 pub const INVENTORY_DESCRIPTORS: &[u8] =
@@ -103,6 +114,8 @@ impl inventory::inventory_service_server::InventoryService for Inventory {
         Ok(tonic::Response::new(inventory::Item {
             sku: request.into_inner().sku,
             in_stock: 42,
+            availability: inventory::Availability::InStock.into(),
+            ..inventory::Item::default()
         }))
     }
 
@@ -117,6 +130,7 @@ impl inventory::inventory_service_server::InventoryService for Inventory {
         Ok(tonic::Response::new(inventory::Item {
             sku: request.sku,
             in_stock: 42 - i64::from(request.quantity),
+            ..inventory::Item::default()
         }))
     }
 
@@ -134,6 +148,7 @@ impl inventory::inventory_service_server::InventoryService for Inventory {
             Ok(inventory::Item {
                 sku: sku.clone(),
                 in_stock: 42 - i64::from(n),
+                ..inventory::Item::default()
             })
         });
         let end = (request.fail_with != 0).then(|| {
@@ -150,6 +165,100 @@ impl inventory::inventory_service_server::InventoryService for Inventory {
             }
         });
         Ok(tonic::Response::new(Box::pin(items)))
+    }
+
+    async fn export_item(
+        &self,
+        request: tonic::Request<inventory::ExportItemRequest>,
+    ) -> Result<tonic::Response<HttpBody>, tonic::Status> {
+        let request = request.into_inner();
+        Ok(tonic::Response::new(HttpBody {
+            content_type: "text/csv".to_owned(),
+            data: csv(&request.sku, request.rows).into_bytes(),
+        }))
+    }
+
+    type DownloadItemStream = DownloadStream;
+
+    async fn download_item(
+        &self,
+        request: tonic::Request<inventory::DownloadItemRequest>,
+    ) -> Result<tonic::Response<DownloadStream>, tonic::Status> {
+        let request = request.into_inner();
+        let fail =
+            |code: i32| tonic::Status::new(tonic::Code::from_i32(code), "the download failed");
+        if request.fail_first {
+            return Err(fail(request.fail_with));
+        }
+        let sku = request.sku.clone();
+        let chunks = (0..request.count).map(move |n| {
+            Ok(HttpBody {
+                // Only the first message's type counts.
+                content_type: if n == 0 { "text/csv" } else { "text/plain" }.to_owned(),
+                data: format!("{sku},{n}\n").into_bytes(),
+            })
+        });
+        let end = (request.fail_with != 0).then(|| Err(fail(request.fail_with)));
+        let chunks = futures_util::stream::iter(chunks.chain(end)).then(|chunk| async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            chunk
+        });
+        Ok(tonic::Response::new(Box::pin(chunks)))
+    }
+
+    async fn upload_picture(
+        &self,
+        request: tonic::Request<inventory::UploadPictureRequest>,
+    ) -> Result<tonic::Response<inventory::Picture>, tonic::Status> {
+        let request = request.into_inner();
+        let picture = request.picture.unwrap_or_default();
+        Ok(tonic::Response::new(inventory::Picture {
+            sku: request.sku,
+            content_type: picture.content_type,
+            size: i64::try_from(picture.data.len()).unwrap_or(i64::MAX),
+        }))
+    }
+
+    async fn echo(
+        &self,
+        request: tonic::Request<HttpBody>,
+    ) -> Result<tonic::Response<HttpBody>, tonic::Status> {
+        Ok(tonic::Response::new(request.into_inner()))
+    }
+
+    async fn inspect(
+        &self,
+        request: tonic::Request<inventory::InspectRequest>,
+    ) -> Result<tonic::Response<inventory::InspectResponse>, tonic::Status> {
+        let headers = request.metadata().clone().into_headers();
+        let fail_with = request.get_ref().fail_with;
+        if fail_with != 0 {
+            let mut trailers = tonic::metadata::MetadataMap::new();
+            trailers.insert("x-checksum", "abc123".parse().expect("ASCII"));
+            trailers.insert("x-internal", "do-not-leak".parse().expect("ASCII"));
+            return Err(tonic::Status::with_metadata(
+                tonic::Code::from_i32(fail_with),
+                "inspection refused",
+                trailers,
+            ));
+        }
+        let mut metadata = std::collections::HashMap::new();
+        for key in headers.keys() {
+            let values: Vec<&str> = headers
+                .get_all(key)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            metadata.insert(key.as_str().to_owned(), values.join(", "));
+        }
+        let mut response = tonic::Response::new(inventory::InspectResponse { metadata });
+        response
+            .metadata_mut()
+            .insert("x-stock-source", "warehouse-7".parse().expect("ASCII"));
+        response
+            .metadata_mut()
+            .insert("x-internal", "do-not-leak".parse().expect("ASCII"));
+        Ok(response)
     }
 
     async fn count_items(
@@ -197,6 +306,19 @@ type ItemStream = std::pin::Pin<
     Box<dyn futures_util::Stream<Item = Result<inventory::Item, tonic::Status>> + Send>,
 >;
 
+/// The chunks `DownloadItem` sends.
+type DownloadStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<HttpBody, tonic::Status>> + Send>>;
+
+/// The CSV `ExportItem` answers: a header line, then `rows` lines.
+pub fn csv(sku: &str, rows: i32) -> String {
+    let mut text = "sku,row,in_stock\n".to_owned();
+    for row in 0..rows {
+        text.push_str(&format!("{sku},{row},{}\n", 42 - row % 42));
+    }
+    text
+}
+
 /// Starts the inventory backend on port 0.
 pub async fn start_inventory() -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -206,7 +328,9 @@ pub async fn start_inventory() -> Running {
     spawn(addr, None, |shutdown| async move {
         tonic::transport::Server::builder()
             .add_service(
-                inventory::inventory_service_server::InventoryServiceServer::new(Inventory),
+                inventory::inventory_service_server::InventoryServiceServer::new(Inventory)
+                    .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+                    .send_compressed(tonic::codec::CompressionEncoding::Gzip),
             )
             .serve_with_incoming_shutdown(
                 tonic::transport::server::TcpIncoming::from(listener),
@@ -301,6 +425,7 @@ impl System {
             services: vec!["inventory.v1.InventoryService".to_owned()],
             url: format!("http://{}", inventory.addr),
             public_methods: vec!["inventory.v1.InventoryService/GetItem".to_owned()],
+            options: gateway::settings::UpstreamOptions::default(),
         });
         if let Some(tweak) = options.gateway {
             tweak(&mut gs);

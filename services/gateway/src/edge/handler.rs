@@ -1,15 +1,17 @@
 //! The one handler behind the layers: transcode the request to a gRPC message, call
-//! the upstream, render its answer as JSON. Routing, authentication, rate limiting
-//! and observation have happened above; the handler reads their results from the
-//! request's extensions.
+//! the upstream, render its answer as JSON (or raw bytes, for `google.api.HttpBody`).
+//! Routing, authentication, rate limiting and observation have happened above; the
+//! handler reads their results from the request's extensions. Which headers travel
+//! either way is `forward`'s; how JSON is written, the upstream's policy.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
-use axum::extract::{FromRequest, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::extract::{ConnectInfo, FromRequest, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use platform_auth::BearerToken;
 use prost_reflect::{DynamicMessage, ReflectMessage, Value};
@@ -20,9 +22,10 @@ use super::{Edge, Identity, request_id, route, stream};
 use crate::errors::{
     edge_error, not_found, payload_too_large, request_timeout, transcode_error, upstream_error,
 };
+use crate::forward::{self, METADATA_PREFIX, TRAILER_PREFIX};
 use crate::routing::Route;
-use crate::transcode::{build_request, render_response};
-use crate::upstream::Upstream;
+use crate::transcode::{Body, build_request_with, httpbody, render_response_with};
+use crate::upstream::{Policy, Reply};
 
 /// What travels with a call besides its message.
 #[derive(Debug)]
@@ -34,6 +37,8 @@ struct Outgoing {
     request_id: String,
     /// The deadline, sent as `grpc-timeout`.
     timeout: Duration,
+    /// The client's headers the upstream asked for, and `x-forwarded-*`.
+    forwarded: MetadataMap,
 }
 
 /// Route → transcode → call → render.
@@ -43,38 +48,8 @@ pub(super) async fn serve(State(edge): State<Arc<Edge>>, request: Request) -> Re
     else {
         return not_found();
     };
-    let headers = request.headers().clone();
-    let streaming = route.method().is_server_streaming();
-    let limit = if streaming {
-        edge.http.max_stream_duration_ms
-    } else {
-        edge.http.default_timeout_ms
-    };
-    let outgoing = Outgoing {
-        token: match request.extensions().get::<Identity>() {
-            Some(Identity::Caller { token, .. }) => Some(token.clone()),
-            _ => None,
-        },
-        request_id: request_id::of(&headers).to_owned(),
-        timeout: deadline(&headers, Duration::from_millis(limit)),
-    };
-    let idempotency_key = header_text(&headers, "idempotency-key").map(str::to_owned);
-    let query = request.uri().query().map(str::to_owned);
-
-    let body = match read_body(request, edge.http.max_body_bytes).await {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    let mut message = match build_request(&route, &bindings, query.as_deref(), &body) {
-        Ok(message) => message,
-        Err(error) => return transcode_error(&error),
-    };
-    if let Some(key) = idempotency_key {
-        apply_idempotency_key(&mut message, &key);
-    }
-
-    let service = route.method().parent_service().full_name();
-    let Some(upstream) = edge.upstreams.get(service) else {
+    let service = route.method().parent_service().full_name().to_owned();
+    let Some(upstream) = edge.upstreams.get(&service) else {
         tracing::error!(%service, "no upstream configured for service");
         return edge_error(
             Code::Unavailable,
@@ -82,55 +57,95 @@ pub(super) async fn serve(State(edge): State<Arc<Edge>>, request: Request) -> Re
             &[],
         );
     };
+    let policy = upstream.policy();
+    let headers = request.headers().clone();
+    let streaming = route.method().is_server_streaming();
+    let limit = if streaming {
+        edge.http.max_stream_duration_ms
+    } else {
+        edge.http.default_timeout_ms
+    };
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
+    let mut forwarded = policy.headers.outgoing(&headers);
+    forward::forwarded(&edge.client_addresses, peer, &headers, &mut forwarded);
+    let outgoing = Outgoing {
+        token: match request.extensions().get::<Identity>() {
+            Some(Identity::Caller { token, .. }) => Some(token.clone()),
+            _ => None,
+        },
+        request_id: request_id::of(&headers).to_owned(),
+        timeout: deadline(&headers, Duration::from_millis(limit)),
+        forwarded,
+    };
+    let idempotency_key = header_text(&headers, "idempotency-key").map(str::to_owned);
+    let query = request.uri().query().map(str::to_owned);
+
+    let bytes = match read_body(request, edge.http.max_body_bytes).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let body = Body {
+        bytes: &bytes,
+        content_type: header_text(&headers, header::CONTENT_TYPE.as_str()),
+    };
+    let built = build_request_with(&route, &bindings, query.as_deref(), &body, &policy.json);
+    let mut message = match built {
+        Ok(message) => message,
+        Err(error) => return transcode_error(&error),
+    };
+    if let Some(key) = idempotency_key {
+        apply_idempotency_key(&mut message, &key);
+    }
+
+    let (path, output) = (route.grpc_path(), route.method().output());
     if streaming {
-        return match open_stream(upstream, &route, message, &outgoing).await {
+        match upstream
+            .server_streaming(path, message, output, outgoing.metadata(), outgoing.timeout)
+            .await
+        {
             Ok((metadata, replies)) => {
-                let heartbeat = Duration::from_millis(edge.http.sse_heartbeat_ms);
-                let pool = edge.pool.clone();
-                let mut response = stream::respond(&headers, route, pool, replies, heartbeat);
-                metadata_headers(&metadata, response.headers_mut());
+                let mut response = if httpbody::raw_response(&route) {
+                    stream::download(replies, &edge.pool).await
+                } else {
+                    let heartbeat = Duration::from_millis(edge.http.sse_heartbeat_ms);
+                    let (pool, json) = (edge.pool.clone(), policy.json);
+                    stream::respond(&headers, route, pool, json, replies, heartbeat)
+                };
+                policy
+                    .headers
+                    .returned(&metadata, METADATA_PREFIX, response.headers_mut());
                 response
             }
-            Err(status) => upstream_error(&status, &edge.pool),
-        };
-    }
-    match call_upstream(upstream, &route, message, &outgoing).await {
-        Ok((reply, metadata)) => render(&route, &reply, &metadata),
-        Err(status) => upstream_error(&status, &edge.pool),
+            Err(status) => failed(&status, &edge, policy),
+        }
+    } else {
+        match upstream
+            .unary(path, message, output, outgoing.metadata(), outgoing.timeout)
+            .await
+        {
+            Ok(reply) => render(&route, &reply, policy),
+            Err(status) => failed(&status, &edge, policy),
+        }
     }
 }
 
-/// The unary gRPC call; the upstream's client adds the span, trace context, deadline
-/// and metric.
-async fn call_upstream(
-    upstream: &Upstream,
-    route: &Route,
-    message: DynamicMessage,
-    outgoing: &Outgoing,
-) -> Result<(DynamicMessage, MetadataMap), tonic::Status> {
-    let (path, output) = (route.grpc_path(), route.method().output());
-    upstream
-        .unary(path, message, output, outgoing.metadata(), outgoing.timeout)
-        .await
-}
-
-/// The server-streaming gRPC call, up to its response metadata.
-async fn open_stream(
-    upstream: &Upstream,
-    route: &Route,
-    message: DynamicMessage,
-    outgoing: &Outgoing,
-) -> Result<(MetadataMap, tonic::Streaming<DynamicMessage>), tonic::Status> {
-    let (path, output) = (route.grpc_path(), route.method().output());
-    upstream
-        .server_streaming(path, message, output, outgoing.metadata(), outgoing.timeout)
-        .await
+/// The answer for an upstream's error status, with the metadata it carried that the
+/// upstream's rules let through (as trailers: an error is all trailers in gRPC).
+fn failed(status: &tonic::Status, edge: &Edge, policy: &Policy) -> Response {
+    let mut response = upstream_error(status, &edge.pool);
+    policy
+        .headers
+        .returned(status.metadata(), TRAILER_PREFIX, response.headers_mut());
+    response
 }
 
 impl Outgoing {
-    /// The token and the request id as gRPC metadata.
+    /// The forwarded headers, the token and the request id as gRPC metadata.
     fn metadata(&self) -> MetadataMap {
-        let mut metadata = MetadataMap::new();
+        let mut metadata = self.forwarded.clone();
         if let Some(token) = &self.token
             && let Ok(value) = MetadataValue::try_from(format!("Bearer {}", token.as_str()))
         {
@@ -143,23 +158,40 @@ impl Outgoing {
     }
 }
 
-/// The upstream's answer as canonical proto3 JSON, with its metadata as headers.
-fn render(route: &Route, reply: &DynamicMessage, metadata: &MetadataMap) -> Response {
-    match render_response(route, reply) {
-        Ok(json) => {
-            let mut response = (StatusCode::OK, json).into_response();
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            metadata_headers(metadata, response.headers_mut());
-            response
+/// The upstream's answer: canonical proto3 JSON (or the raw bytes of an `HttpBody`),
+/// with its allowed metadata and trailers as headers.
+fn render(route: &Route, reply: &Reply, policy: &Policy) -> Response {
+    let mut response = if httpbody::raw_response(route) {
+        let (content_type, data) = httpbody::parts(&reply.message);
+        let mut response = (StatusCode::OK, data).into_response();
+        if let Ok(value) = HeaderValue::from_str(&content_type) {
+            response.headers_mut().insert(header::CONTENT_TYPE, value);
         }
-        Err(error) => {
-            tracing::error!(%error, "cannot render the upstream response");
-            edge_error(Code::Internal, "internal error", &[])
+        response
+    } else {
+        match render_response_with(route, &reply.message, &policy.json) {
+            Ok(json) => {
+                let mut response = (StatusCode::OK, json).into_response();
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                response
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot render the upstream response");
+                return edge_error(Code::Internal, "internal error", &[]);
+            }
         }
-    }
+    };
+    let headers = response.headers_mut();
+    policy
+        .headers
+        .returned(&reply.headers, METADATA_PREFIX, headers);
+    policy
+        .headers
+        .returned(&reply.trailers, TRAILER_PREFIX, headers);
+    response
 }
 
 /// Reads the body within the limit the body-limit layer set; over it is 413. A
@@ -215,20 +247,6 @@ fn deadline(headers: &HeaderMap, default: Duration) -> Duration {
         .into_iter()
         .flatten()
         .fold(default, Duration::min)
-}
-
-/// Response metadata a client may need, as grpc-gateway surfaces it.
-fn metadata_headers(metadata: &MetadataMap, headers: &mut HeaderMap) {
-    for (key, value) in metadata.clone().into_headers() {
-        let Some(key) = key else { continue };
-        let name = key.as_str();
-        if name.starts_with("grpc-") || matches!(name, "content-type" | "date" | "te" | "trailer") {
-            continue;
-        }
-        if let Ok(header) = HeaderName::from_bytes(format!("grpc-metadata-{name}").as_bytes()) {
-            headers.append(header, value);
-        }
-    }
 }
 
 /// `Idempotency-Key` fills a string `request_id` field the body left empty.

@@ -5,6 +5,14 @@
 //! an error record carrying the `google.rpc.Status` (NDJSON `{"error": {...}}`, SSE
 //! `event: error`), never with a silent cut. A client that goes away drops the body,
 //! which drops the upstream stream and so cancels the call.
+//!
+//! A stream of `google.api.HttpBody` is a download instead ([`download`]): each
+//! message's bytes as they arrive, under the first message's content type. Raw bytes
+//! have no room for an error record, so a failure after the start cuts the response
+//! off (the body ends without its last chunk, which HTTP clients report).
+//!
+//! Every streamed response carries the [`Streamed`] extension, which keeps the
+//! compression layer away from it: a compressor holds bytes back until it has enough.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -19,9 +27,9 @@ use prost_reflect::{DescriptorPool, DynamicMessage};
 use serde_json::{Value, json};
 use tonic::Streaming;
 
-use crate::errors::upstream_status;
+use crate::errors::{upstream_error, upstream_status};
 use crate::routing::Route;
-use crate::transcode::render_response;
+use crate::transcode::{JsonOptions, httpbody, render_response_with};
 
 const NDJSON: &str = "application/x-ndjson";
 const EVENT_STREAM: &str = "text/event-stream";
@@ -38,16 +46,17 @@ pub(super) fn respond(
     request: &HeaderMap,
     route: Arc<Route>,
     pool: DescriptorPool,
+    json: JsonOptions,
     stream: Streaming<DynamicMessage>,
     heartbeat: Duration,
 ) -> Response {
-    let records = records(route, pool, stream);
+    let records = records(route, pool, json, stream);
     let accepts_sse = request
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains(EVENT_STREAM));
-    let mut response = if accepts_sse {
+    let response = if accepts_sse {
         let events = records.map(|record| {
             Ok::<_, Infallible>(match record {
                 Record::Message(json) => Event::default().data(String::from_utf8_lossy(&json)),
@@ -72,17 +81,72 @@ pub(super) fn respond(
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(NDJSON));
         response
     };
-    // Proxies in front (nginx's ingress, say) must not hold records back.
+    streamed(response)
+}
+
+/// Marks a response as a stream: proxies in front (nginx's ingress, say) and the
+/// compression layer must not hold its chunks back.
+fn streamed(mut response: Response) -> Response {
     response
         .headers_mut()
         .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response.extensions_mut().insert(Streamed);
     response
 }
+
+/// Extension of a response whose body is written as the upstream sends it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Streamed;
+
+/// A stream of `HttpBody` messages as one download: the first message decides the
+/// content type (an error before it is an ordinary error answer), then each
+/// message's data is written as it arrives.
+pub(super) async fn download(
+    mut stream: Streaming<DynamicMessage>,
+    pool: &DescriptorPool,
+) -> Response {
+    let first = match stream.message().await {
+        Ok(first) => first,
+        Err(status) => return upstream_error(&status, pool),
+    };
+    let Some(first) = first else {
+        let mut response = (StatusCode::OK, Bytes::new()).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(httpbody::OCTET_STREAM),
+        );
+        return response;
+    };
+    let (content_type, data) = httpbody::parts(&first);
+    let rest = futures_util::stream::unfold(Some(stream), |state| async move {
+        let mut stream = state?;
+        match stream.message().await {
+            Ok(Some(message)) => Some((Ok(httpbody::parts(&message).1), Some(stream))),
+            Ok(None) => None,
+            Err(status) => {
+                tracing::warn!(grpc.code = ?status.code(), error = status.message(), "download failed after it began");
+                Some((Err(DownloadCut(status.code())), None))
+            }
+        }
+    });
+    let chunks = futures_util::stream::once(async move { Ok(data) }).chain(rest);
+    let mut response = (StatusCode::OK, Body::from_stream(chunks)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&content_type) {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    streamed(response)
+}
+
+/// Why a download ended early: the upstream's status code.
+#[derive(Debug, thiserror::Error)]
+#[error("the upstream stream failed with {0:?}")]
+struct DownloadCut(tonic::Code);
 
 /// The upstream's messages as records, ending after the first error.
 fn records(
     route: Arc<Route>,
     pool: DescriptorPool,
+    json: JsonOptions,
     stream: Streaming<DynamicMessage>,
 ) -> impl Stream<Item = Record> + Send + 'static {
     futures_util::stream::unfold(Some(stream), move |state| {
@@ -90,7 +154,7 @@ fn records(
         async move {
             let mut stream = state?;
             match stream.message().await {
-                Ok(Some(message)) => match render_response(&route, &message) {
+                Ok(Some(message)) => match render_response_with(&route, &message, &json) {
                     Ok(json) => Some((Record::Message(json), Some(stream))),
                     Err(error) => {
                         tracing::error!(%error, "cannot render a streamed message");

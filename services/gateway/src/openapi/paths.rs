@@ -22,10 +22,13 @@ use super::template::{
 };
 use crate::fields::{self, Naming};
 use crate::routing::{BodyRule, PathTemplate, Route, Variable};
+use crate::transcode::httpbody;
 
 /// Where routes that have no slot of their own in a path item go.
 const ADDITIONAL_OPERATIONS: &str = "x-additionalOperations";
 const JSON: &str = "application/json";
+/// Bodies whose media type the service decides (`google.api.HttpBody`).
+const ANY_MEDIA: &str = "*/*";
 
 /// `Service_Method`, plus `_N` for the method's `N`-th additional binding. Two services
 /// of one short name in different packages would collide: the later one then uses its
@@ -170,6 +173,15 @@ fn streaming_response(schema: SchemaOrRef) -> Response {
             .collect(),
         ..Response::default()
     }
+}
+
+/// Raw bytes of any media type (a `google.api.HttpBody`): `format: binary`.
+fn binary_content() -> Content {
+    let media = MediaType {
+        schema: Some(ReferenceOr::Item(typed(string(Some("binary"))))),
+        ..MediaType::default()
+    };
+    [(ANY_MEDIA.to_owned(), media)].into_iter().collect()
 }
 
 fn json_content(schema: SchemaOrRef) -> Content {
@@ -376,6 +388,18 @@ fn query_parameter(
 
 /// The body: the input message, less what the path sets, or one field of it.
 fn request_body(schemas: &mut Schemas, route: &Route) -> Option<RequestBody> {
+    if httpbody::request_target(route).is_some() {
+        return Some(RequestBody {
+            description: Some(
+                "Raw bytes of any media type: the body and its `Content-Type` reach the \
+                 service as they are (`google.api.HttpBody`)."
+                    .to_owned(),
+            ),
+            content: binary_content(),
+            required: false,
+            extensions: Default::default(),
+        });
+    }
     let input = route.method().input();
     let (schema, required, description) = match route.body() {
         BodyRule::None => return None,
@@ -428,7 +452,20 @@ fn responses(schemas: &mut Schemas, route: &Route) -> Responses {
         Some(field) => schemas.field_type_schema(field),
         None => schemas.message_ref(&route.method().output()),
     };
-    let ok = if route.method().is_server_streaming() {
+    let ok = if httpbody::raw_response(route) {
+        let description = if route.method().is_server_streaming() {
+            "Raw bytes, in the media type the service names (`google.api.HttpBody`), \
+             written as they arrive: a download. A failure after the start cuts the \
+             response off."
+        } else {
+            "Raw bytes, in the media type the service names (`google.api.HttpBody`)."
+        };
+        Response {
+            description: description.to_owned(),
+            content: binary_content(),
+            ..Response::default()
+        }
+    } else if route.method().is_server_streaming() {
         streaming_response(schema)
     } else {
         Response {

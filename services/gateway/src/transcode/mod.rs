@@ -17,17 +17,26 @@
 //!
 //! [`render_response`] writes the response (or its `response_body` field) with the
 //! canonical mapping: lowerCamelCase names, 64-bit integers as strings, enums by name,
-//! fields at their default value omitted.
+//! fields at their default value omitted. [`JsonOptions`] (per upstream) change that:
+//! defaults written too, proto names, enums as numbers, unknown query parameters
+//! ignored.
+//!
+//! A body bound to a `google.api.HttpBody` (the request type itself with `body: "*"`,
+//! or the field `body` names) is not JSON: its bytes and `Content-Type` are that
+//! message's `data` and `content_type` ([`httpbody`]).
 
 mod error;
+pub mod httpbody;
+mod json;
 mod text;
 
 use prost_reflect::{
     DeserializeOptions, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage,
-    SerializeOptions, Value,
+    Value,
 };
 
 pub use error::TranscodeError;
+pub use json::JsonOptions;
 
 use crate::fields::{self, Naming, PathError};
 use crate::routing::{BodyRule, Route};
@@ -41,7 +50,35 @@ pub fn build_request(
     query: Option<&str>,
     body: &[u8],
 ) -> Result<DynamicMessage, TranscodeError> {
-    let mut message = read_body(route, body)?;
+    let body = Body {
+        bytes: body,
+        content_type: None,
+    };
+    build_request_with(route, bindings, query, &body, &JsonOptions::default())
+}
+
+/// An HTTP request body: its bytes, and its `Content-Type` for an `HttpBody`.
+#[derive(Debug, Clone, Copy)]
+pub struct Body<'a> {
+    /// The bytes as received (decompressed).
+    pub bytes: &'a [u8],
+    /// The `Content-Type` header, when sent.
+    pub content_type: Option<&'a str>,
+}
+
+/// [`build_request`] with the body's content type and an upstream's JSON options.
+pub fn build_request_with(
+    route: &Route,
+    bindings: &[(String, String)],
+    query: Option<&str>,
+    body: &Body<'_>,
+    options: &JsonOptions,
+) -> Result<DynamicMessage, TranscodeError> {
+    let raw = httpbody::request_target(route).is_some();
+    let mut message = match httpbody::request_target(route) {
+        Some(target) => httpbody::read(route, target, body)?,
+        None => read_body(route, body.bytes)?,
+    };
     let input = route.method().input();
 
     let mut bound: Vec<String> = Vec::with_capacity(bindings.len());
@@ -73,9 +110,11 @@ pub fn build_request(
     }
 
     if let Some(query) = query {
-        apply_query(&mut message, route, &bound, query)?;
+        apply_query(&mut message, route, &bound, query, options)?;
     }
-    fill_update_mask(&mut message, route, body)?;
+    if !raw {
+        fill_update_mask(&mut message, route, body.bytes)?;
+    }
     Ok(message)
 }
 
@@ -160,6 +199,15 @@ fn mask_paths(
 /// Renders the response `message` of `route` as JSON: the whole message, or the value
 /// of the route's `response_body` field.
 pub fn render_response(route: &Route, message: &DynamicMessage) -> Result<Vec<u8>, TranscodeError> {
+    render_response_with(route, message, &JsonOptions::default())
+}
+
+/// [`render_response`] with an upstream's JSON options.
+pub fn render_response_with(
+    route: &Route,
+    message: &DynamicMessage,
+    json: &JsonOptions,
+) -> Result<Vec<u8>, TranscodeError> {
     let output = route.method().output();
     if message.descriptor() != output {
         return Err(TranscodeError::WrongResponseType {
@@ -167,9 +215,9 @@ pub fn render_response(route: &Route, message: &DynamicMessage) -> Result<Vec<u8
             found: message.descriptor().full_name().to_owned(),
         });
     }
-    let options = SerializeOptions::new();
+    let options = json.serialize_options();
     let Some(field) = route.response_body() else {
-        return to_json(message, &options);
+        return to_json(message, json);
     };
     if let Kind::Message(_) = field.kind()
         && !field.is_list()
@@ -179,7 +227,7 @@ pub fn render_response(route: &Route, message: &DynamicMessage) -> Result<Vec<u8
         let inner = value.as_message().ok_or_else(|| TranscodeError::Internal {
             message: format!("field {} does not hold a message", field.full_name()),
         })?;
-        return to_json(inner, &options);
+        return to_json(inner, json);
     }
     // A scalar, list or map field: write a message holding only that field and take the
     // field's JSON out of it. An unset field is written with its default (`[]`, `{}`,
@@ -192,14 +240,20 @@ pub fn render_response(route: &Route, message: &DynamicMessage) -> Result<Vec<u8
     } else {
         options.skip_default_fields(false)
     };
-    let json = only
+    let mut written = only
         .serialize_with_options(serde_json::value::Serializer, &options)
         .map_err(internal)?;
-    let value = json
-        .get(field.json_name())
-        .ok_or_else(|| TranscodeError::Internal {
-            message: format!("field {} missing from its own JSON", field.full_name()),
-        })?;
+    if json.emit_unpopulated {
+        json::emit_unset_messages(&only, &mut written, json);
+    }
+    let key = if json.proto_field_names {
+        field.name()
+    } else {
+        field.json_name()
+    };
+    let value = written.get(key).ok_or_else(|| TranscodeError::Internal {
+        message: format!("field {} missing from its own JSON", field.full_name()),
+    })?;
     serde_json::to_vec(value).map_err(internal)
 }
 
@@ -209,13 +263,19 @@ fn internal(err: impl std::fmt::Display) -> TranscodeError {
     }
 }
 
-fn to_json(
-    message: &DynamicMessage,
-    options: &SerializeOptions,
-) -> Result<Vec<u8>, TranscodeError> {
+fn to_json(message: &DynamicMessage, json: &JsonOptions) -> Result<Vec<u8>, TranscodeError> {
+    let options = json.serialize_options();
+    if json.emit_unpopulated {
+        // Unset message fields become `null` in a second pass over the JSON value.
+        let mut value = message
+            .serialize_with_options(serde_json::value::Serializer, &options)
+            .map_err(internal)?;
+        json::emit_unset_messages(message, &mut value, json);
+        return serde_json::to_vec(&value).map_err(internal);
+    }
     let mut serializer = serde_json::Serializer::new(Vec::new());
     message
-        .serialize_with_options(&mut serializer, options)
+        .serialize_with_options(&mut serializer, &options)
         .map_err(internal)?;
     Ok(serializer.into_inner())
 }
@@ -327,18 +387,25 @@ fn apply_query(
     route: &Route,
     bound: &[String],
     query: &str,
+    options: &JsonOptions,
 ) -> Result<(), TranscodeError> {
     let input = route.method().input();
     let mut params: Vec<QueryField> = Vec::new();
     for (name, value) in parse_query(query)? {
-        let path = fields::resolve(&input, &name, Naming::ProtoOrJson).map_err(|e| match e {
-            PathError::ThroughRepeated { .. } => {
-                TranscodeError::QueryParameterNotSettable { name: name.clone() }
+        let path = match fields::resolve(&input, &name, Naming::ProtoOrJson) {
+            Ok(path) => path,
+            Err(PathError::ThroughRepeated { .. }) => {
+                return Err(TranscodeError::QueryParameterNotSettable { name });
             }
-            PathError::Unknown { .. } | PathError::NotAMessage { .. } => {
-                TranscodeError::UnknownQueryParameter { name: name.clone() }
+            Err(PathError::Unknown { .. } | PathError::NotAMessage { .. })
+                if options.ignore_unknown_query_parameters =>
+            {
+                continue;
             }
-        })?;
+            Err(PathError::Unknown { .. } | PathError::NotAMessage { .. }) => {
+                return Err(TranscodeError::UnknownQueryParameter { name });
+            }
+        };
         let canonical = fields::proto_path(&path);
         if bound.contains(&canonical) {
             return Err(TranscodeError::QueryParameterInPath { name });

@@ -340,7 +340,10 @@ async fn a_team_service_is_exposed_by_configuration_alone() {
         .unwrap();
     assert_eq!(item.status(), StatusCode::OK);
     let item = body(item).await;
-    assert_eq!(item, json!({ "sku": "SKU-9", "inStock": "42" }));
+    assert_eq!(
+        item,
+        json!({ "sku": "SKU-9", "inStock": "42", "availability": "AVAILABILITY_IN_STOCK" })
+    );
 
     // Custom verb with a body; protected.
     let anonymous = http

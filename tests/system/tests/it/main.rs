@@ -10,7 +10,11 @@
 )]
 
 mod abuse;
+mod compression;
 mod gateway;
+mod headers;
+mod httpbody;
+mod json_options;
 mod metrics;
 mod streaming;
 mod traces;

@@ -1,0 +1,136 @@
+//! Headers across the edge, per upstream: which request headers travel to the service
+//! as gRPC metadata, and which of its response metadata comes back to the client.
+//!
+//! Both directions are allow-lists ([`UpstreamOptions`]), empty by default: an
+//! internal header must not leak out, nor a client's header reach a service that did
+//! not ask for it. The exception is grpc-gateway's prefix: a request header
+//! `Grpc-Metadata-<key>` is sent as `<key>`. Keys the gateway sets itself
+//! (`authorization`, `x-request-id`, `x-forwarded-*`) or that gRPC reserves are never
+//! taken from the client, so a client cannot pass as someone else or as somewhere
+//! else.
+//!
+//! The gateway tells the service where the request came from, as a proxy does:
+//! `x-forwarded-for` (the client's address, trusted proxies aware: see
+//! [`ClientAddresses`]), `x-forwarded-host` and `x-forwarded-proto`.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use axum::http::{HeaderMap, HeaderName, header};
+use tonic::metadata::MetadataMap;
+
+use crate::client_address::ClientAddresses;
+use crate::settings::{UpstreamOptions, is_reserved_metadata};
+
+/// Prefix of request headers sent as metadata, and of response headers made from
+/// the service's response metadata.
+pub const METADATA_PREFIX: &str = "grpc-metadata-";
+/// Prefix of response headers made from the service's trailers.
+pub const TRAILER_PREFIX: &str = "grpc-trailer-";
+
+/// The header rules of one upstream.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderRules {
+    request: Vec<HeaderName>,
+    response: HashSet<String>,
+}
+
+impl HeaderRules {
+    /// The rules of `options` (names already validated by the settings).
+    pub fn new(options: &UpstreamOptions) -> Self {
+        let lower = |names: &[String]| -> Vec<String> {
+            names
+                .iter()
+                .map(|n| n.trim().to_ascii_lowercase())
+                .filter(|n| !is_reserved_metadata(n))
+                .collect()
+        };
+        Self {
+            request: lower(&options.forward_request_headers)
+                .iter()
+                .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+                .collect(),
+            response: lower(&options.forward_response_metadata)
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    /// The client's headers the service gets as metadata: the allow-listed ones
+    /// under their own name, and `Grpc-Metadata-<key>` as `<key>`.
+    pub fn outgoing(&self, headers: &HeaderMap) -> MetadataMap {
+        let mut forwarded = HeaderMap::new();
+        for name in &self.request {
+            for value in headers.get_all(name) {
+                forwarded.append(name.clone(), value.clone());
+            }
+        }
+        for (name, value) in headers {
+            let Some(key) = name.as_str().strip_prefix(METADATA_PREFIX) else {
+                continue;
+            };
+            if key.is_empty() || is_reserved_metadata(key) {
+                continue;
+            }
+            if let Ok(key) = HeaderName::from_bytes(key.as_bytes()) {
+                forwarded.append(key, value.clone());
+            }
+        }
+        MetadataMap::from_headers(forwarded)
+    }
+
+    /// Adds the allow-listed keys of `metadata` to `headers`, as `<prefix><key>`.
+    pub fn returned(&self, metadata: &MetadataMap, prefix: &str, headers: &mut HeaderMap) {
+        if self.response.is_empty() {
+            return;
+        }
+        for (key, value) in metadata.clone().into_headers() {
+            let Some(key) = key else { continue };
+            if !self.response.contains(key.as_str()) {
+                continue;
+            }
+            if let Ok(name) = HeaderName::from_bytes(format!("{prefix}{key}").as_bytes()) {
+                headers.append(name, value);
+            }
+        }
+    }
+}
+
+/// `x-forwarded-for`, `-host` and `-proto` for the service. Behind a trusted proxy
+/// its `X-Forwarded-Host` and `X-Forwarded-Proto` are kept (the first value: what the
+/// outermost proxy saw); otherwise they are this request's `Host` and `http`.
+pub fn forwarded(
+    addresses: &ClientAddresses,
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+    metadata: &mut MetadataMap,
+) {
+    let behind_proxy = peer.is_some_and(|peer| addresses.trusts(peer));
+    if let Some(peer) = peer
+        && let Ok(value) = addresses.resolve(peer, headers).to_string().parse()
+    {
+        metadata.insert("x-forwarded-for", value);
+    }
+    let first = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let (host, proto) = if behind_proxy {
+        (
+            first("x-forwarded-host").or_else(|| first(header::HOST.as_str())),
+            first("x-forwarded-proto").unwrap_or("http"),
+        )
+    } else {
+        (first(header::HOST.as_str()), "http")
+    };
+    if let Some(host) = host.and_then(|h| h.parse().ok()) {
+        metadata.insert("x-forwarded-host", host);
+    }
+    if let Ok(proto) = proto.parse() {
+        metadata.insert("x-forwarded-proto", proto);
+    }
+}
