@@ -258,7 +258,11 @@ pub struct CorsSettings {
 
 impl Layered for Settings {
     const ENV_PREFIX: &'static str = "GATEWAY";
-    const ENV_LISTS: &'static [&'static str] = &["rate_limit.trusted_proxies"];
+    const ENV_LISTS: &'static [&'static str] = &[
+        "rate_limit.trusted_proxies",
+        "cors.allowed_origins",
+        "auth.public_methods",
+    ];
 
     fn validate(&self) -> Result<(), ConfigError> {
         require_http_url("users.url", &self.users.url)?;
@@ -379,5 +383,37 @@ mod tests {
             assert!(err.contains("rate_limit.redis_url"), "{err}");
             assert!(!err.contains("s3cret"), "{err}");
         }
+    }
+
+    #[test]
+    fn cors_origins_and_public_methods_come_from_comma_separated_variables() {
+        let settings = from_env(&[
+            (
+                "GATEWAY__CORS__ALLOWED_ORIGINS",
+                "https://app.example.com, https://admin.example.com",
+            ),
+            (
+                "GATEWAY__AUTH__PUBLIC_METHODS",
+                "users.v1.UserService/CreateToken,users.v1.UserService/GetJwks",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            settings.cors.allowed_origins,
+            ["https://app.example.com", "https://admin.example.com"]
+        );
+        assert_eq!(
+            settings.auth.public_methods,
+            [
+                "users.v1.UserService/CreateToken",
+                "users.v1.UserService/GetJwks"
+            ]
+        );
+        // Set, the variable replaces the default list rather than adding to it.
+        assert!(
+            !settings
+                .public_methods()
+                .contains("users.v1.UserService/CreateUser")
+        );
     }
 }
