@@ -68,7 +68,7 @@ SERVICES := users orders gateway
 DOCKER ?= docker
 COMPOSE ?= docker compose
 
-.PHONY: docker compose-up compose-down k8s-render helm-lint check-deploy check-metrics
+.PHONY: docker compose-up compose-down k8s-render helm-lint check-deploy check-metrics observability-copies
 
 docker: ## Build the service images (one Dockerfile, SERVICE build arg; needs Docker + BuildKit)
 	@set -e; for s in $(SERVICES); do \
@@ -99,6 +99,9 @@ helm-lint: ## helm lint --strict the chart with its default and ci/ values
 	bash scripts/ensure-tools.sh helm
 	@set -e; helm lint --strict helm/platform; \
 	for f in helm/platform/ci/*.yaml; do helm lint --strict helm/platform -f $$f; done
+
+observability-copies: ## Copy the Prometheus rules and the dashboard into the chart and the monitoring component
+	python3 scripts/sync-observability.py
 
 check-deploy: ## Check every deployment file offline (installs its tools into target/tools)
 	bash scripts/check-deploy.sh

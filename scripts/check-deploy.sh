@@ -303,6 +303,7 @@ self_test() {
     expect_failure "custom resource against its CRD" check_manifest_file "$BROKEN/k8s-crd/podmonitor.yaml"
     expect_failure "a kind without any schema" check_manifest_file "$BROKEN/k8s-crd/unknown-kind.yaml"
     expect_failure "helm lint (values schema)" check_helm helm/platform "$BROKEN/helm/typo-values.yaml"
+    expect_failure "helm values schema: preStop sleep 0" check_helm helm/platform "$BROKEN/helm/prestop-zero-values.yaml"
     expect_failure "promtool check config" check_prom_config "$BROKEN/prometheus/prometheus.yml"
     expect_failure "promtool check rules" check_prom_rules "$BROKEN/prometheus/rules.yml"
     expect_failure "promtool test rules" check_prom_tests "$BROKEN/prometheus/alerts.test.yml"
