@@ -10,7 +10,7 @@ BUF := $(TOOLS_BIN)/buf
 export PATH := $(TOOLS_BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help run build test lint fmt proto-lint openapi deny deps clean
+.PHONY: help run build test lint fmt proto-lint proto-breaking openapi deny deps clean
 
 help: ## List the targets
 	@echo "Targets:"
@@ -39,6 +39,10 @@ fmt: ## Format the Rust code and the protos
 proto-lint: ## Lint the protos and check their formatting with buf
 	bash scripts/ensure-tools.sh buf
 	cd proto && "$(BUF)" lint && "$(BUF)" format -d --exit-code
+
+proto-breaking: ## buf breaking (FILE rules) against the merge base with origin/main, else HEAD~1
+	bash scripts/ensure-tools.sh buf
+	BUF="$(BUF)" bash scripts/proto-breaking.sh
 
 openapi: ## Write the gateway's OpenAPI document to target/openapi.json and validate it
 	mkdir -p target
