@@ -10,7 +10,7 @@ BUF := $(TOOLS_BIN)/buf
 export PATH := $(TOOLS_BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help run build test lint fmt proto-lint openapi deny deps clean
+.PHONY: help run build test lint fmt proto-lint proto-breaking openapi deny deps clean
 
 help: ## List the targets
 	@echo "Targets:"
@@ -40,6 +40,10 @@ proto-lint: ## Lint the protos and check their formatting with buf
 	bash scripts/ensure-tools.sh buf
 	cd proto && "$(BUF)" lint && "$(BUF)" format -d --exit-code
 
+proto-breaking: ## buf breaking (FILE rules) against the merge base with origin/main, else HEAD~1
+	bash scripts/ensure-tools.sh buf
+	BUF="$(BUF)" bash scripts/proto-breaking.sh
+
 openapi: ## Write the gateway's OpenAPI document to target/openapi.json and validate it
 	mkdir -p target
 	$(CARGO) run -q -p gateway -- openapi > target/openapi.json
@@ -68,7 +72,7 @@ SERVICES := users orders gateway
 DOCKER ?= docker
 COMPOSE ?= docker compose
 
-.PHONY: docker compose-up compose-down k8s-render helm-lint check-deploy check-metrics
+.PHONY: docker compose-up compose-down k8s-render helm-lint check-deploy check-metrics observability-copies
 
 docker: ## Build the service images (one Dockerfile, SERVICE build arg; needs Docker + BuildKit)
 	@set -e; for s in $(SERVICES); do \
@@ -99,6 +103,9 @@ helm-lint: ## helm lint --strict the chart with its default and ci/ values
 	bash scripts/ensure-tools.sh helm
 	@set -e; helm lint --strict helm/platform; \
 	for f in helm/platform/ci/*.yaml; do helm lint --strict helm/platform -f $$f; done
+
+observability-copies: ## Copy the Prometheus rules and the dashboard into the chart and the monitoring component
+	python3 scripts/sync-observability.py
 
 check-deploy: ## Check every deployment file offline (installs its tools into target/tools)
 	bash scripts/check-deploy.sh

@@ -17,9 +17,16 @@
 #   hadolint deploy/docker/Dockerfile               (.hadolint.yaml)
 #   docker-compose config -q + bind mounts and build files exist
 #   kustomize: every folder of k8s/ with a kustomization.yaml, rendered and validated
-#     with kubernetes-validate --strict against Kubernetes $K8S_VERSION
+#     with kubernetes-validate --strict against Kubernetes $K8S_VERSION; each
+#     kustomize Component (k8s/components/*) rendered on top of the three service bases
 #   helm lint --strict and helm template | kubernetes-validate, for the default values
 #     and each helm/*/ci/*.yaml
+#   custom resources (PodMonitor, ServiceMonitor, PrometheusRule, ExternalSecret):
+#     kubernetes-validate has no schema for them and only warns, so every rendered
+#     stream also goes through deploy/tests/validate-crds.mjs (the operators' CRD
+#     schemas, from npm); a kind known to neither fails the check
+#   the copies of the rules and the dashboard in the chart and the monitoring
+#     component match deploy/observability (scripts/sync-observability.py --check)
 #   promtool check config, check rules, test rules
 #   the collector config and the Grafana dashboard (deploy/tests/check_observability.py;
 #     the dashboard's PromQL parsed by promtool)
@@ -33,7 +40,7 @@ export PATH="$TOOLS_DIR/bin:$PATH"
 # The oldest Kubernetes the manifests support: lifecycle.preStop.sleep is on by
 # default from 1.30.
 K8S_VERSION=${K8S_VERSION:-1.30.0}
-TOOLS=(hadolint yamllint kubernetes-validate docker-compose kubectl helm promtool)
+TOOLS=(hadolint yamllint kubernetes-validate docker-compose kubectl helm promtool crd-models)
 
 OBS=$ROOT/deploy/observability
 BROKEN=$ROOT/deploy/tests/broken
@@ -78,9 +85,26 @@ sys.exit(1 if missing else 0)
 PY
 }
 
-# kubernetes-validate on a rendered stream (stdin).
+# kubernetes-validate on a rendered stream (stdin), then its custom resources against
+# their CRDs' schemas. kubernetes-validate passes a kind it has no schema for with a
+# warning; those kinds go to validate-crds.mjs, which fails on any it cannot check.
 validate_manifests() {
-    kubernetes-validate --strict --quiet -k "$K8S_VERSION" -
+    local stream out line rc=0 unknown=()
+    stream=$(cat)
+    out=$(kubernetes-validate --strict --quiet -k "$K8S_VERSION" - <<<"$stream" 2>&1) || rc=1
+    while IFS= read -r line; do
+        if [[ $line =~ "find schema for kind "([^ ]+)" with api version "([^ ]+)" for" ]]; then
+            unknown+=("${BASH_REMATCH[1]}@${BASH_REMATCH[2]}")
+        elif [[ -n $line ]]; then
+            printf '%s\n' "$line"
+        fi
+    done <<<"$out"
+    "$TOOLS_DIR/venv/bin/python" -c \
+        'import json, sys, yaml; json.dump(list(yaml.safe_load_all(sys.stdin)), sys.stdout, default=str)' \
+        <<<"$stream" |
+        node "$ROOT/deploy/tests/validate-crds.mjs" "$TOOLS_DIR/crd-models/node_modules" \
+            ${unknown[@]+"${unknown[@]}"} || rc=1
+    return "$rc"
 }
 
 check_kustomize() {
@@ -88,6 +112,31 @@ check_kustomize() {
     out=$(kubectl kustomize "$dir") || return 1
     [[ -n $out ]] || { echo "$dir renders nothing"; return 1; }
     validate_manifests <<<"$out"
+}
+
+# check_component DIR: a kustomize Component cannot be applied alone; render it on top
+# of the three service bases (its patches need their targets) and validate that.
+check_component() {
+    local dir=$1 wrapper rel
+    wrapper=$(mktemp -d "$LOG_DIR/component.XXXXXX")
+    rel=$(realpath --relative-to="$wrapper" "$ROOT")
+    cat >"$wrapper/kustomization.yaml" <<EOF
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: check
+resources:
+  - $rel/k8s/base/users
+  - $rel/k8s/base/orders
+  - $rel/k8s/base/gateway
+components:
+  - $rel/$dir
+EOF
+    check_kustomize "$wrapper"
+}
+
+# The rules and the dashboard copied where Helm and kustomize can load them.
+check_copies() {
+    python3 "$ROOT/scripts/sync-observability.py" --check
 }
 
 check_manifest_file() {
@@ -202,7 +251,11 @@ run_checks() {
     local kustomization dir
     while IFS= read -r kustomization; do
         dir=${kustomization%/kustomization.yaml}
-        run_check "kustomize $dir (k8s $K8S_VERSION strict)" check_kustomize "$dir"
+        if grep -q '^kind: Component' "$kustomization"; then
+            run_check "kustomize $dir (component, on the bases)" check_component "$dir"
+        else
+            run_check "kustomize $dir (k8s $K8S_VERSION strict)" check_kustomize "$dir"
+        fi
     done < <(find k8s -name kustomization.yaml | sort)
     local manifest
     for manifest in k8s/overlays/*/*.example.yaml; do
@@ -220,6 +273,7 @@ run_checks() {
         done
     done
 
+    run_check "rules and dashboard copies match deploy/observability" check_copies
     run_check "promtool check config prometheus.yml" \
         check_prom_config "$OBS/prometheus/prometheus.yml"
     run_check "promtool check rules rules/*.yml" check_prom_rules "$OBS"/prometheus/rules/*.yml
@@ -246,7 +300,10 @@ self_test() {
     expect_failure "hadolint" check_hadolint "$BROKEN/docker/Dockerfile"
     expect_failure "docker-compose config" check_compose "$BROKEN/compose/docker-compose.yml"
     expect_failure "kustomize + kubernetes-validate" check_kustomize "$BROKEN/k8s-unknown-field"
+    expect_failure "custom resource against its CRD" check_manifest_file "$BROKEN/k8s-crd/podmonitor.yaml"
+    expect_failure "a kind without any schema" check_manifest_file "$BROKEN/k8s-crd/unknown-kind.yaml"
     expect_failure "helm lint (values schema)" check_helm helm/platform "$BROKEN/helm/typo-values.yaml"
+    expect_failure "helm values schema: preStop sleep 0" check_helm helm/platform "$BROKEN/helm/prestop-zero-values.yaml"
     expect_failure "promtool check config" check_prom_config "$BROKEN/prometheus/prometheus.yml"
     expect_failure "promtool check rules" check_prom_rules "$BROKEN/prometheus/rules.yml"
     expect_failure "promtool test rules" check_prom_tests "$BROKEN/prometheus/alerts.test.yml"

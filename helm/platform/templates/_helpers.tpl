@@ -53,6 +53,16 @@ app.kubernetes.io/component: {{ ternary "edge" "grpc-service" (eq .name "gateway
 helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" }}
 {{- end -}}
 
+{{/* Labels of the objects shared by the services (rules, dashboard). Takes $. */}}
+{{- define "platform.sharedLabels" -}}
+app.kubernetes.io/part-of: platform
+app.kubernetes.io/component: monitoring
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
 {{/* The image reference of a service. Takes (dict "name" NAME "root" $). */}}
 {{- define "platform.image" -}}
 {{- $svc := index .root.Values .name -}}
@@ -74,6 +84,16 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace 
 {{- else -}}
 {{ $svc.database.existingSecret }}
 {{- end -}}
+{{- end -}}
+
+{{/* The pod securityContext; a service's podSecurityContext is merged over it. */}}
+{{- define "platform.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+fsGroup: 65532
+seccompProfile:
+  type: RuntimeDefault
 {{- end -}}
 
 {{/* The container securityContext shared by every container. */}}
@@ -119,6 +139,13 @@ Only keys the binaries know: an unknown USERS__/ORDERS__/GATEWAY__ key stops the
 {{- if eq $name "users" }}
 USERS__AUTH__SIGNING_KEY_FILE: "/var/run/secrets/users/signing-key.pem"
 USERS__AUTH__GENERATE_SIGNING_KEY: {{ $svc.signingKey.generate | toString | quote }}
+{{- with $svc.signingKey.retired }}
+{{- $files := list }}
+{{- range . }}
+{{- $files = append $files (printf "/var/run/secrets/users/%s" .) }}
+{{- end }}
+USERS__AUTH__RETIRED_KEY_FILES: {{ join "," $files | quote }}
+{{- end }}
 USERS__PASSWORD__MAX_CONCURRENT: {{ $svc.passwordMaxConcurrent | quote }}
 {{- end }}
 {{- if eq $name "orders" }}

@@ -6,8 +6,10 @@
 //! 3. environment variables named `PREFIX__SECTION__KEY` (`USERS__GRPC__ADDR`), where
 //!    `__` separates nesting levels. A list setting the component declares in
 //!    [`Layered::ENV_LISTS`] takes a comma-separated value
-//!    (`GATEWAY__RATE_LIMIT__TRUSTED_PROXIES=10.0.0.0/8,192.168.0.0/16`); every other
-//!    value is taken whole, commas included.
+//!    (`GATEWAY__RATE_LIMIT__TRUSTED_PROXIES=10.0.0.0/8, 192.168.0.0/16`): each item is
+//!    trimmed, empty items are dropped (so an empty value is an empty list), and no
+//!    item is parsed as a number or boolean; every other value is taken whole, commas
+//!    included.
 //!
 //! Settings types are plain `serde` structs; `#[serde(deny_unknown_fields)]` on them
 //! turns a misspelt key into an error instead of a silently ignored line. Every error
@@ -182,27 +184,69 @@ where
         builder = builder.add_source(parsed);
     }
 
+    let env: Env = match sources.env {
+        Some(env) => env,
+        None => std::env::vars().collect(),
+    };
+    let (lists, env) = split_lists(env, sources.env_prefix, sources.lists);
     // Numbers and booleans are typed here rather than left as strings for serde to
     // coerce: a section embedded with `#[serde(flatten)]` is deserialized from a
     // buffer that cannot turn "30" into a u64. String fields still accept them.
-    let mut env = Environment::with_prefix(sources.env_prefix)
-        .prefix_separator("__")
-        .separator("__")
-        .try_parsing(true)
-        .source(sources.env);
-    // Without declared keys the separator would split every value, URLs included.
-    if !sources.lists.is_empty() {
-        env = env.list_separator(",");
-        for key in sources.lists {
-            env = env.with_list_parse_key(key);
-        }
+    builder = builder.add_source(
+        Environment::with_prefix(sources.env_prefix)
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .source(Some(env)),
+    );
+    // Lists are set after the environment, as the environment's own values.
+    for (key, items) in lists {
+        builder = builder
+            .set_override(key, items)
+            .map_err(|e| ConfigError::Invalid(Box::new(e)))?;
     }
-    builder = builder.add_source(env);
 
     builder
         .build()
         .and_then(Config::try_deserialize)
         .map_err(|e| ConfigError::Invalid(Box::new(e)))
+}
+
+/// Environment variables by name.
+type Env = HashMap<String, String>;
+
+/// List settings from the environment: dotted key and items.
+type EnvLists = Vec<(String, Vec<String>)>;
+
+/// Takes the declared list keys out of `env`: their values split at commas, each item
+/// trimmed and empty ones dropped. The `config` crate's own splitting keeps the spaces
+/// and the empty items and would turn a one-item list that looks like a number into a
+/// number. Returns the lists by dotted key, and the rest of the environment.
+fn split_lists(env: Env, prefix: &str, lists: &[&str]) -> (EnvLists, Env) {
+    let prefix = format!("{}__", prefix.to_lowercase());
+    let mut found = Vec::new();
+    let mut rest = HashMap::with_capacity(env.len());
+    for (name, value) in env {
+        let key = name
+            .to_lowercase()
+            .strip_prefix(&prefix)
+            .map(|key| key.replace("__", "."));
+        match key {
+            Some(key) if lists.contains(&key.as_str()) => {
+                let items = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                found.push((key, items));
+            }
+            _ => {
+                rest.insert(name, value);
+            }
+        }
+    }
+    (found, rest)
 }
 
 #[cfg(test)]
@@ -351,32 +395,56 @@ mod tests {
         url: String,
     }
 
+    fn lists_from(env: &[(&str, &str)]) -> Result<Lists, ConfigError> {
+        load(
+            Sources::new("SVC")
+                .with_env(env.iter().copied())
+                .with_lists(&["net.proxies"]),
+        )
+    }
+
     #[test]
     fn declared_lists_are_comma_separated_and_nothing_else_is_split() {
         let env = [
             ("SVC__NET__PROXIES", "10.0.0.0/8,192.168.0.0/16"),
             ("SVC__NET__URL", "redis://a,b"),
         ];
-        let s: Lists = load(
-            Sources::new("SVC")
-                .with_env(env)
-                .with_lists(&["net.proxies"]),
-        )
-        .unwrap();
+        let s = lists_from(&env).unwrap();
         assert_eq!(s.net.proxies, ["10.0.0.0/8", "192.168.0.0/16"]);
         assert_eq!(s.net.url, "redis://a,b");
 
-        let one: Lists = load(
-            Sources::new("SVC")
-                .with_env([("SVC__NET__PROXIES", "10.0.0.0/8")])
-                .with_lists(&["net.proxies"]),
-        )
-        .unwrap();
+        let one = lists_from(&[("SVC__NET__PROXIES", "10.0.0.0/8")]).unwrap();
         assert_eq!(one.net.proxies, ["10.0.0.0/8"]);
 
         // Undeclared, a list cannot come from the environment at all.
         let err = load::<Lists>(Sources::new("SVC").with_env(env)).unwrap_err();
         assert!(err.to_string().contains("net.proxies"), "{err}");
+    }
+
+    #[test]
+    fn list_items_are_trimmed_and_never_typed() {
+        let spaced = lists_from(&[("SVC__NET__PROXIES", " a , b,,c ,")]).unwrap();
+        assert_eq!(spaced.net.proxies, ["a", "b", "c"]);
+
+        let empty = lists_from(&[("SVC__NET__PROXIES", "")]).unwrap();
+        assert!(empty.net.proxies.is_empty());
+
+        // One item that reads as a number or a boolean is still a one-item list.
+        for value in ["42", "true"] {
+            let one = lists_from(&[("SVC__NET__PROXIES", value)]).unwrap();
+            assert_eq!(one.net.proxies, [value]);
+        }
+
+        // The file's list is replaced by the environment's, not merged with it.
+        let file = toml_file("[net]\nproxies = [\"from-file\"]\n");
+        let s: Lists = load(
+            Sources::new("SVC")
+                .with_file(Some(file.path()))
+                .with_env([("SVC__NET__PROXIES", "x,y")])
+                .with_lists(&["net.proxies"]),
+        )
+        .unwrap();
+        assert_eq!(s.net.proxies, ["x", "y"]);
     }
 
     #[test]

@@ -340,6 +340,8 @@ impl Layered for Settings {
         "users.forward_response_metadata",
         "orders.forward_request_headers",
         "orders.forward_response_metadata",
+        "cors.allowed_origins",
+        "auth.public_methods",
     ];
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -623,5 +625,37 @@ mod tests {
                 .to_string();
             assert!(err.contains(key), "{err}");
         }
+    }
+
+    #[test]
+    fn cors_origins_and_public_methods_come_from_comma_separated_variables() {
+        let settings = from_env(&[
+            (
+                "GATEWAY__CORS__ALLOWED_ORIGINS",
+                "https://app.example.com, https://admin.example.com",
+            ),
+            (
+                "GATEWAY__AUTH__PUBLIC_METHODS",
+                "users.v1.UserService/CreateToken,users.v1.UserService/GetJwks",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            settings.cors.allowed_origins,
+            ["https://app.example.com", "https://admin.example.com"]
+        );
+        assert_eq!(
+            settings.auth.public_methods,
+            [
+                "users.v1.UserService/CreateToken",
+                "users.v1.UserService/GetJwks"
+            ]
+        );
+        // Set, the variable replaces the default list rather than adding to it.
+        assert!(
+            !settings
+                .public_methods()
+                .contains("users.v1.UserService/CreateUser")
+        );
     }
 }

@@ -145,6 +145,7 @@ impl Default for SignInSettings {
 
 impl Layered for Settings {
     const ENV_PREFIX: &'static str = "USERS";
+    const ENV_LISTS: &'static [&'static str] = &["auth.retired_key_files"];
 
     fn validate(&self) -> Result<(), ConfigError> {
         require_positive("auth.token_ttl_secs", self.auth.token_ttl_secs)?;
@@ -223,5 +224,28 @@ mod tests {
             Settings::load_from(Sources::new("USERS").with_env([("USERS__AUTH__AUDIENCE", "")]))
                 .unwrap_err();
         assert!(error.to_string().contains("auth.audience"), "{error}");
+    }
+
+    /// A deployment mounts retired keys from a Secret and names them in one variable.
+    #[test]
+    fn retired_key_files_come_from_one_comma_separated_variable() {
+        let settings = Settings::load_from(Sources::new("USERS").with_env([(
+            "USERS__AUTH__RETIRED_KEY_FILES",
+            "/var/run/secrets/users/retired/2024.pem, /var/run/secrets/users/retired/2025.pem",
+        )]))
+        .unwrap();
+        assert_eq!(
+            settings.auth.retired_key_files,
+            [
+                PathBuf::from("/var/run/secrets/users/retired/2024.pem"),
+                PathBuf::from("/var/run/secrets/users/retired/2025.pem"),
+            ]
+        );
+
+        let none = Settings::load_from(
+            Sources::new("USERS").with_env([("USERS__AUTH__RETIRED_KEY_FILES", "")]),
+        )
+        .unwrap();
+        assert!(none.auth.retired_key_files.is_empty());
     }
 }
