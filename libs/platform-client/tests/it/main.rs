@@ -10,3 +10,5 @@
 )]
 
 mod client;
+mod resilience;
+mod support;
