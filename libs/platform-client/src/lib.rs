@@ -20,16 +20,21 @@
 //! - [`Client`]: a shared channel under both layers. Generated clients run over it
 //!   (`UserServiceClient::new(client)`), as do dynamic calls with `tonic::client::Grpc`.
 //! - [`health`]: the `grpc.health.v1` probe used by readiness checks.
+//! - [`settings`]: the `[client]` section of a calling service's settings: a DNS
+//!   server to resolve with ([`dns`]) instead of the system resolver, re-resolution,
+//!   retries and ejection.
 //!
 //! A caller gives its remaining budget the tonic way, with
 //! [`tonic::Request::set_timeout`]; the client's default timeout bounds it.
 
 pub mod body;
 pub mod channel;
+pub mod dns;
 pub mod health;
 pub mod layer;
 pub mod pool;
 pub mod retry;
+pub mod settings;
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -42,10 +47,12 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 pub use channel::{ChannelOptions, Channels, ClientError, Resolve, SystemResolver};
+pub use dns::DnsServerResolver;
 pub use health::is_serving;
 pub use layer::{ClientLayer, ClientService, grpc_timeout, names};
 pub use pool::{Balanced, BoxError, OutlierOptions};
 pub use retry::{RetryLayer, RetryOptions, SafeToRepeat};
+pub use settings::{ClientSettings, InvalidSetting};
 
 /// What a [`Client`] sends its calls through: a balanced channel, or any other
 /// transport (a plain tonic `Channel` in tests).
