@@ -32,6 +32,9 @@ pub enum ClientError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// The configured DNS server cannot be used.
+    #[error("cannot resolve with the configured DNS server: {0}")]
+    Resolver(#[source] std::io::Error),
 }
 
 /// How connections to upstreams are made, balanced and retried.

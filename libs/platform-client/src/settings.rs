@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::Channels;
-use crate::channel::{ChannelOptions, Resolve, SystemResolver};
+use crate::channel::{ChannelOptions, ClientError, Resolve, SystemResolver};
 use crate::dns::DnsServerResolver;
 use crate::pool::OutlierOptions;
 use crate::retry::RetryOptions;
@@ -106,15 +106,17 @@ impl ClientSettings {
     }
 
     /// The resolver these settings name.
-    pub fn resolver(&self) -> std::io::Result<Arc<dyn Resolve>> {
+    pub fn resolver(&self) -> Result<Arc<dyn Resolve>, ClientError> {
         Ok(match self.dns_server {
-            Some(server) => Arc::new(DnsServerResolver::new(server)?),
+            Some(server) => {
+                Arc::new(DnsServerResolver::new(server).map_err(ClientError::Resolver)?)
+            }
             None => Arc::new(SystemResolver),
         })
     }
 
     /// Channels made with `options` and the resolver these settings name.
-    pub fn channels(&self, options: ChannelOptions) -> std::io::Result<Channels> {
+    pub fn channels(&self, options: ChannelOptions) -> Result<Channels, ClientError> {
         Ok(Channels::with_resolver(options, self.resolver()?))
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use platform_auth::VerificationSettings;
+use platform_client::ClientSettings;
 pub use platform_config::Layered;
 use platform_config::{ConfigError, require_http_url, require_positive};
 use platform_server::AdminSettings;
@@ -37,6 +38,8 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     /// Cross-origin requests from browsers.
     pub cors: CorsSettings,
+    /// How upstream calls resolve, retry and eject upstreams.
+    pub client: ClientSettings,
 }
 
 impl Default for Settings {
@@ -57,6 +60,7 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             rate_limit: RateLimitSettings::default(),
             cors: CorsSettings::default(),
+            client: ClientSettings::default(),
         }
     }
 }
@@ -312,6 +316,9 @@ impl Layered for Settings {
         self.auth
             .verification
             .validate("auth")
+            .map_err(|e| ConfigError::rule(e.key, e.reason))?;
+        self.client
+            .validate("client")
             .map_err(|e| ConfigError::rule(e.key, e.reason))?;
         Ok(())
     }

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use bytes::Buf;
-use platform_client::Client;
+use platform_client::{Client, SafeToRepeat};
 use prost::Message as _;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
@@ -42,7 +42,9 @@ impl Upstream {
     }
 
     /// Calls the unary method at `path` (`/pkg.Service/Method`) with `message` within
-    /// `timeout`, decoding the answer as `output`.
+    /// `timeout`, decoding the answer as `output`. A call `safe_to_repeat` (a read, or
+    /// a create carrying an idempotency key) is retried on UNAVAILABLE; any call is
+    /// retried when it never reached the service.
     pub async fn unary(
         &self,
         path: &str,
@@ -50,16 +52,22 @@ impl Upstream {
         output: MessageDescriptor,
         metadata: MetadataMap,
         timeout: Duration,
+        safe_to_repeat: bool,
     ) -> Result<(DynamicMessage, MetadataMap), Status> {
-        let (mut grpc, request, path) =
-            prepare(&self.client, path, message, metadata, timeout).await?;
+        let call = Call {
+            metadata,
+            timeout,
+            safe_to_repeat,
+        };
+        let (mut grpc, request, path) = prepare(&self.client, path, message, call).await?;
         let response = grpc.unary(request, path, DynamicCodec { output }).await?;
         let (metadata, message, _) = response.into_parts();
         Ok((message, metadata))
     }
 
     /// Calls the server-streaming method at `path` with `message`, for at most
-    /// `timeout`: the response metadata, then the messages as they come.
+    /// `timeout`: the response metadata, then the messages as they come. Retried as
+    /// [`Upstream::unary`] until the stream has started.
     pub async fn server_streaming(
         &self,
         path: &str,
@@ -67,9 +75,14 @@ impl Upstream {
         output: MessageDescriptor,
         metadata: MetadataMap,
         timeout: Duration,
+        safe_to_repeat: bool,
     ) -> Result<(MetadataMap, Streaming<DynamicMessage>), Status> {
-        let (mut grpc, request, path) =
-            prepare(&self.streams, path, message, metadata, timeout).await?;
+        let call = Call {
+            metadata,
+            timeout,
+            safe_to_repeat,
+        };
+        let (mut grpc, request, path) = prepare(&self.streams, path, message, call).await?;
         let response = grpc
             .server_streaming(request, path, DynamicCodec { output })
             .await?;
@@ -78,13 +91,19 @@ impl Upstream {
     }
 }
 
+/// What a call carries besides its message.
+struct Call {
+    metadata: MetadataMap,
+    timeout: Duration,
+    safe_to_repeat: bool,
+}
+
 /// A ready client, the request and its parsed path.
 async fn prepare(
     client: &Client,
     path: &str,
     message: DynamicMessage,
-    metadata: MetadataMap,
-    timeout: Duration,
+    call: Call,
 ) -> Result<
     (
         tonic::client::Grpc<Client>,
@@ -97,8 +116,12 @@ async fn prepare(
         .parse::<http::uri::PathAndQuery>()
         .map_err(|_| Status::internal("invalid method path"))?;
     let mut grpc = tonic::client::Grpc::new(client.clone());
-    let mut request = tonic::Request::from_parts(metadata, tonic::Extensions::new(), message);
-    request.set_timeout(timeout);
+    let mut extensions = tonic::Extensions::new();
+    if call.safe_to_repeat {
+        extensions.insert(SafeToRepeat);
+    }
+    let mut request = tonic::Request::from_parts(call.metadata, extensions, message);
+    request.set_timeout(call.timeout);
     grpc.ready()
         .await
         .map_err(|e| Status::unavailable(format!("upstream not ready: {e}")))?;

@@ -34,6 +34,9 @@ struct Outgoing {
     request_id: String,
     /// The deadline, sent as `grpc-timeout`.
     timeout: Duration,
+    /// Whether the call may be sent twice: a GET route, or a message carrying an
+    /// idempotency key (`request_id`).
+    safe_to_repeat: bool,
 }
 
 /// Route → transcode → call → render.
@@ -57,6 +60,7 @@ pub(super) async fn serve(State(edge): State<Arc<Edge>>, request: Request) -> Re
         },
         request_id: request_id::of(&headers).to_owned(),
         timeout: deadline(&headers, Duration::from_millis(limit)),
+        safe_to_repeat: request.method() == axum::http::Method::GET,
     };
     let idempotency_key = header_text(&headers, "idempotency-key").map(str::to_owned);
     let query = request.uri().query().map(str::to_owned);
@@ -73,6 +77,10 @@ pub(super) async fn serve(State(edge): State<Arc<Edge>>, request: Request) -> Re
         apply_idempotency_key(&mut message, &key);
     }
 
+    let outgoing = Outgoing {
+        safe_to_repeat: outgoing.safe_to_repeat || carries_idempotency_key(&message),
+        ..outgoing
+    };
     let service = route.method().parent_service().full_name();
     let Some(upstream) = edge.upstreams.get(service) else {
         tracing::error!(%service, "no upstream configured for service");
@@ -110,7 +118,14 @@ async fn call_upstream(
 ) -> Result<(DynamicMessage, MetadataMap), tonic::Status> {
     let (path, output) = (route.grpc_path(), route.method().output());
     upstream
-        .unary(path, message, output, outgoing.metadata(), outgoing.timeout)
+        .unary(
+            path,
+            message,
+            output,
+            outgoing.metadata(),
+            outgoing.timeout,
+            outgoing.safe_to_repeat,
+        )
         .await
 }
 
@@ -123,7 +138,14 @@ async fn open_stream(
 ) -> Result<(MetadataMap, tonic::Streaming<DynamicMessage>), tonic::Status> {
     let (path, output) = (route.grpc_path(), route.method().output());
     upstream
-        .server_streaming(path, message, output, outgoing.metadata(), outgoing.timeout)
+        .server_streaming(
+            path,
+            message,
+            output,
+            outgoing.metadata(),
+            outgoing.timeout,
+            outgoing.safe_to_repeat,
+        )
         .await
 }
 
@@ -231,6 +253,18 @@ fn metadata_headers(metadata: &MetadataMap, headers: &mut HeaderMap) {
     }
 }
 
+/// Whether the message has a non-empty string `request_id`: the service then answers
+/// a repeat with the first result, so the call is safe to send twice.
+fn carries_idempotency_key(message: &DynamicMessage) -> bool {
+    message
+        .descriptor()
+        .get_field_by_name("request_id")
+        .filter(|field| field.kind() == prost_reflect::Kind::String && !field.is_list())
+        .is_some_and(
+            |field| matches!(&*message.get_field(&field), Value::String(key) if !key.is_empty()),
+        )
+}
+
 /// `Idempotency-Key` fills a string `request_id` field the body left empty.
 fn apply_idempotency_key(message: &mut DynamicMessage, key: &str) {
     let Some(field) = message.descriptor().get_field_by_name("request_id") else {
@@ -262,5 +296,26 @@ mod tests {
         assert_eq!(deadline(&long, default), default);
         long.insert("request-timeout", HeaderValue::from_static("-1"));
         assert_eq!(deadline(&long, default), default);
+    }
+
+    #[test]
+    fn only_a_create_with_an_idempotency_key_is_safe_to_repeat() {
+        let pool = platform_proto::descriptor_pool();
+        let create = pool
+            .get_message_by_name("orders.v1.CreateOrderRequest")
+            .expect("in the pool");
+        let mut message = DynamicMessage::new(create);
+        assert!(!carries_idempotency_key(&message));
+        apply_idempotency_key(&mut message, "checkout-1");
+        assert!(carries_idempotency_key(&message));
+        let cancel = pool
+            .get_message_by_name("orders.v1.CancelOrderRequest")
+            .expect("in the pool");
+        let mut message = DynamicMessage::new(cancel);
+        apply_idempotency_key(&mut message, "checkout-1");
+        assert!(
+            !carries_idempotency_key(&message),
+            "no request_id to carry it"
+        );
     }
 }
