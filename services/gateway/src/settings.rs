@@ -387,4 +387,28 @@ mod tests {
             assert!(!err.contains("s3cret"), "{err}");
         }
     }
+
+    #[test]
+    fn the_dns_server_and_retries_are_set_from_the_environment() {
+        let settings = from_env(&[
+            ("GATEWAY__CLIENT__DNS_SERVER", "127.0.0.1:5353"),
+            ("GATEWAY__CLIENT__RETRY_MAX_ATTEMPTS", "2"),
+        ])
+        .unwrap();
+        assert_eq!(
+            settings.client.dns_server,
+            Some(SocketAddr::from(([127, 0, 0, 1], 5353)))
+        );
+        assert_eq!(settings.client.retry_max_attempts, 2);
+        assert_eq!(
+            Settings::default().client.dns_server,
+            None,
+            "system resolver"
+        );
+
+        let err = from_env(&[("GATEWAY__CLIENT__RETRY_MAX_ATTEMPTS", "0")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("client.retry_max_attempts"), "{err}");
+    }
 }
