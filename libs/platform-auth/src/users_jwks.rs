@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use platform_client::Client;
+use platform_client::{Client, SafeToRepeat};
 use platform_proto::users::v1 as pb;
 use platform_proto::users::v1::user_service_client::UserServiceClient;
 use tonic::Code;
@@ -34,6 +34,8 @@ impl KeySource for UsersJwks {
     async fn fetch(&self) -> Result<Vec<Jwk>, KeySourceError> {
         let mut request = tonic::Request::new(pb::GetJwksRequest {});
         request.set_timeout(self.timeout);
+        // A read: retried on UNAVAILABLE like any call that never reached users.
+        request.extensions_mut().insert(SafeToRepeat);
         let response = UserServiceClient::new(self.client.clone())
             .get_jwks(request)
             .await

@@ -8,18 +8,18 @@
 //! answers. Every endpoint, including those the resolver adds later, gets the same
 //! connect timeout and HTTP/2 keep-alive, so a silently dead peer is noticed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use tokio::sync::mpsc::Sender;
-use tonic::transport::channel::Change;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::{Endpoint, Uri};
 
 use crate::Client;
+use crate::pool::{self, Balanced, Membership, OutlierOptions};
+use crate::retry::{RetryLayer, RetryOptions};
 
 /// Why an upstream URL cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -32,10 +32,13 @@ pub enum ClientError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// The configured DNS server cannot be used.
+    #[error("cannot resolve with the configured DNS server: {0}")]
+    Resolver(#[source] std::io::Error),
 }
 
-/// How connections to upstreams are made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How connections to upstreams are made, balanced and retried.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChannelOptions {
     /// How long connecting may take before the call fails UNAVAILABLE.
     pub connect_timeout: Duration,
@@ -45,6 +48,10 @@ pub struct ChannelOptions {
     pub keep_alive_timeout: Duration,
     /// How often DNS names are resolved again.
     pub resolve_every: Duration,
+    /// When a failing endpoint is taken out of the balancer.
+    pub outlier: OutlierOptions,
+    /// Which failed calls are sent again.
+    pub retry: RetryOptions,
 }
 
 impl Default for ChannelOptions {
@@ -54,6 +61,8 @@ impl Default for ChannelOptions {
             keep_alive_interval: Duration::from_secs(30),
             keep_alive_timeout: Duration::from_secs(10),
             resolve_every: Duration::from_secs(5),
+            outlier: OutlierOptions::default(),
+            retry: RetryOptions::default(),
         }
     }
 }
@@ -104,12 +113,13 @@ impl Resolve for SystemResolver {
 }
 
 /// The channels of a process, one per upstream URL: asking twice for a URL gives the
-/// same connections. Cheap to clone; clones share the channels.
+/// same connections and the same retry budget. Cheap to clone; clones share the
+/// channels.
 #[derive(Debug, Clone)]
 pub struct Channels {
     options: ChannelOptions,
     resolver: Arc<dyn Resolve>,
-    open: Arc<Mutex<HashMap<String, Channel>>>,
+    open: Arc<Mutex<HashMap<String, (Balanced, RetryLayer)>>>,
 }
 
 impl Channels {
@@ -127,24 +137,31 @@ impl Channels {
         }
     }
 
-    /// The channel to `url`, opened on first use (it connects on first call). Must be
-    /// called inside a Tokio runtime: a DNS name gets a resolver task.
-    pub fn channel(&self, url: &str) -> Result<Channel, ClientError> {
+    fn open(&self, url: &str) -> Result<(Balanced, RetryLayer), ClientError> {
         // The lock is never held across an await, and a panic while holding it leaves
         // the map consistent.
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(channel) = open.get(url) {
-            return Ok(channel.clone());
+        if let Some(shared) = open.get(url) {
+            return Ok(shared.clone());
         }
         let channel = connect(url, &self.options, Arc::clone(&self.resolver))?;
-        open.insert(url.to_owned(), channel.clone());
-        Ok(channel)
+        let shared = (channel, RetryLayer::new(self.options.retry.clone()));
+        open.insert(url.to_owned(), shared.clone());
+        Ok(shared)
     }
 
-    /// A [`Client`] of `url` on the shared channel; calls without a deadline of their
-    /// own get `default_timeout`.
+    /// The balanced channel to `url`, opened on first use (it connects on first
+    /// call). Must be called inside a Tokio runtime: the channel gets a task that keeps
+    /// its endpoints.
+    pub fn channel(&self, url: &str) -> Result<Balanced, ClientError> {
+        self.open(url).map(|(channel, _)| channel)
+    }
+
+    /// A [`Client`] of `url` on the shared channel, retrying within the upstream's
+    /// shared budget; calls without a deadline of their own get `default_timeout`.
     pub fn client(&self, url: &str, default_timeout: Duration) -> Result<Client, ClientError> {
-        Ok(Client::new(self.channel(url)?, url, default_timeout))
+        let (channel, retry) = self.open(url)?;
+        Ok(Client::with_retry(channel, url, default_timeout, retry))
     }
 }
 
@@ -153,7 +170,7 @@ fn connect(
     url: &str,
     options: &ChannelOptions,
     resolver: Arc<dyn Resolve>,
-) -> Result<Channel, ClientError> {
+) -> Result<Balanced, ClientError> {
     let invalid = |reason| ClientError::InvalidUrl {
         url: url.to_owned(),
         reason,
@@ -164,76 +181,27 @@ fn connect(
     let port = uri
         .port_u16()
         .unwrap_or(if scheme == "https" { 443 } else { 80 });
-    let first = options
+    options
         .endpoint(&scheme, &format!("{host}:{port}"))
         .ok_or_else(|| invalid("not an endpoint"))?;
 
+    let endpoint_options = options.clone();
+    let make =
+        Box::new(move |addr: SocketAddr| endpoint_options.endpoint(&scheme, &addr.to_string()));
     let literal = host.trim_start_matches('[').trim_end_matches(']');
-    if literal.parse::<std::net::IpAddr>().is_ok() {
-        return Ok(first.connect_lazy());
-    }
-
-    let (channel, changes) = Channel::balance_channel::<SocketAddr>(64);
-    tokio::spawn(resolve_forever(Target {
-        host,
-        port,
-        scheme,
-        options: *options,
-        resolver,
-        changes,
-    }));
-    Ok(channel)
-}
-
-/// What the resolver task keeps up to date.
-struct Target {
-    host: String,
-    port: u16,
-    scheme: String,
-    options: ChannelOptions,
-    resolver: Arc<dyn Resolve>,
-    changes: Sender<Change<SocketAddr, Endpoint>>,
-}
-
-/// Keeps the balanced channel's endpoints equal to what the host resolves to, until
-/// every handle of the channel is gone.
-async fn resolve_forever(target: Target) {
-    let Target {
-        host,
-        port,
-        scheme,
-        options,
-        resolver,
-        changes,
-    } = target;
-    let mut current: HashSet<SocketAddr> = HashSet::new();
-    while !changes.is_closed() {
-        match resolver.resolve(&host, port).await {
-            Ok(addrs) => {
-                let resolved: HashSet<SocketAddr> = addrs.into_iter().collect();
-                for gone in current.difference(&resolved) {
-                    if changes.send(Change::Remove(*gone)).await.is_err() {
-                        return;
-                    }
-                }
-                for new in resolved.difference(&current) {
-                    let Some(endpoint) = options.endpoint(&scheme, &new.to_string()) else {
-                        continue;
-                    };
-                    if changes.send(Change::Insert(*new, endpoint)).await.is_err() {
-                        return;
-                    }
-                }
-                if resolved != current {
-                    tracing::info!(upstream = %host, addresses = resolved.len(), "upstream endpoints updated");
-                }
-                current = resolved;
-            }
-            // Keep the last known endpoints: a DNS hiccup must not empty the pool.
-            Err(error) => tracing::warn!(upstream = %host, %error, "cannot resolve upstream"),
-        }
-        tokio::time::sleep(options.resolve_every).await;
-    }
+    let membership = match literal.parse::<std::net::IpAddr>() {
+        Ok(ip) => Membership::Fixed(SocketAddr::new(ip, port)),
+        Err(_) => Membership::Resolved {
+            resolve: Box::new(move || resolver.resolve(&host, port)),
+            every: options.resolve_every,
+        },
+    };
+    Ok(pool::balanced(
+        url.to_owned(),
+        make,
+        options.outlier,
+        membership,
+    ))
 }
 
 #[cfg(test)]

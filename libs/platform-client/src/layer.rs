@@ -35,6 +35,11 @@ pub mod names {
     /// Histogram of outgoing call durations in seconds, by `rpc_service`, `rpc_method`
     /// and `rpc_grpc_status_code`, labelled like the server side.
     pub const CLIENT_DURATION: &str = "rpc_client_call_duration_seconds";
+    /// Counter of retried attempts, by `rpc_service`, `rpc_method` and `reason`
+    /// (`connect`, `refused_stream`, `goaway`, `not_sent`, `unavailable`).
+    pub const RETRIES: &str = "rpc_client_retries_total";
+    /// Counter of endpoints taken out of an upstream's balancer, by `upstream`.
+    pub const EJECTIONS: &str = "rpc_client_ejections_total";
 }
 
 const GRPC_TIMEOUT: &str = "grpc-timeout";
@@ -202,7 +207,7 @@ where
 }
 
 /// Paths that are infrastructure, not traffic.
-fn is_infrastructure(path: &str) -> bool {
+pub(crate) fn is_infrastructure(path: &str) -> bool {
     path.starts_with("/grpc.health.") || path.starts_with("/grpc.reflection.")
 }
 
@@ -235,7 +240,7 @@ pub fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
 }
 
 /// `budget` as a `grpc-timeout` value, in tonic's own encoding.
-fn encode_timeout(budget: Duration) -> Option<HeaderValue> {
+pub(crate) fn encode_timeout(budget: Duration) -> Option<HeaderValue> {
     let mut request = tonic::Request::new(());
     request.set_timeout(budget);
     request.into_parts().0.into_headers().remove(GRPC_TIMEOUT)

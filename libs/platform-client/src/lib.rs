@@ -7,49 +7,107 @@
 //!   periodically and every address becomes an endpoint of a balanced channel, so a
 //!   Kubernetes headless Service spreads calls over its pods and follows scaling.
 //!   [`Channels`] hands out the channel of a URL, opening it on first use.
+//! - [`pool`]: the endpoints of one upstream behind a power-of-two-choices balancer
+//!   that avoids an endpoint that has just failed, and ejects one that keeps failing
+//!   for a growing interval (`rpc_client_ejections_total`).
 //! - [`layer`]: the tower layer every call passes through: the client span
 //!   (OpenTelemetry RPC conventions) with `traceparent` injected inside it, the
 //!   caller's deadline sent as `grpc-timeout` and enforced, and the
 //!   `rpc_client_call_duration_seconds` histogram.
-//! - [`Client`]: a shared channel under that layer. Generated clients run over it
+//! - [`retry`]: under that layer, transparent retries of calls that never reached a
+//!   handler, and of calls marked [`SafeToRepeat`] that met UNAVAILABLE, within a
+//!   retry budget and the call's deadline (`rpc_client_retries_total`).
+//! - [`Client`]: a shared channel under both layers. Generated clients run over it
 //!   (`UserServiceClient::new(client)`), as do dynamic calls with `tonic::client::Grpc`.
 //! - [`health`]: the `grpc.health.v1` probe used by readiness checks.
+//! - [`settings`]: the `[client]` section of a calling service's settings: a DNS
+//!   server to resolve with ([`dns`]) instead of the system resolver, re-resolution,
+//!   retries and ejection.
 //!
 //! A caller gives its remaining budget the tonic way, with
 //! [`tonic::Request::set_timeout`]; the client's default timeout bounds it.
 
 pub mod body;
 pub mod channel;
+pub mod dns;
 pub mod health;
 pub mod layer;
+pub mod pool;
+pub mod retry;
+pub mod settings;
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tonic::body::Body;
-use tonic::transport::Channel;
+use tower::ServiceExt;
+use tower::util::BoxCloneSyncService;
 use tower_layer::Layer;
 use tower_service::Service;
 
 pub use channel::{ChannelOptions, Channels, ClientError, Resolve, SystemResolver};
+pub use dns::DnsServerResolver;
 pub use health::is_serving;
 pub use layer::{ClientLayer, ClientService, grpc_timeout, names};
+pub use pool::{Balanced, BoxError, OutlierOptions};
+pub use retry::{RetryLayer, RetryOptions, SafeToRepeat};
+pub use settings::{ClientSettings, InvalidSetting};
 
-/// A shared channel to one upstream under [`ClientLayer`]: cheap to clone, and every
-/// clone uses the same connections.
+/// What a [`Client`] sends its calls through: a balanced channel, or any other
+/// transport (a plain tonic `Channel` in tests).
+type Transport = BoxCloneSyncService<http::Request<Body>, http::Response<Body>, BoxError>;
+
+/// A shared channel to one upstream under [`ClientLayer`] and [`RetryLayer`]: cheap
+/// to clone, and every clone uses the same connections and retry budget.
 #[derive(Debug, Clone)]
 pub struct Client {
-    service: ClientService<Channel>,
+    service: ClientService<retry::Retrying<Transport>>,
     url: Arc<str>,
 }
 
 impl Client {
-    /// A client over `channel`, which was opened for `url`; calls without a deadline of
+    /// A client over `transport`, which was opened for `url`, retrying with the
+    /// default [`RetryOptions`] in a budget of its own; calls without a deadline of
     /// their own get `default_timeout`.
-    pub fn new(channel: Channel, url: &str, default_timeout: Duration) -> Self {
+    pub fn new<S>(transport: S, url: &str, default_timeout: Duration) -> Self
+    where
+        S: Service<http::Request<Body>, Response = http::Response<Body>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send + 'static,
+    {
+        Self::with_retry(
+            transport,
+            url,
+            default_timeout,
+            RetryLayer::new(RetryOptions::default()),
+        )
+    }
+
+    /// A client over `transport` retrying as `retry` says (and within its budget,
+    /// shared with every client given a clone of it).
+    pub fn with_retry<S>(
+        transport: S,
+        url: &str,
+        default_timeout: Duration,
+        retry: RetryLayer,
+    ) -> Self
+    where
+        S: Service<http::Request<Body>, Response = http::Response<Body>>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send + 'static,
+    {
+        let transport = BoxCloneSyncService::new(transport.map_err(Into::into));
         Self {
-            service: ClientLayer::new(default_timeout).layer(channel),
+            service: ClientLayer::new(default_timeout).layer(retry.layer(transport)),
             url: url.into(),
         }
     }

@@ -149,6 +149,14 @@ fn describe() {
         "Duration of outgoing gRPC calls as the caller saw them, by method and status code."
     );
     metrics::describe_counter!(
+        client::RETRIES,
+        "Outgoing gRPC calls sent again, by method and reason (connect, refused_stream, goaway, not_sent, unavailable)."
+    );
+    metrics::describe_counter!(
+        client::EJECTIONS,
+        "Endpoints taken out of an upstream's balancer after failing repeatedly, by upstream."
+    );
+    metrics::describe_counter!(
         export::SPANS_EXPORTED,
         "Spans delivered to the OTLP collector."
     );

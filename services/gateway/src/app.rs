@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use platform_auth::users_jwks::UsersJwks;
-use platform_client::{ChannelOptions, Channels};
 use platform_kernel::{Parts, Sections, Service};
 use platform_server::ServerError;
 use platform_telemetry::Component;
@@ -160,10 +159,13 @@ impl Service for Gateway {
 
         // One channel per upstream URL, shared by every service it serves, the key
         // fetch and the health probes.
-        let channels = Channels::new(ChannelOptions {
-            connect_timeout: Duration::from_millis(settings.http.connect_timeout_ms),
-            ..ChannelOptions::default()
-        });
+        // Which calls are safe to repeat is decided per request (GET routes, an
+        // Idempotency-Key), so no method is safe by name.
+        let options = settings.client.options(
+            Duration::from_millis(settings.http.connect_timeout_ms),
+            std::iter::empty(),
+        );
+        let channels = settings.client.channels(options)?;
         let call_timeout = Duration::from_millis(settings.http.default_timeout_ms);
         let stream_timeout = Duration::from_millis(settings.http.max_stream_duration_ms);
         let upstream = |url: &str| {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use platform_auth::VerificationSettings;
+use platform_client::ClientSettings;
 pub use platform_config::Layered;
 use platform_config::{ConfigError, require_http_url, require_positive};
 use platform_server::AdminSettings;
@@ -37,6 +38,8 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     /// Cross-origin requests from browsers.
     pub cors: CorsSettings,
+    /// How upstream calls resolve, retry and eject upstreams.
+    pub client: ClientSettings,
 }
 
 impl Default for Settings {
@@ -53,6 +56,7 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             rate_limit: RateLimitSettings::default(),
             cors: CorsSettings::default(),
+            client: ClientSettings::default(),
         }
     }
 }
@@ -400,6 +404,9 @@ impl Layered for Settings {
             .verification
             .validate("auth")
             .map_err(|e| ConfigError::rule(e.key, e.reason))?;
+        self.client
+            .validate("client")
+            .map_err(|e| ConfigError::rule(e.key, e.reason))?;
         Ok(())
     }
 }
@@ -657,5 +664,29 @@ mod tests {
                 .public_methods()
                 .contains("users.v1.UserService/CreateUser")
         );
+    }
+
+    #[test]
+    fn the_dns_server_and_retries_are_set_from_the_environment() {
+        let settings = from_env(&[
+            ("GATEWAY__CLIENT__DNS_SERVER", "127.0.0.1:5353"),
+            ("GATEWAY__CLIENT__RETRY_MAX_ATTEMPTS", "2"),
+        ])
+        .unwrap();
+        assert_eq!(
+            settings.client.dns_server,
+            Some(SocketAddr::from(([127, 0, 0, 1], 5353)))
+        );
+        assert_eq!(settings.client.retry_max_attempts, 2);
+        assert_eq!(
+            Settings::default().client.dns_server,
+            None,
+            "system resolver"
+        );
+
+        let err = from_env(&[("GATEWAY__CLIENT__RETRY_MAX_ATTEMPTS", "0")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("client.retry_max_attempts"), "{err}");
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Buf;
-use platform_client::Client;
+use platform_client::{Client, SafeToRepeat};
 use prost::Message as _;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
@@ -110,7 +110,9 @@ impl Upstream {
     }
 
     /// Calls the unary method at `path` (`/pkg.Service/Method`) with `message` within
-    /// `timeout`, decoding the answer as `output`.
+    /// `timeout`, decoding the answer as `output`. A call `safe_to_repeat` (a read, or
+    /// a create carrying an idempotency key) is retried on UNAVAILABLE; any call is
+    /// retried when it never reached the service.
     pub async fn unary(
         &self,
         path: &str,
@@ -118,10 +120,15 @@ impl Upstream {
         output: MessageDescriptor,
         metadata: MetadataMap,
         timeout: Duration,
+        safe_to_repeat: bool,
     ) -> Result<Reply, Status> {
-        let compression = self.policy.compression;
-        let (mut grpc, request, path) =
-            prepare(&self.client, compression, path, message, metadata, timeout).await?;
+        let call = Call {
+            compression: self.policy.compression,
+            metadata,
+            timeout,
+            safe_to_repeat,
+        };
+        let (mut grpc, request, path) = prepare(&self.client, path, message, call).await?;
         // On the wire a unary call is a stream of one message each way; read as one,
         // its trailers stay apart from its headers (tonic's `unary` merges them).
         let response = grpc
@@ -149,10 +156,15 @@ impl Upstream {
         output: MessageDescriptor,
         metadata: MetadataMap,
         timeout: Duration,
+        safe_to_repeat: bool,
     ) -> Result<(MetadataMap, Streaming<DynamicMessage>), Status> {
-        let compression = self.policy.compression;
-        let (mut grpc, request, path) =
-            prepare(&self.streams, compression, path, message, metadata, timeout).await?;
+        let call = Call {
+            compression: self.policy.compression,
+            metadata,
+            timeout,
+            safe_to_repeat,
+        };
+        let (mut grpc, request, path) = prepare(&self.streams, path, message, call).await?;
         let response = grpc
             .server_streaming(request, path, DynamicCodec { output })
             .await?;
@@ -161,14 +173,21 @@ impl Upstream {
     }
 }
 
+/// How one call is sent, besides its message.
+#[derive(Debug)]
+struct Call {
+    compression: Option<CompressionEncoding>,
+    metadata: MetadataMap,
+    timeout: Duration,
+    safe_to_repeat: bool,
+}
+
 /// A ready client, the request and its parsed path.
 async fn prepare(
     client: &Client,
-    compression: Option<CompressionEncoding>,
     path: &str,
     message: DynamicMessage,
-    metadata: MetadataMap,
-    timeout: Duration,
+    call: Call,
 ) -> Result<
     (
         tonic::client::Grpc<Client>,
@@ -181,11 +200,15 @@ async fn prepare(
         .parse::<http::uri::PathAndQuery>()
         .map_err(|_| Status::internal("invalid method path"))?;
     let mut grpc = tonic::client::Grpc::new(client.clone());
-    if let Some(encoding) = compression {
+    if let Some(encoding) = call.compression {
         grpc = grpc.send_compressed(encoding).accept_compressed(encoding);
     }
-    let mut request = tonic::Request::from_parts(metadata, tonic::Extensions::new(), message);
-    request.set_timeout(timeout);
+    let mut extensions = tonic::Extensions::new();
+    if call.safe_to_repeat {
+        extensions.insert(SafeToRepeat);
+    }
+    let mut request = tonic::Request::from_parts(call.metadata, extensions, message);
+    request.set_timeout(call.timeout);
     grpc.ready()
         .await
         .map_err(|e| Status::unavailable(format!("upstream not ready: {e}")))?;

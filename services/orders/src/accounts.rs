@@ -14,7 +14,7 @@ use std::time::Duration;
 use moka::future::Cache;
 use platform_auth::users_jwks::UsersJwks;
 use platform_auth::{BearerToken, Caller, KeySource};
-use platform_client::{ChannelOptions, Channels, Client, ClientError};
+use platform_client::{Client, ClientError, ClientSettings};
 use platform_proto::users::v1 as pb;
 use platform_proto::users::v1::user_service_client::UserServiceClient;
 use tonic::{Code, Request};
@@ -38,6 +38,12 @@ pub enum AccountError {
     Unavailable,
 }
 
+/// The users methods orders calls: reads, safe to send twice.
+const SAFE_TO_REPEAT: [&str; 2] = [
+    "/users.v1.UserService/GetUser",
+    "/users.v1.UserService/GetJwks",
+];
+
 /// A client of the users service.
 #[derive(Debug, Clone)]
 pub struct Accounts {
@@ -49,13 +55,16 @@ pub struct Accounts {
 impl Accounts {
     /// A client of the users service at `settings.url`. Connects lazily: the orders
     /// service starts while users is down, and recovers by itself. A DNS
-    /// name is re-resolved and calls are balanced over every address it yields.
-    pub fn new(settings: &UsersSettings) -> Result<Self, ClientError> {
+    /// name is re-resolved (by the resolver `client` names) and calls are balanced over
+    /// every address it yields. Every call made here is a read, so each is retried on
+    /// UNAVAILABLE (within the retry budget and the deadline).
+    pub fn new(settings: &UsersSettings, client: &ClientSettings) -> Result<Self, ClientError> {
         let timeout = Duration::from_millis(settings.timeout_ms);
-        let channels = Channels::new(ChannelOptions {
-            connect_timeout: Duration::from_millis(settings.connect_timeout_ms),
-            ..ChannelOptions::default()
-        });
+        let options = client.options(
+            Duration::from_millis(settings.connect_timeout_ms),
+            SAFE_TO_REPEAT.iter().map(|m| (*m).to_owned()),
+        );
+        let channels = client.channels(options)?;
         let client = channels.client(&settings.url, timeout)?;
         let known = Cache::builder()
             .max_capacity(settings.cache_capacity)

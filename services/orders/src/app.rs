@@ -57,7 +57,7 @@ impl Service for Orders {
     /// Prepares the database pool and the users client.
     async fn build(settings: &Settings) -> Result<Parts, AppError> {
         let database = Database::connect_lazy(&settings.database)?;
-        let accounts = Accounts::new(&settings.users)?;
+        let accounts = Accounts::new(&settings.users, &settings.client)?;
         let verifier = settings.auth.verification.verifier(accounts.key_source());
         let auth = AuthLayer::new(Arc::new(verifier));
         let api = OrdersApi::new(store::open(&database), accounts);

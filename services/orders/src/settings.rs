@@ -2,6 +2,7 @@
 //! `--config FILE`, then `ORDERS__…` environment variables (see `platform-config`).
 
 use platform_auth::VerificationSettings;
+use platform_client::ClientSettings;
 pub use platform_config::Layered;
 use platform_config::{ConfigError, require_http_url, require_positive};
 use platform_db::DatabaseSettings;
@@ -28,6 +29,8 @@ pub struct Settings {
     pub users: UsersSettings,
     /// Faults injected on demand (off unless `faults.enabled`).
     pub faults: FaultSettings,
+    /// How outgoing calls resolve, retry and eject upstreams.
+    pub client: ClientSettings,
 }
 
 impl Default for Settings {
@@ -42,6 +45,7 @@ impl Default for Settings {
             auth: AuthSettings::default(),
             users: UsersSettings::default(),
             faults: FaultSettings::default(),
+            client: ClientSettings::default(),
         }
     }
 }
@@ -95,6 +99,9 @@ impl Layered for Settings {
         self.auth
             .verification
             .validate("auth")
+            .map_err(|e| ConfigError::rule(e.key, e.reason))?;
+        self.client
+            .validate("client")
             .map_err(|e| ConfigError::rule(e.key, e.reason))?;
         Ok(())
     }

@@ -4,289 +4,21 @@
 //! Each test runs on a current-thread runtime, so the thread-local tracing subscriber
 //! and metrics recorder it installs see everything the client does.
 
-use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::future::BoxFuture;
-use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
-use platform_client::{ChannelOptions, Channels, Client, Resolve, is_serving};
-use platform_proto::users::v1 as pb;
-use platform_proto::users::v1::user_service_client::UserServiceClient;
-use platform_proto::users::v1::user_service_server::{UserService, UserServiceServer};
+use opentelemetry::trace::TraceContextExt;
+use platform_client::{ChannelOptions, Channels, is_serving};
+use platform_proto::users::v1::user_service_server::UserServiceServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::{Code, Request, Response, Status};
-use tracing::Subscriber;
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
+use tonic::Code;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::Layer;
-use tracing_subscriber::layer::{Context, SubscriberExt};
-use tracing_subscriber::registry::LookupSpan;
 
-// ---- a users service that reports what it received ----
-
-/// Headers of one received call.
-#[derive(Debug, Clone)]
-struct Seen {
-    traceparent: Option<String>,
-    grpc_timeout: Option<String>,
-}
-
-/// Answers `GetUser` with its own address as the id, after sleeping the number of
-/// milliseconds in the requested id (if it is one).
-#[derive(Debug, Clone)]
-struct Echo {
-    addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-fn unimplemented<T>() -> Result<Response<T>, Status> {
-    Err(Status::unimplemented("not in this test"))
-}
-
-#[tonic::async_trait]
-impl UserService for Echo {
-    async fn get_user(
-        &self,
-        request: Request<pb::GetUserRequest>,
-    ) -> Result<Response<pb::User>, Status> {
-        let header = |name: &str| {
-            request
-                .metadata()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        self.seen.lock().unwrap().push(Seen {
-            traceparent: header("traceparent"),
-            grpc_timeout: header("grpc-timeout"),
-        });
-        if let Ok(millis) = request.get_ref().id.parse::<u64>() {
-            tokio::time::sleep(Duration::from_millis(millis)).await;
-        }
-        if request.get_ref().id == "missing" {
-            return Err(Status::not_found("no such user"));
-        }
-        Ok(Response::new(pb::User {
-            id: self.addr.to_string(),
-            ..pb::User::default()
-        }))
-    }
-
-    async fn create_user(
-        &self,
-        _: Request<pb::CreateUserRequest>,
-    ) -> Result<Response<pb::User>, Status> {
-        unimplemented()
-    }
-    async fn list_users(
-        &self,
-        _: Request<pb::ListUsersRequest>,
-    ) -> Result<Response<pb::ListUsersResponse>, Status> {
-        unimplemented()
-    }
-    async fn update_user(
-        &self,
-        _: Request<pb::UpdateUserRequest>,
-    ) -> Result<Response<pb::User>, Status> {
-        unimplemented()
-    }
-    async fn delete_user(&self, _: Request<pb::DeleteUserRequest>) -> Result<Response<()>, Status> {
-        unimplemented()
-    }
-    async fn create_token(
-        &self,
-        _: Request<pb::CreateTokenRequest>,
-    ) -> Result<Response<pb::CreateTokenResponse>, Status> {
-        unimplemented()
-    }
-    async fn refresh_token(
-        &self,
-        _: Request<pb::RefreshTokenRequest>,
-    ) -> Result<Response<pb::CreateTokenResponse>, Status> {
-        unimplemented()
-    }
-    async fn revoke_token(
-        &self,
-        _: Request<pb::RevokeTokenRequest>,
-    ) -> Result<Response<()>, Status> {
-        unimplemented()
-    }
-    async fn get_jwks(
-        &self,
-        _: Request<pb::GetJwksRequest>,
-    ) -> Result<Response<pb::GetJwksResponse>, Status> {
-        unimplemented()
-    }
-}
-
-/// A running server: the echo users service and the health service.
-struct Server {
-    addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    health: tonic_health::server::HealthReporter,
-}
-
-impl Server {
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-async fn serve_on(listener: TcpListener) -> Server {
-    let addr = listener.local_addr().unwrap();
-    let seen = Arc::default();
-    let echo = Echo {
-        addr,
-        seen: Arc::clone(&seen),
-    };
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<UserServiceServer<Echo>>().await;
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(health_service)
-            .add_service(UserServiceServer::new(echo))
-            .serve_with_incoming(TcpListenerStream::new(listener)),
-    );
-    Server { addr, seen, health }
-}
-
-async fn serve() -> Server {
-    serve_on(TcpListener::bind("127.0.0.1:0").await.unwrap()).await
-}
-
-fn client_of(url: &str, default_timeout: Duration) -> Client {
-    Channels::new(ChannelOptions::default())
-        .client(url, default_timeout)
-        .unwrap()
-}
-
-async fn get_user(client: &Client, id: &str, timeout: Option<Duration>) -> Result<String, Status> {
-    let mut request = Request::new(pb::GetUserRequest { id: id.to_owned() });
-    if let Some(timeout) = timeout {
-        request.set_timeout(timeout);
-    }
-    UserServiceClient::new(client.clone())
-        .get_user(request)
-        .await
-        .map(|r| r.into_inner().id)
-}
-
-// ---- what the tracing subscriber saw ----
-
-/// A span as it closed: its name, its parent's name, and its fields.
-#[derive(Debug, Clone)]
-struct Closed {
-    name: String,
-    parent: Option<String>,
-    fields: HashMap<String, String>,
-}
-
-#[derive(Debug, Clone, Default)]
-struct Fields(HashMap<String, String>);
-
-impl Visit for Fields {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().to_owned(), format!("{value:?}"));
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_owned(), value.to_owned());
-    }
-}
-
-/// Collects closed spans.
-#[derive(Debug, Clone, Default)]
-struct Spans(Arc<Mutex<Vec<Closed>>>);
-
-impl Spans {
-    fn named(&self, name: &str) -> Vec<Closed> {
-        let closed = self.0.lock().unwrap();
-        closed.iter().filter(|s| s.name == name).cloned().collect()
-    }
-
-    /// The closed spans called `name`, once there are at least `count`. A span closes
-    /// when its last handle is dropped, and the channel's buffer task may still hold
-    /// one for a moment after the call has returned.
-    async fn closed(&self, name: &str, count: usize) -> Vec<Closed> {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let found = self.named(name);
-            if found.len() >= count || Instant::now() > deadline {
-                return found;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
-impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Spans {
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let mut fields = Fields::default();
-        attrs.record(&mut fields);
-        if let Some(span) = ctx.span(id) {
-            span.extensions_mut().insert(fields);
-        }
-    }
-
-    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        if let Some(span) = ctx.span(id)
-            && let Some(fields) = span.extensions_mut().get_mut::<Fields>()
-        {
-            values.record(fields);
-        }
-    }
-
-    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(&id) else { return };
-        let fields = span
-            .extensions()
-            .get::<Fields>()
-            .cloned()
-            .unwrap_or_default();
-        self.0.lock().unwrap().push(Closed {
-            name: span.name().to_owned(),
-            parent: span.parent().map(|p| p.name().to_owned()),
-            fields: fields.0,
-        });
-    }
-}
-
-/// Installs, for this thread, a subscriber that gives spans OpenTelemetry ids and
-/// collects them.
-///
-/// Every test in this binary calls it before anything else: a span site first reached
-/// on a thread with no subscriber, while another thread installs the process's first
-/// scoped subscriber, can have its interest cached as "never" (tracing-core consults
-/// only the global dispatcher until a scoped one exists), which would silently drop
-/// the next test's client span.
-fn trace() -> (Spans, tracing::subscriber::DefaultGuard) {
-    let spans = Spans::default();
-    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
-    let subscriber = tracing_subscriber::registry()
-        .with(spans.clone())
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-    (spans, tracing::subscriber::set_default(subscriber))
-}
-
-/// The `rpc_client_call_duration_seconds_count` sample with these label values.
-fn client_calls(rendered: &str, method: &str, code: Code) -> Option<f64> {
-    let method = format!("rpc_method=\"{method}\"");
-    let code = format!("rpc_grpc_status_code=\"{}\"", code as i32);
-    rendered
-        .lines()
-        .filter(|l| l.starts_with("rpc_client_call_duration_seconds_count{"))
-        .find(|l| {
-            l.contains(&method)
-                && l.contains(&code)
-                && l.contains("rpc_service=\"users.v1.UserService\"")
-        })
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|n| n.parse().ok())
-}
+use crate::support::{
+    Echo, FakeDns, answered_by, client_calls, client_of, get_user, serve, serve_on, trace,
+};
 
 // ---- the tests ----
 
@@ -404,7 +136,7 @@ async fn the_caller_s_deadline_travels_and_is_enforced() {
 }
 
 /// `250m` → 250 ms (only the units these tests produce).
-fn parse_timeout(value: &str) -> Duration {
+pub(crate) fn parse_timeout(value: &str) -> Duration {
     let (digits, unit) = value.split_at(value.len() - 1);
     let n: u64 = digits.parse().unwrap();
     match unit {
@@ -414,36 +146,6 @@ fn parse_timeout(value: &str) -> Duration {
         "n" => Duration::from_nanos(n),
         other => panic!("unexpected unit {other}"),
     }
-}
-
-/// Resolves every name to the addresses it currently holds.
-#[derive(Debug, Default)]
-struct FakeDns(Mutex<Vec<IpAddr>>);
-
-impl Resolve for FakeDns {
-    fn resolve(
-        &self,
-        _host: &str,
-        port: u16,
-    ) -> BoxFuture<'static, std::io::Result<Vec<SocketAddr>>> {
-        let addrs = self
-            .0
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|ip| SocketAddr::new(*ip, port))
-            .collect();
-        Box::pin(std::future::ready(Ok(addrs)))
-    }
-}
-
-/// Who answered each of `n` calls.
-async fn answered_by(client: &Client, n: usize) -> HashSet<String> {
-    let mut seen = HashSet::new();
-    for _ in 0..n {
-        seen.insert(get_user(client, "0", None).await.unwrap());
-    }
-    seen
 }
 
 #[tokio::test]

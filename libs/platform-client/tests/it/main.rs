@@ -10,3 +10,6 @@
 )]
 
 mod client;
+mod dns;
+mod resilience;
+mod support;

@@ -39,6 +39,9 @@ struct Outgoing {
     timeout: Duration,
     /// The client's headers the upstream asked for, and `x-forwarded-*`.
     forwarded: MetadataMap,
+    /// Whether the call may be sent twice: a GET route, or a message carrying an
+    /// idempotency key (`request_id`).
+    safe_to_repeat: bool,
 }
 
 /// Route → transcode → call → render.
@@ -59,30 +62,8 @@ pub(super) async fn serve(State(edge): State<Arc<Edge>>, request: Request) -> Re
     };
     let policy = upstream.policy();
     let headers = request.headers().clone();
-    let streaming = route.method().is_server_streaming();
-    let limit = if streaming {
-        edge.http.max_stream_duration_ms
-    } else {
-        edge.http.default_timeout_ms
-    };
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0.ip());
-    let mut forwarded = policy.headers.outgoing(&headers);
-    forward::forwarded(&edge.client_addresses, peer, &headers, &mut forwarded);
-    let outgoing = Outgoing {
-        token: match request.extensions().get::<Identity>() {
-            Some(Identity::Caller { token, .. }) => Some(token.clone()),
-            _ => None,
-        },
-        request_id: request_id::of(&headers).to_owned(),
-        timeout: deadline(&headers, Duration::from_millis(limit)),
-        forwarded,
-    };
-    let idempotency_key = header_text(&headers, "idempotency-key").map(str::to_owned);
+    let mut outgoing = outgoing(&edge, &route, policy, &request);
     let query = request.uri().query().map(str::to_owned);
-
     let bytes = match read_body(request, edge.http.max_body_bytes).await {
         Ok(body) => body,
         Err(response) => return response,
@@ -96,14 +77,20 @@ pub(super) async fn serve(State(edge): State<Arc<Edge>>, request: Request) -> Re
         Ok(message) => message,
         Err(error) => return transcode_error(&error),
     };
-    if let Some(key) = idempotency_key {
-        apply_idempotency_key(&mut message, &key);
+    if let Some(key) = header_text(&headers, "idempotency-key") {
+        apply_idempotency_key(&mut message, key);
     }
+    outgoing.safe_to_repeat |= carries_idempotency_key(&message);
 
     let (path, output) = (route.grpc_path(), route.method().output());
-    if streaming {
+    let (metadata, timeout, safe) = (
+        outgoing.metadata(),
+        outgoing.timeout,
+        outgoing.safe_to_repeat,
+    );
+    if route.method().is_server_streaming() {
         match upstream
-            .server_streaming(path, message, output, outgoing.metadata(), outgoing.timeout)
+            .server_streaming(path, message, output, metadata, timeout, safe)
             .await
         {
             Ok((metadata, replies)) => {
@@ -123,12 +110,40 @@ pub(super) async fn serve(State(edge): State<Arc<Edge>>, request: Request) -> Re
         }
     } else {
         match upstream
-            .unary(path, message, output, outgoing.metadata(), outgoing.timeout)
+            .unary(path, message, output, metadata, timeout, safe)
             .await
         {
             Ok(reply) => render(&route, &reply, policy),
             Err(status) => failed(&status, &edge, policy),
         }
+    }
+}
+
+/// What travels with the call of `route` besides its message: the caller's token, the
+/// request id, the deadline (a stream's own maximum for streams), the forwarded
+/// headers, and whether a GET makes it safe to repeat.
+fn outgoing(edge: &Edge, route: &Route, policy: &Policy, request: &Request) -> Outgoing {
+    let headers = request.headers();
+    let limit = if route.method().is_server_streaming() {
+        edge.http.max_stream_duration_ms
+    } else {
+        edge.http.default_timeout_ms
+    };
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
+    let mut forwarded = policy.headers.outgoing(headers);
+    forward::forwarded(&edge.client_addresses, peer, headers, &mut forwarded);
+    Outgoing {
+        token: match request.extensions().get::<Identity>() {
+            Some(Identity::Caller { token, .. }) => Some(token.clone()),
+            _ => None,
+        },
+        request_id: request_id::of(headers).to_owned(),
+        timeout: deadline(headers, Duration::from_millis(limit)),
+        forwarded,
+        safe_to_repeat: request.method() == axum::http::Method::GET,
     }
 }
 
@@ -249,6 +264,18 @@ fn deadline(headers: &HeaderMap, default: Duration) -> Duration {
         .fold(default, Duration::min)
 }
 
+/// Whether the message has a non-empty string `request_id`: the service then answers
+/// a repeat with the first result, so the call is safe to send twice.
+fn carries_idempotency_key(message: &DynamicMessage) -> bool {
+    message
+        .descriptor()
+        .get_field_by_name("request_id")
+        .filter(|field| field.kind() == prost_reflect::Kind::String && !field.is_list())
+        .is_some_and(
+            |field| matches!(&*message.get_field(&field), Value::String(key) if !key.is_empty()),
+        )
+}
+
 /// `Idempotency-Key` fills a string `request_id` field the body left empty.
 fn apply_idempotency_key(message: &mut DynamicMessage, key: &str) {
     let Some(field) = message.descriptor().get_field_by_name("request_id") else {
@@ -280,5 +307,26 @@ mod tests {
         assert_eq!(deadline(&long, default), default);
         long.insert("request-timeout", HeaderValue::from_static("-1"));
         assert_eq!(deadline(&long, default), default);
+    }
+
+    #[test]
+    fn only_a_create_with_an_idempotency_key_is_safe_to_repeat() {
+        let pool = platform_proto::descriptor_pool();
+        let create = pool
+            .get_message_by_name("orders.v1.CreateOrderRequest")
+            .expect("in the pool");
+        let mut message = DynamicMessage::new(create);
+        assert!(!carries_idempotency_key(&message));
+        apply_idempotency_key(&mut message, "checkout-1");
+        assert!(carries_idempotency_key(&message));
+        let cancel = pool
+            .get_message_by_name("orders.v1.CancelOrderRequest")
+            .expect("in the pool");
+        let mut message = DynamicMessage::new(cancel);
+        apply_idempotency_key(&mut message, "checkout-1");
+        assert!(
+            !carries_idempotency_key(&message),
+            "no request_id to carry it"
+        );
     }
 }
