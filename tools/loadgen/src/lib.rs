@@ -102,7 +102,11 @@ pub async fn run(config: &Config, shutdown: Shutdown) -> Result<Summary, Error> 
         }
         while tasks.try_join_next().is_some() {}
     }
-    let arrivals_ended = Instant::now();
+    // Arrivals covered the whole duration unless a shutdown cut them short.
+    let arrivals_ended = match end {
+        Some(end) if !shutdown.is_started() => end,
+        _ => Instant::now(),
+    };
 
     // The journeys in flight may finish; a system that does not answer them within
     // one request timeout has them counted as unfinished.
