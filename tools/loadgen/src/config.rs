@@ -34,7 +34,7 @@ impl Config {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
-            rate: 5.0,
+            rate: 2.0,
             duration: None,
             orders: 2,
             max_in_flight: 1000,
@@ -60,7 +60,7 @@ pub struct Cli {
     pub url: String,
 
     /// Journeys started per second (open model: on schedule, however slow the answers).
-    #[arg(long, default_value = "5", value_parser = parse_rate)]
+    #[arg(long, default_value = "2", value_parser = parse_rate)]
     pub rate: f64,
 
     /// How long journeys keep arriving (`30s`, `500ms`, `2m`, `1h`); without it, until
