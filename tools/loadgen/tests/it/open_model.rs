@@ -1,6 +1,7 @@
 //! The open model: arrivals keep their schedule however slow the answers, latency
 //! counts from the intended start, the in-flight cap drops instead of queueing, and
-//! failures fail the run.
+//! failures fail the run. And a system without the refresh route: the step is
+//! skipped, not failed.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
+use axum::routing::post;
 use loadgen::Config;
 use platform_shutdown::Shutdown;
 
@@ -107,4 +109,35 @@ async fn a_shutdown_ends_the_arrivals_and_the_journeys_in_flight_are_bounded_by_
     );
     assert_eq!(summary.journeys.failed + summary.journeys.unfinished, 5);
     assert!(!summary.passed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_route_that_is_not_served_is_skipped_and_the_journey_goes_on() {
+    // Sign-up and sign-in (with a refresh token) answer; every other path is 404.
+    let app = Router::new()
+        .route("/v1/users", post(|| async { r#"{"id":"u-1"}"# }))
+        .route(
+            "/v1/auth/token",
+            post(|| async { r#"{"accessToken":"a","refreshToken":"r"}"# }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let summary = loadgen::run(
+        &config(&url, 10.0, Duration::from_millis(500)),
+        Shutdown::never(),
+    )
+    .await
+    .unwrap();
+
+    let refresh = summary.route("POST /v1/auth/refresh").unwrap();
+    assert_eq!(refresh.requests, 5);
+    assert_eq!(refresh.skipped, 5);
+    assert_eq!(refresh.errors, 0);
+    assert_eq!(refresh.answers.get("404"), Some(&5));
+    // The journeys went on to place an order, which this stand-in does not serve.
+    let create = summary.route("POST /v1/orders").unwrap();
+    assert_eq!((create.requests, create.errors), (5, 5));
+    assert_eq!(summary.requests.errors, 5);
 }
