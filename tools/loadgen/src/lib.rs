@@ -130,11 +130,13 @@ pub async fn run(config: &Config, shutdown: Shutdown) -> Result<Summary, Error> 
         }
     }
 
+    // The last journeys may end before the arrival window does.
+    let arrival_secs = (arrivals_ended - start).as_secs_f64();
     let facts = RunFacts {
         url: journeys.base.clone(),
         target_rate: config.rate,
-        arrival_secs: (arrivals_ended - start).as_secs_f64(),
-        elapsed_secs: start.elapsed().as_secs_f64(),
+        arrival_secs,
+        elapsed_secs: start.elapsed().as_secs_f64().max(arrival_secs),
         unfinished,
         max_error_ratio: config.max_error_ratio,
     };
