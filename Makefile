@@ -69,13 +69,15 @@ clean: ## Stop the throwaway PostgreSQL, if any, and remove target/ (tools inclu
 IMAGE_REGISTRY ?= platform
 IMAGE_TAG ?= dev
 SERVICES := users orders gateway
+# Images: the services and the load generator.
+IMAGES := $(SERVICES) loadgen
 DOCKER ?= docker
 COMPOSE ?= docker compose
 
 .PHONY: docker compose-up compose-down k8s-render helm-lint check-deploy check-metrics observability-copies
 
-docker: ## Build the service images (one Dockerfile, SERVICE build arg; needs Docker + BuildKit)
-	@set -e; for s in $(SERVICES); do \
+docker: ## Build the images: the services and loadgen (one Dockerfile, SERVICE build arg; needs Docker + BuildKit)
+	@set -e; for s in $(IMAGES); do \
 	  DOCKER_BUILDKIT=1 $(DOCKER) build -f deploy/docker/Dockerfile \
 	    --build-arg SERVICE=$$s \
 	    --build-arg VERSION=$(IMAGE_TAG) \

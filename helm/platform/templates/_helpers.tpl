@@ -49,7 +49,7 @@ app.kubernetes.io/part-of: platform
 app.kubernetes.io/instance: {{ .root.Release.Name }}
 app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .root.Release.Service }}
-app.kubernetes.io/component: {{ ternary "edge" "grpc-service" (eq .name "gateway") }}
+app.kubernetes.io/component: {{ get (dict "gateway" "edge" "loadgen" "load-generator") .name | default "grpc-service" }}
 helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" }}
 {{- end -}}
 
