@@ -25,7 +25,7 @@ use crate::errors::{
 use crate::forward::{self, METADATA_PREFIX, TRAILER_PREFIX};
 use crate::routing::Route;
 use crate::transcode::{Body, build_request_with, httpbody, render_response_with};
-use crate::upstream::{Policy, Reply};
+use crate::upstream::{Policy, Reply, Upstream};
 
 /// What travels with a call besides its message.
 #[derive(Debug)]
@@ -81,42 +81,78 @@ pub(super) async fn serve(State(edge): State<Arc<Edge>>, request: Request) -> Re
         apply_idempotency_key(&mut message, key);
     }
     outgoing.safe_to_repeat |= carries_idempotency_key(&message);
-
-    let (path, output) = (route.grpc_path(), route.method().output());
-    let (metadata, timeout, safe) = (
-        outgoing.metadata(),
-        outgoing.timeout,
-        outgoing.safe_to_repeat,
-    );
     if route.method().is_server_streaming() {
-        match upstream
-            .server_streaming(path, message, output, metadata, timeout, safe)
-            .await
-        {
-            Ok((metadata, replies)) => {
-                let mut response = if httpbody::raw_response(&route) {
-                    stream::download(replies, &edge.pool).await
-                } else {
-                    let heartbeat = Duration::from_millis(edge.http.sse_heartbeat_ms);
-                    let (pool, json) = (edge.pool.clone(), policy.json);
-                    stream::respond(&headers, route, pool, json, replies, heartbeat)
-                };
-                policy
-                    .headers
-                    .returned(&metadata, METADATA_PREFIX, response.headers_mut());
-                response
-            }
-            Err(status) => failed(&status, &edge, policy),
-        }
+        call_stream(&edge, upstream, route, message, &outgoing, &headers).await
     } else {
-        match upstream
-            .unary(path, message, output, metadata, timeout, safe)
-            .await
-        {
-            Ok(reply) => render(&route, &reply, policy),
-            Err(status) => failed(&status, &edge, policy),
-        }
+        call_unary(&edge, upstream, &route, message, &outgoing).await
     }
+}
+
+/// The unary call, rendered as JSON (or raw bytes for `google.api.HttpBody`).
+async fn call_unary(
+    edge: &Edge,
+    upstream: &Upstream,
+    route: &Route,
+    message: DynamicMessage,
+    outgoing: &Outgoing,
+) -> Response {
+    let (path, output) = (route.grpc_path(), route.method().output());
+    let policy = upstream.policy();
+    let (metadata, timeout) = (outgoing.metadata(), outgoing.timeout);
+    match upstream
+        .unary(
+            path,
+            message,
+            output,
+            metadata,
+            timeout,
+            outgoing.safe_to_repeat,
+        )
+        .await
+    {
+        Ok(reply) => render(route, &reply, policy),
+        Err(status) => failed(&status, edge, policy),
+    }
+}
+
+/// The server-streaming call, as NDJSON or Server-Sent Events (or a chunked download
+/// for `google.api.HttpBody`).
+async fn call_stream(
+    edge: &Edge,
+    upstream: &Upstream,
+    route: Arc<Route>,
+    message: DynamicMessage,
+    outgoing: &Outgoing,
+    headers: &HeaderMap,
+) -> Response {
+    let (path, output) = (route.grpc_path(), route.method().output());
+    let policy = upstream.policy();
+    let (metadata, timeout) = (outgoing.metadata(), outgoing.timeout);
+    let opened = upstream
+        .server_streaming(
+            path,
+            message,
+            output,
+            metadata,
+            timeout,
+            outgoing.safe_to_repeat,
+        )
+        .await;
+    let (metadata, replies) = match opened {
+        Ok(opened) => opened,
+        Err(status) => return failed(&status, edge, policy),
+    };
+    let mut response = if httpbody::raw_response(&route) {
+        stream::download(replies, &edge.pool).await
+    } else {
+        let heartbeat = Duration::from_millis(edge.http.sse_heartbeat_ms);
+        let (pool, json) = (edge.pool.clone(), policy.json);
+        stream::respond(headers, route, pool, json, replies, heartbeat)
+    };
+    policy
+        .headers
+        .returned(&metadata, METADATA_PREFIX, response.headers_mut());
+    response
 }
 
 /// What travels with the call of `route` besides its message: the caller's token, the
