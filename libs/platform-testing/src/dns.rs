@@ -1,10 +1,11 @@
-//! A DNS server for tests: one name, answered with A records the test sets and
-//! changes while it runs, so a client resolving through it sees replicas come and go
+//! A DNS server for tests: names answered with A records the test sets and changes
+//! while it runs, so a client resolving through it sees replicas come and go
 //! (127.0.0.2, 127.0.0.3... on Linux loopback) as it would in a cluster.
 //!
-//! It listens on UDP and TCP on one port of 127.0.0.1 and answers every other name
-//! NXDOMAIN. Records have a TTL of 0: a resolver asks again each time.
+//! It listens on UDP and TCP on one port of 127.0.0.1 and answers every name it was
+//! not given NXDOMAIN. Records have a TTL of 0: a resolver asks again each time.
 
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -21,21 +22,28 @@ use tokio::net::{TcpListener, UdpSocket};
 /// A running test DNS server; stops when dropped.
 pub struct TestDns {
     addr: SocketAddr,
-    records: Arc<Mutex<Vec<Ipv4Addr>>>,
+    /// The name given to [`TestDns::start`], which `set`, `add` and `remove` change.
+    first: LowerName,
+    records: Arc<Mutex<HashMap<LowerName, Vec<Ipv4Addr>>>>,
     server: Server<Answers>,
+}
+
+/// `name` as queries carry it: fully qualified, lower case.
+fn lower_name(name: &str) -> std::io::Result<LowerName> {
+    let mut name = Name::from_ascii(name)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    // Queries arrive fully qualified (`users.test.`).
+    name.set_fqdn(true);
+    Ok(LowerName::new(&name.to_lowercase()))
 }
 
 impl TestDns {
     /// Serves `name` (`users.test`, with or without the final dot) with `addrs`, on a
     /// free port of 127.0.0.1.
     pub async fn start(name: &str, addrs: &[Ipv4Addr]) -> std::io::Result<Self> {
-        let mut name = Name::from_ascii(name)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-        // Queries arrive fully qualified (`users.test.`).
-        name.set_fqdn(true);
-        let records = Arc::new(Mutex::new(addrs.to_vec()));
+        let first = lower_name(name)?;
+        let records = Arc::new(Mutex::new(HashMap::from([(first.clone(), addrs.to_vec())])));
         let answers = Answers {
-            name: LowerName::new(&name.to_lowercase()),
             records: Arc::clone(&records),
         };
         // One port for both: bind UDP first, then TCP on the port it got.
@@ -47,6 +55,7 @@ impl TestDns {
         server.register_listener(tcp, Duration::from_secs(5), 16);
         Ok(Self {
             addr,
+            first,
             records,
             server,
         })
@@ -59,23 +68,33 @@ impl TestDns {
 
     /// The addresses the name resolves to from now on.
     pub fn set(&self, addrs: &[Ipv4Addr]) {
-        *self.lock() = addrs.to_vec();
+        self.lock().insert(self.first.clone(), addrs.to_vec());
     }
 
     /// Adds `addr` to the answer.
     pub fn add(&self, addr: Ipv4Addr) {
         let mut records = self.lock();
-        if !records.contains(&addr) {
-            records.push(addr);
+        let addrs = records.entry(self.first.clone()).or_default();
+        if !addrs.contains(&addr) {
+            addrs.push(addr);
         }
     }
 
     /// Removes `addr` from the answer.
     pub fn remove(&self, addr: Ipv4Addr) {
-        self.lock().retain(|a| *a != addr);
+        if let Some(addrs) = self.lock().get_mut(&self.first) {
+            addrs.retain(|a| *a != addr);
+        }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Ipv4Addr>> {
+    /// Serves another name (or changes one): `name` resolves to `addrs` from now on,
+    /// so one server can stand for a cluster's DNS with a name per service.
+    pub fn set_name(&self, name: &str, addrs: &[Ipv4Addr]) -> std::io::Result<()> {
+        self.lock().insert(lower_name(name)?, addrs.to_vec());
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<LowerName, Vec<Ipv4Addr>>> {
         self.records.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -95,11 +114,10 @@ impl Drop for TestDns {
     }
 }
 
-/// Answers A queries for one name from the shared record list.
+/// Answers A queries for the names in the shared record table.
 #[derive(Debug)]
 struct Answers {
-    name: LowerName,
-    records: Arc<Mutex<Vec<Ipv4Addr>>>,
+    records: Arc<Mutex<HashMap<LowerName, Vec<Ipv4Addr>>>>,
 }
 
 #[async_trait::async_trait]
@@ -112,15 +130,17 @@ impl RequestHandler for Answers {
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.authoritative = true;
         let query = request.queries.queries().first();
-        let records: Vec<Record> = match query {
-            Some(query) if *query.name() == self.name => {
+        let known = query.and_then(|query| {
+            let records = self.records.lock().unwrap_or_else(PoisonError::into_inner);
+            records
+                .get(query.name())
+                .cloned()
+                .map(|addrs| (query, addrs))
+        });
+        let records: Vec<Record> = match known {
+            Some((query, addrs)) => {
                 if query.query_type() == RecordType::A {
                     let owner = Name::from(query.name().clone());
-                    let addrs = self
-                        .records
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .clone();
                     addrs
                         .into_iter()
                         .map(|ip| Record::from_rdata(owner.clone(), 0, RData::A(A(ip))))
@@ -130,7 +150,7 @@ impl RequestHandler for Answers {
                     Vec::new()
                 }
             }
-            _ => {
+            None => {
                 metadata.response_code = ResponseCode::NXDomain;
                 Vec::new()
             }
