@@ -4,9 +4,9 @@
 //! 0 with its own SQLite database, plus a stand-in "team" backend (`inventory.v1`) that
 //! the gateway only knows from a descriptor set file named in its configuration.
 //!
-//! [`processes`] runs the three components as real processes instead, [`otlp`] is a
-//! trace receiver for them to export to, and [`prometheus`] reads `/metrics` pages
-//! strictly.
+//! [`processes`] runs the three components as real processes instead, [`replicas`]
+//! runs several of each behind DNS names, [`otlp`] is a trace receiver for them to
+//! export to, and [`prometheus`] reads `/metrics` pages strictly.
 
 #![allow(
     clippy::expect_used,
@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 pub mod otlp;
 pub mod processes;
 pub mod prometheus;
+pub mod replicas;
 
 /// Code generated from the test-only inventory proto.
 pub mod inventory {

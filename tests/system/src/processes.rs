@@ -135,6 +135,17 @@ impl Process {
         }
     }
 
+    /// Kills the process with SIGKILL, as a crash or the OOM killer would, and reaps it.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL delivered");
+        self.child.wait().expect("waitable");
+    }
+
+    /// Whether the process has exited.
+    pub fn exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Sends SIGTERM and waits (bounded) for the exit.
     pub async fn terminate(&mut self) -> ExitStatus {
         let sent = Command::new("kill")

@@ -16,5 +16,6 @@ mod headers;
 mod httpbody;
 mod json_options;
 mod metrics;
+mod replicas;
 mod streaming;
 mod traces;
