@@ -4,9 +4,9 @@
 # scraping their admin ports every second with the repository's rules, and loadgen
 # sending user journeys. Then it injects errors into one users method (PUT /faults)
 # and watches Prometheus' HTTP API: SLOAvailabilityFastBurn for users must go pending,
-# then firing; after the fault is removed, it must resolve. Prints the times and the
-# error ratios; exits 1 when a step does not happen in time or an alert fires before
-# the fault.
+# then firing, keep firing while the fault lasts, and resolve once it is removed.
+# Prints the times and the error ratios; exits 1 when a step does not happen in time or
+# the alert is active before the fault.
 #
 #   scripts/drill.sh            (make drill; builds the binaries if missing)
 #
@@ -216,14 +216,20 @@ say("targets users, orders, gateway up; waiting for loadgen's traffic in the SLI
 wait_for("traffic in job:slo_availability_error_ratio:rate5m{job=\"users\"}",
          lambda: value('job:slo_availability_error_ratio:rate5m{job="users"}') is not None, timeout=90)
 
-# Healthy traffic first: no alert may be active without a fault.
+# Healthy traffic first: the alert under test must stay quiet without a fault. Others
+# are reported, not failed on: a machine busy enough to slow calls past 500 ms may
+# rightly raise a latency alert.
 baseline_end = time.monotonic() + float(env["DRILL_BASELINE_SECS"])
+others = set()
 while time.monotonic() < baseline_end:
     active = active_alerts()
-    if active:
-        fail(f"alerts active before any fault: {sorted(active)}")
+    if any(name == ALERT for name, _ in active):
+        fail(f"{ALERT} active before any fault: {sorted(active)}")
+    others |= set(active)
     time.sleep(0.5)
-say(f"baseline: {env['DRILL_BASELINE_SECS']} s of traffic, no alert; error ratio {ratio_line()}")
+say(f"baseline: {env['DRILL_BASELINE_SECS']} s of traffic, no {ALERT}; error ratio {ratio_line()}")
+if others:
+    say(f"note: other alerts active before the fault: {sorted(others)}")
 
 rule = {"method": env["DRILL_METHOD"], "error_code": env["DRILL_ERROR_CODE"],
         "error_rate": float(env["DRILL_ERROR_RATE"])}
@@ -275,16 +281,20 @@ injected = sum(float(line.rsplit(" ", 1)[1]) for line in scrape.decode().splitli
                if line.startswith("faults_injected_total{"))
 
 scale = lambda s: f"{s:.1f} s (= {s * FACTOR / 60:.1f} min at production scale)"
+seen_lines = "\n".join(
+    f"    {name}{{job=\"{job}\"}}".ljust(46) + ", ".join(f"{state} +{t:.0f} s" for state, t in states.items())
+    for (name, job), states in sorted(seen.items()))
 print(f"""
-drill: {ALERT}{{job="{JOB}"}} with every rule duration divided by {FACTOR:g}
-  fault                 {float(env['DRILL_ERROR_RATE']) * 100:g} % {env['DRILL_ERROR_CODE']} on {env['DRILL_METHOD']}, {injected:.0f} injected
-  pending after         {scale(pending_after)}
-  firing after          {scale(firing_after)}
-  resolved after        {scale(resolved_after)} from the fault's removal
-  fault lasted          {fault_off - fault_on:.1f} s, the alert firing throughout once it fired
-  error ratio at fault's end {ratios}
-  loadgen               {summary['requests']['total']} requests, {summary['requests']['per_second']:.1f}/s, error ratio {100 * summary['error_ratio']:.1f} %
-  alerts seen           {', '.join(f'{n}{{job="{j}"}} ' + '/'.join(f'{s} +{t:.0f}s' for s, t in states.items()) for (n, j), states in sorted(seen.items()))}
-""".rstrip() + "\n")
+drill: {ALERT}{{job="{JOB}"}}, every rule duration divided by {FACTOR:g}
+  fault               {float(env['DRILL_ERROR_RATE']) * 100:g} % {env['DRILL_ERROR_CODE']} on {env['DRILL_METHOD']} ({injected:.0f} injected)
+  pending after       {scale(pending_after)}
+  firing after        {scale(firing_after)}
+  fault lasted        {fault_off - fault_on:.1f} s, the alert firing throughout once it fired
+  resolved after      {scale(resolved_after)}, counted from the fault's removal
+  error ratio         {ratios} (at the fault's end)
+  loadgen             {summary['requests']['total']} requests, {summary['requests']['per_second']:.1f}/s, error ratio {100 * summary['error_ratio']:.1f} %
+  alerts seen (seconds after the fault):
+{seen_lines}
+""")
 PY
 say "passed in $((SECONDS - started)) s"
