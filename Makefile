@@ -74,7 +74,7 @@ IMAGES := $(SERVICES) loadgen
 DOCKER ?= docker
 COMPOSE ?= docker compose
 
-.PHONY: docker compose-up compose-down k8s-render helm-lint check-deploy check-metrics observability-copies
+.PHONY: docker compose-up compose-down k8s-render helm-lint check-deploy check-metrics observability-copies drill
 
 docker: ## Build the images: the services and loadgen (one Dockerfile, SERVICE build arg; needs Docker + BuildKit)
 	@set -e; for s in $(IMAGES); do \
@@ -114,3 +114,6 @@ check-deploy: ## Check every deployment file offline (installs its tools into ta
 
 check-metrics: ## Run the services, scrape every /metrics, check them with promtool
 	bash scripts/scrape-metrics.sh
+
+drill: ## Run the system with a real Prometheus, inject errors, watch the fast-burn alert fire and resolve
+	CARGO="$(CARGO)" bash scripts/drill.sh

