@@ -8,6 +8,8 @@ use std::path::PathBuf;
 const FILES: &[&str] = &[
     "users/v1/users.proto",
     "orders/v1/orders.proto",
+    "users/v1/events.proto",
+    "orders/v1/events.proto",
     "google/rpc/status.proto",
     "google/rpc/error_details.proto",
     "google/rpc/code.proto",

@@ -45,6 +45,23 @@ pub fn inject(cx: &Context, headers: &mut HeaderMap) {
     TraceContextPropagator::new().inject_context(cx, &mut HeaderInjector(headers));
 }
 
+/// The W3C headers of the current `tracing` span, for a message that leaves the
+/// process later than the request that caused it (an event in an outbox).
+pub fn current() -> HeaderMap {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let mut headers = HeaderMap::new();
+    inject(&tracing::Span::current().context(), &mut headers);
+    headers
+}
+
+/// Makes the remote parent carried by `headers` the parent of `span` (a consumer's
+/// processing span continues the trace of the request that caused the event).
+pub fn continue_trace(span: &tracing::Span, headers: &HeaderMap) {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    // Only fails when the span is disabled, when there is nothing to parent.
+    let _ = span.set_parent(extract(headers));
+}
+
 #[cfg(test)]
 mod tests {
     use opentelemetry::trace::TraceContextExt;

@@ -7,13 +7,16 @@
 //!
 //! [`wait`] waits (bounded) for a condition instead of for a fixed time, [`grpc`]
 //! connects, authenticates requests and waits on the health protocol, and [`users`]
-//! is the users API as tests call it: sign-up, sign-in and one method per RPC. With
+//! is the users API as tests call it: sign-up, sign-in and one method per RPC.
+//! [`nats`] runs a throwaway NATS server with JetStream that a test can stop and
+//! start again. With
 //! the `dns` feature, [`dns`] is a DNS server on a loopback port answering one name
 //! with the addresses the test sets, changed at run time.
 
 #[cfg(feature = "dns")]
 pub mod dns;
 pub mod grpc;
+pub mod nats;
 pub mod users;
 pub mod wait;
 

@@ -72,7 +72,7 @@ fn status_to_proto(status: OrderStatus) -> pb::OrderStatus {
     }
 }
 
-fn to_proto(order: Order) -> pb::Order {
+pub(crate) fn to_proto(order: Order) -> pb::Order {
     pb::Order {
         id: order.id.to_string(),
         user_id: order.user_id.to_string(),
@@ -226,8 +226,19 @@ impl OrderService for OrdersApi {
     ) -> Result<Response<pb::Order>, Status> {
         let id = parse_id(&request.get_ref().id)?;
         // Authorize on the stored owner first, so a stranger learns nothing.
-        self.visible_order(&request, id).await?;
-        match self.store.cancel(id).await.map_err(ApiError::from)? {
+        let order = self.visible_order(&request, id).await?;
+        let caller = require_caller(&request)?;
+        let reason = if caller.subject == order.user_id.to_string() {
+            crate::events::reason::BY_OWNER
+        } else {
+            crate::events::reason::BY_ADMIN
+        };
+        match self
+            .store
+            .cancel(id, reason)
+            .await
+            .map_err(ApiError::from)?
+        {
             Cancelled::Done(order) => {
                 tracing::info!(order.id = %order.id, "order cancelled");
                 Ok(Response::new(to_proto(order)))

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use platform_auth::AuthLayer;
 use platform_db::{Database, DbError, redact_url};
+use platform_events::{Consumer, Relay, streams};
 use platform_kernel::{NoCommand, Parts, Sections, Service};
 use platform_proto::orders::v1::order_service_server::{OrderServiceServer, SERVICE_NAME};
 use platform_server::ServerError;
@@ -16,6 +17,7 @@ use platform_telemetry::Component;
 
 use crate::accounts::Accounts;
 use crate::api::OrdersApi;
+use crate::reactions::{ACCOUNT_DELETIONS, AccountDeletions};
 use crate::settings::Settings;
 use crate::store::{self, MIGRATIONS};
 
@@ -28,6 +30,9 @@ pub enum AppError {
     /// The users endpoint is unusable.
     #[error("users endpoint: {0}")]
     Users(#[from] platform_client::ClientError),
+    /// The events broker settings are unusable.
+    #[error(transparent)]
+    Events(#[from] platform_events::ConnectError),
     /// A server failed.
     #[error(transparent)]
     Server(#[from] ServerError),
@@ -60,18 +65,32 @@ impl Service for Orders {
         let accounts = Accounts::new(&settings.users, &settings.client)?;
         let verifier = settings.auth.verification.verifier(accounts.key_source());
         let auth = AuthLayer::new(Arc::new(verifier));
-        let api = OrdersApi::new(store::open(&database), accounts);
+        let store = store::open(&database);
+        let api = OrdersApi::new(Arc::clone(&store), accounts);
+        let mut parts = Parts::grpc(&settings.grpc, OrderServiceServer::new(api), auth);
+        // Without a broker the outbox still fills; a relay started later sends it all.
+        if settings.events.enabled() {
+            let client = platform_events::connect(&settings.events.nats_url).await?;
+            let relay = Relay::start(
+                database.clone(),
+                client.clone(),
+                streams::ORDERS,
+                &settings.events,
+            );
+            let reaction = Arc::new(AccountDeletions::new(store));
+            let consumer = Consumer::start(client, ACCOUNT_DELETIONS, reaction, &settings.events);
+            // Stopped after the drain and before the pool closes (stops run in order).
+            parts = parts.on_stop(async move {
+                consumer.stop().await;
+                relay.stop().await;
+            });
+        }
         tracing::info!(
             database = %redact_url(&settings.database.url),
             users.url = %settings.users.url,
+            events = settings.events.enabled(),
             "orders service built"
         );
-        Ok(
-            Parts::grpc(&settings.grpc, OrderServiceServer::new(api), auth).with_database(
-                database,
-                &settings.database,
-                MIGRATIONS,
-            ),
-        )
+        Ok(parts.with_database(database, &settings.database, MIGRATIONS))
     }
 }

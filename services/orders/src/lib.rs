@@ -10,6 +10,11 @@
 //!   token keys, its health.
 //! - [`domain`]: validated values (`Items` with their checked total, `Sku`, ids).
 //! - [`store`]: the `OrderStore` trait and its PostgreSQL and SQLite implementations.
+//! - [`events`]: the events it publishes (`OrderCreated`, `OrderCancelled`), written
+//!   to the outbox by the store and relayed to NATS JetStream when `events.nats_url`
+//!   is set.
+//! - [`reactions`]: what it does on other services' events (a deleted account's
+//!   pending orders are cancelled).
 //! - [`error`]: every failure, and its one mapping to a gRPC status.
 //! - [`settings`]: the configuration, its defaults and its checks.
 
@@ -18,6 +23,8 @@ pub mod api;
 pub mod app;
 pub mod domain;
 pub mod error;
+pub mod events;
+pub mod reactions;
 pub mod settings;
 pub mod store;
 

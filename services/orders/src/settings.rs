@@ -6,6 +6,7 @@ use platform_client::ClientSettings;
 pub use platform_config::Layered;
 use platform_config::{ConfigError, require_http_url, require_positive};
 use platform_db::DatabaseSettings;
+use platform_events::EventsSettings;
 use platform_server::faults::FaultSettings;
 use platform_server::{AdminSettings, GrpcSettings};
 use platform_telemetry::LogSettings;
@@ -31,6 +32,9 @@ pub struct Settings {
     pub faults: FaultSettings,
     /// How outgoing calls resolve, retry and eject upstreams.
     pub client: ClientSettings,
+    /// Events: the outbox relay (and consumers) on NATS JetStream; off while
+    /// `events.nats_url` is empty.
+    pub events: EventsSettings,
 }
 
 impl Default for Settings {
@@ -46,6 +50,7 @@ impl Default for Settings {
             users: UsersSettings::default(),
             faults: FaultSettings::default(),
             client: ClientSettings::default(),
+            events: EventsSettings::default(),
         }
     }
 }
@@ -96,6 +101,9 @@ impl Layered for Settings {
         require_http_url("users.url", &self.users.url)?;
         require_positive("users.timeout_ms", self.users.timeout_ms)?;
         require_positive("grpc.concurrency_limit", self.grpc.concurrency_limit as u64)?;
+        self.events
+            .validate("events")
+            .map_err(|(key, reason)| ConfigError::rule(key, reason))?;
         self.auth
             .verification
             .validate("auth")

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use platform_auth::AuthLayer;
 use platform_db::{Database, DbError, redact_url};
+use platform_events::{Relay, streams};
 use platform_kernel::{Parts, Sections, Service};
 use platform_proto::users::v1::user_service_server::{SERVICE_NAME, UserServiceServer};
 use platform_server::ServerError;
@@ -34,6 +35,9 @@ pub enum AppError {
     /// The password hasher could not start.
     #[error("password hashing: {0}")]
     Hash(#[from] HashError),
+    /// The events broker settings are unusable.
+    #[error(transparent)]
+    Events(#[from] platform_events::ConnectError),
     /// A server failed.
     #[error(transparent)]
     Server(#[from] ServerError),
@@ -70,14 +74,20 @@ impl Service for Users {
         let database = Database::connect_lazy(&settings.database)?;
         let auth = AuthLayer::new(Arc::clone(&keys.verifier));
         let api = UsersApi::new(&database, hasher, keys, settings);
-        tracing::info!(database = %redact_url(&settings.database.url), "users service built");
-        Ok(
-            Parts::grpc(&settings.grpc, UserServiceServer::new(api), auth).with_database(
-                database,
-                &settings.database,
-                MIGRATIONS,
-            ),
-        )
+        let mut parts = Parts::grpc(&settings.grpc, UserServiceServer::new(api), auth);
+        // Without a broker the outbox still fills; a relay started later sends it all.
+        if settings.events.enabled() {
+            let client = platform_events::connect(&settings.events.nats_url).await?;
+            let relay = Relay::start(database.clone(), client, streams::USERS, &settings.events);
+            // Stopped before the pool closes (stops run in order), after the drain.
+            parts = parts.on_stop(relay.stop());
+        }
+        tracing::info!(
+            database = %redact_url(&settings.database.url),
+            events = settings.events.enabled(),
+            "users service built"
+        );
+        Ok(parts.with_database(database, &settings.database, MIGRATIONS))
     }
 
     async fn command(settings: Settings, command: Command) -> anyhow::Result<()> {

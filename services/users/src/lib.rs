@@ -8,6 +8,8 @@
 //!   that creates admins.
 //! - [`api`]: the gRPC service: parsing, authorization, calls into the store.
 //! - [`domain`]: validated values (`Email`, `DisplayName`, `Password`, ...).
+//! - [`events`]: the events it publishes (`UserDeleted`), written to the outbox by
+//!   the store and relayed to NATS JetStream when `events.nats_url` is set.
 //! - [`store`]: the `UserStore` and `SessionStore` traits and their PostgreSQL and
 //!   SQLite implementations.
 //! - [`password`]: Argon2id hashing on the blocking pool.
@@ -21,6 +23,7 @@ pub mod api;
 pub mod app;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod keys;
 pub mod password;
 pub mod sessions;

@@ -7,6 +7,7 @@ use platform_auth::VerificationSettings;
 pub use platform_config::Layered;
 use platform_config::{ConfigError, require_positive};
 use platform_db::DatabaseSettings;
+use platform_events::EventsSettings;
 use platform_server::faults::FaultSettings;
 use platform_server::{AdminSettings, GrpcSettings};
 use platform_telemetry::LogSettings;
@@ -32,6 +33,9 @@ pub struct Settings {
     pub faults: FaultSettings,
     /// Limits on failed sign-ins.
     pub sign_in: SignInSettings,
+    /// Events: the outbox relay (and consumers) on NATS JetStream; off while
+    /// `events.nats_url` is empty.
+    pub events: EventsSettings,
 }
 
 impl Default for Settings {
@@ -47,6 +51,7 @@ impl Default for Settings {
             password: PasswordSettings::default(),
             faults: FaultSettings::default(),
             sign_in: SignInSettings::default(),
+            events: EventsSettings::default(),
         }
     }
 }
@@ -170,6 +175,9 @@ impl Layered for Settings {
             self.password.max_concurrent as u64,
         )?;
         require_positive("grpc.concurrency_limit", self.grpc.concurrency_limit as u64)?;
+        self.events
+            .validate("events")
+            .map_err(|(key, reason)| ConfigError::rule(key, reason))?;
         crate::password::params(self).map_err(|e| ConfigError::rule("password", e.to_string()))?;
         Ok(())
     }

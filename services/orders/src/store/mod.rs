@@ -5,6 +5,10 @@
 //! service, so that they hold across replicas: `(user_id, request_id)` is unique
 //! (idempotent creation, even when retries race), and a cancel is a conditional update
 //! (`… WHERE status = 'pending'`), so two cancels cannot both win.
+//!
+//! Every change writes its event (`OrderCreated`, `OrderCancelled`) to the outbox in
+//! the same transaction, and applying an account deletion records the event id in
+//! that transaction too, so a redelivered event changes nothing.
 
 mod sql;
 
@@ -85,6 +89,34 @@ pub enum Cancelled {
     NotFound,
 }
 
+/// What applying an account deletion did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// The event was applied now: these orders were pending and are cancelled.
+    Now(Vec<Order>),
+    /// The event was applied before (a redelivery): nothing changed.
+    Before,
+}
+
+/// An event a consumer gave up on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParkedEvent {
+    /// The consumer's durable name.
+    pub consumer: String,
+    /// Where the message is in its stream.
+    pub stream_sequence: u64,
+    /// Its subject.
+    pub subject: String,
+    /// Its `Nats-Msg-Id`, if any.
+    pub event_id: Option<String>,
+    /// The message as received.
+    pub payload: Vec<u8>,
+    /// Why it was not applied.
+    pub reason: String,
+    /// How many deliveries were tried.
+    pub attempts: u32,
+}
+
 /// Which orders a listing returns.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Filter {
@@ -109,8 +141,23 @@ pub trait OrderStore: Send + Sync + std::fmt::Debug + 'static {
         limit: u32,
         after: Option<OrderId>,
     ) -> Result<Vec<Order>, StoreError>;
-    /// Cancels the order if it is pending.
-    async fn cancel(&self, id: OrderId) -> Result<Cancelled, StoreError>;
+    /// Cancels the order if it is pending, with its `OrderCancelled` event (for
+    /// `reason`) in the same transaction.
+    async fn cancel(&self, id: OrderId, reason: &str) -> Result<Cancelled, StoreError>;
+    /// Applies the deletion of account `user_id` (event `event_id`, read by
+    /// `consumer`): cancels its pending orders, each with its `OrderCancelled` event,
+    /// and records the event id, all in one transaction; an event id recorded before
+    /// changes nothing.
+    async fn cancel_for_deleted_account(
+        &self,
+        consumer: &str,
+        event_id: uuid::Uuid,
+        user_id: UserId,
+    ) -> Result<Applied, StoreError>;
+    /// Keeps an event a consumer gave up on (once per stream sequence).
+    async fn park(&self, event: &ParkedEvent) -> Result<(), StoreError>;
+    /// The events parked by `consumer`, oldest first.
+    async fn parked(&self, consumer: &str) -> Result<Vec<ParkedEvent>, StoreError>;
 }
 
 /// The store for `database`'s backend.

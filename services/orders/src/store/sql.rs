@@ -11,10 +11,11 @@ use sqlx::{AssertSqlSafe, ColumnIndex, Executor, Pool, QueryBuilder};
 use uuid::Uuid;
 
 use super::{
-    Cancelled, Created, Filter, ItemRow, NewOrder, OrderRow, OrderStore, StoreError, assemble,
-    existing,
+    Applied, Cancelled, Created, Filter, ItemRow, NewOrder, OrderRow, OrderStore, ParkedEvent,
+    StoreError, assemble, existing,
 };
-use crate::domain::{Order, OrderId, OrderStatus};
+use crate::domain::{Order, OrderId, OrderStatus, UserId};
+use crate::events::{self, reason};
 
 type Row<K> = (K, K, i64, String, String, DateTime<Utc>, DateTime<Utc>);
 
@@ -54,6 +55,7 @@ where
     Option<String>: Column<D>,
     i32: Column<D>,
     i64: Column<D>,
+    Vec<u8>: Column<D>,
     DateTime<Utc>: Column<D>,
 {
     async fn create(&self, order: &NewOrder) -> Result<Created, StoreError> {
@@ -126,12 +128,8 @@ where
                 items_sql.as_str(),
             ))
             .await?;
-        tx.commit()
-            .traced(query_span(D::SYSTEM, "COMMIT", "", "COMMIT"))
-            .await?;
-
         let row = order_row::<D>(row)?;
-        Ok(Created::New(Order {
+        let created = Order {
             id: row.id,
             user_id: row.user_id,
             items: order.items.items().to_vec(),
@@ -139,7 +137,12 @@ where
             status: OrderStatus::Pending,
             create_time: row.create_time,
             update_time: row.update_time,
-        }))
+        };
+        platform_events::enqueue::<D>(&mut tx, &events::order_created(&created)).await?;
+        tx.commit()
+            .traced(query_span(D::SYSTEM, "COMMIT", "", "COMMIT"))
+            .await?;
+        Ok(Created::New(created))
     }
 
     async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
@@ -183,10 +186,14 @@ where
             .collect())
     }
 
-    async fn cancel(&self, id: OrderId) -> Result<Cancelled, StoreError> {
+    async fn cancel(&self, id: OrderId, reason: &str) -> Result<Cancelled, StoreError> {
         // Conditional update: of two concurrent cancels, the second finds the order no
         // longer pending (PostgreSQL re-checks the condition after waiting for the
         // first's row lock; SQLite serialises the writes).
+        let mut tx = self
+            .begin()
+            .traced(query_span(D::SYSTEM, "BEGIN", "", "BEGIN"))
+            .await?;
         let sql = D::sql(&format!(
             "UPDATE orders SET status = 'cancelled', update_time = $2 \
              WHERE id = $1 AND status = 'pending' RETURNING {COLUMNS}"
@@ -194,27 +201,139 @@ where
         let row: Option<Row<D::Uuid>> = sqlx::query_as(AssertSqlSafe(sql.as_str()))
             .bind(key::<D>(id))
             .bind(now())
-            .fetch_optional(self)
+            .fetch_optional(&mut *tx)
             .traced(query_span(D::SYSTEM, "UPDATE", "orders", &sql))
             .await?;
-        if let Some((order, _)) = with_items(self, row).await?.pop() {
+        if let Some((order, _)) = with_items(&mut *tx, row).await?.pop() {
+            platform_events::enqueue::<D>(&mut tx, &events::order_cancelled(&order, reason))
+                .await?;
+            tx.commit()
+                .traced(query_span(D::SYSTEM, "COMMIT", "", "COMMIT"))
+                .await?;
             return Ok(Cancelled::Done(order));
         }
+        tx.rollback()
+            .traced(query_span(D::SYSTEM, "ROLLBACK", "", "ROLLBACK"))
+            .await?;
         Ok(match self.get(id).await? {
             Some(order) => Cancelled::NotPending(order),
             None => Cancelled::NotFound,
         })
     }
+
+    async fn cancel_for_deleted_account(
+        &self,
+        consumer: &str,
+        event_id: Uuid,
+        user_id: UserId,
+    ) -> Result<Applied, StoreError> {
+        // The event id is recorded first: on SQLite that takes the write lock at once,
+        // on PostgreSQL a concurrent delivery of the same event waits on the key, then
+        // finds it taken.
+        let mut tx = self
+            .begin()
+            .traced(query_span(D::SYSTEM, "BEGIN", "", "BEGIN"))
+            .await?;
+        let sql = D::sql(
+            "INSERT INTO processed_events (consumer, event_id, processed_time) VALUES ($1, $2, $3) \
+             ON CONFLICT (consumer, event_id) DO NOTHING RETURNING consumer",
+        );
+        let recorded: Option<(String,)> = sqlx::query_as(AssertSqlSafe(sql.as_str()))
+            .bind(consumer.to_owned())
+            .bind(D::uuid_to_db(event_id))
+            .bind(now())
+            .fetch_optional(&mut *tx)
+            .traced(query_span(D::SYSTEM, "INSERT", "processed_events", &sql))
+            .await?;
+        if recorded.is_none() {
+            tx.rollback()
+                .traced(query_span(D::SYSTEM, "ROLLBACK", "", "ROLLBACK"))
+                .await?;
+            return Ok(Applied::Before);
+        }
+        let sql = D::sql(&format!(
+            "UPDATE orders SET status = 'cancelled', update_time = $2 \
+             WHERE user_id = $1 AND status = 'pending' RETURNING {COLUMNS}"
+        ));
+        let rows: Vec<Row<D::Uuid>> = sqlx::query_as(AssertSqlSafe(sql.as_str()))
+            .bind(key::<D>(user_id))
+            .bind(now())
+            .fetch_all(&mut *tx)
+            .traced(query_span(D::SYSTEM, "UPDATE", "orders", &sql))
+            .await?;
+        let mut cancelled: Vec<Order> = with_items(&mut *tx, rows)
+            .await?
+            .into_iter()
+            .map(|(order, _)| order)
+            .collect();
+        // Events in id order, which is the order the orders were placed in.
+        cancelled.sort_by_key(|order| order.id.as_uuid());
+        for order in &cancelled {
+            let event = events::order_cancelled(order, reason::ACCOUNT_DELETED);
+            platform_events::enqueue::<D>(&mut tx, &event).await?;
+        }
+        tx.commit()
+            .traced(query_span(D::SYSTEM, "COMMIT", "", "COMMIT"))
+            .await?;
+        Ok(Applied::Now(cancelled))
+    }
+
+    async fn park(&self, event: &ParkedEvent) -> Result<(), StoreError> {
+        let sql = D::sql(
+            "INSERT INTO parked_events (consumer, stream_sequence, subject, event_id, payload, reason, attempts, parked_time) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (consumer, stream_sequence) DO NOTHING",
+        );
+        sqlx::query(AssertSqlSafe(sql.as_str()))
+            .bind(event.consumer.clone())
+            .bind(i64::try_from(event.stream_sequence).unwrap_or(i64::MAX))
+            .bind(event.subject.clone())
+            .bind(event.event_id.clone())
+            .bind(event.payload.clone())
+            .bind(event.reason.clone())
+            .bind(i32::try_from(event.attempts).unwrap_or(i32::MAX))
+            .bind(now())
+            .execute(self)
+            .traced(query_span(D::SYSTEM, "INSERT", "parked_events", &sql))
+            .await?;
+        Ok(())
+    }
+
+    async fn parked(&self, consumer: &str) -> Result<Vec<ParkedEvent>, StoreError> {
+        let sql = D::sql(
+            "SELECT consumer, stream_sequence, subject, event_id, payload, reason, attempts \
+             FROM parked_events WHERE consumer = $1 ORDER BY stream_sequence",
+        );
+        type Parked = (String, i64, String, Option<String>, Vec<u8>, String, i32);
+        let rows: Vec<Parked> = sqlx::query_as(AssertSqlSafe(sql.as_str()))
+            .bind(consumer.to_owned())
+            .fetch_all(self)
+            .traced(query_span(D::SYSTEM, "SELECT", "parked_events", &sql))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(consumer, sequence, subject, event_id, payload, reason, attempts)| ParkedEvent {
+                    consumer,
+                    stream_sequence: u64::try_from(sequence).unwrap_or_default(),
+                    subject,
+                    event_id,
+                    payload,
+                    reason,
+                    attempts: u32::try_from(attempts).unwrap_or_default(),
+                },
+            )
+            .collect())
+    }
 }
 
 /// Orders of `rows` with their items, and each order's stored fingerprint.
-async fn with_items<D>(
-    pool: &Pool<D>,
+async fn with_items<'e, D, E>(
+    executor: E,
     rows: impl IntoIterator<Item = Row<D::Uuid>>,
 ) -> Result<Vec<(Order, String)>, StoreError>
 where
     D: Backend,
-    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
+    E: Executor<'e, Database = D>,
     (D::Uuid, String, i32, i64): for<'r> sqlx::FromRow<'r, D::Row>,
 {
     let rows = rows
@@ -234,7 +353,7 @@ where
     let sql = query.sql();
     let items: Vec<(D::Uuid, String, i32, i64)> = query
         .build_query_as()
-        .fetch_all(pool)
+        .fetch_all(executor)
         .traced(query_span(D::SYSTEM, "SELECT", "order_items", sql.as_str()))
         .await?;
     let items = items

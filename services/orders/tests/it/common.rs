@@ -209,11 +209,19 @@ pub(crate) struct Stack {
     issuer: TokenIssuer,
     trigger: Trigger,
     handle: JoinHandle<Result<(), orders::AppError>>,
-    _db: TestDatabase,
+    pub(crate) db: TestDatabase,
 }
 
 impl Stack {
     pub(crate) async fn spawn(db: TestDatabase) -> Self {
+        Self::spawn_with(db, |_| {}).await
+    }
+
+    /// Orders with its settings changed by `adjust` (the events broker, say).
+    pub(crate) async fn spawn_with(
+        db: TestDatabase,
+        adjust: impl FnOnce(&mut orders::Settings),
+    ) -> Self {
         let mut settings = orders::Settings::default();
         let verification = &settings.auth.verification;
         let issuer = TokenIssuer::new(
@@ -230,6 +238,7 @@ impl Stack {
         settings.admin.addr = "127.0.0.1:0".parse().unwrap();
         settings.database.url = db.url().to_owned();
         settings.users.url = format!("http://{}", users.addr);
+        adjust(&mut settings);
         let app = orders::Application::build(settings)
             .await
             .expect("orders builds");
@@ -245,7 +254,7 @@ impl Stack {
             issuer,
             trigger,
             handle,
-            _db: db,
+            db,
         }
     }
 

@@ -10,5 +10,6 @@
 )]
 
 mod common;
+mod events;
 mod grpc;
 mod store;

@@ -151,7 +151,7 @@ async fn cancels_once_even_when_racing(db: TestDatabase) {
     };
     let racers = (0..8).map(|_| {
         let store = Arc::clone(&store);
-        tokio::spawn(async move { store.cancel(order.id).await })
+        tokio::spawn(async move { store.cancel(order.id, "test").await })
     });
     let outcomes: Vec<Cancelled> = futures_util::future::join_all(racers)
         .await
@@ -171,7 +171,7 @@ async fn cancels_once_even_when_racing(db: TestDatabase) {
     assert_eq!(stored.status, OrderStatus::Cancelled);
     assert!(stored.update_time >= order.update_time);
     assert_eq!(
-        store.cancel(OrderId::generate()).await.unwrap(),
+        store.cancel(OrderId::generate(), "test").await.unwrap(),
         Cancelled::NotFound
     );
 }
@@ -185,7 +185,7 @@ async fn lists_newest_first_by_keyset_with_filters(db: TestDatabase) {
             panic!()
         };
         if i % 3 == 0 {
-            store.cancel(order.id).await.unwrap();
+            store.cancel(order.id, "test").await.unwrap();
         }
         alices.push(order.id);
         store.create(&new_order(bob, None)).await.unwrap();

@@ -51,6 +51,7 @@ where
     String: Column<D>,
     Option<String>: Column<D>,
     i64: Column<D>,
+    Vec<u8>: Column<D>,
     DateTime<Utc>: Column<D>,
 {
     async fn create(&self, user: &NewUser) -> Result<User, StoreError> {
@@ -155,13 +156,29 @@ where
     }
 
     async fn delete(&self, id: UserId) -> Result<bool, StoreError> {
+        // The account and its UserDeleted event commit together, or neither does.
+        let mut tx = self
+            .begin()
+            .traced(query_span(D::SYSTEM, "BEGIN", "", "BEGIN"))
+            .await
+            .map_err(StoreError::from_sqlx)?;
         let sql = D::sql("DELETE FROM users WHERE id = $1 RETURNING id");
         let deleted: Option<(D::Uuid,)> = sqlx::query_as(AssertSqlSafe(sql.as_str()))
             .bind(key::<D>(id))
-            .fetch_optional(self)
+            .fetch_optional(&mut *tx)
             .traced(query_span(D::SYSTEM, "DELETE", "users", &sql))
             .await
             .map_err(StoreError::from_sqlx)?;
-        Ok(deleted.is_some())
+        if deleted.is_none() {
+            return Ok(false);
+        }
+        platform_events::enqueue::<D>(&mut tx, &crate::events::user_deleted(id, now()))
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        tx.commit()
+            .traced(query_span(D::SYSTEM, "COMMIT", "", "COMMIT"))
+            .await
+            .map_err(StoreError::from_sqlx)?;
+        Ok(true)
     }
 }

@@ -284,7 +284,52 @@ async fn sign_in_failures_count_forget_and_clear(db: TestDatabase) {
     );
 }
 
+/// The outbox's events: (subject, payload).
+async fn outbox(database: &Database) -> Vec<(String, Vec<u8>)> {
+    let sql = "SELECT subject, payload FROM outbox ORDER BY seq";
+    match database {
+        Database::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await.unwrap(),
+        Database::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await.unwrap(),
+    }
+}
+
+async fn a_deletion_commits_with_its_event_or_not_at_all(db: TestDatabase) {
+    use prost::Message;
+    let (database, store) = open(&db).await;
+    let created = store.create(&new_user("ada@example.com")).await.unwrap();
+    assert!(store.delete(created.id).await.unwrap());
+    assert!(!store.delete(created.id).await.unwrap());
+    let events = outbox(&database).await;
+    assert_eq!(
+        events.len(),
+        1,
+        "one event per deleted account, none for a miss"
+    );
+    assert_eq!(events[0].0, "users.v1.user.deleted");
+    let event = platform_proto::users::v1::UserDeleted::decode(events[0].1.as_slice()).unwrap();
+    assert_eq!(event.user_id, created.id.to_string());
+    assert!(event.occur_time.is_some());
+
+    // An outbox that cannot be written fails the deletion: the account stays.
+    let kept = store.create(&new_user("bob@example.com")).await.unwrap();
+    let rename = |sql: &'static str| {
+        let database = database.clone();
+        async move {
+            match &database {
+                Database::Postgres(pool) => drop(sqlx::query(sql).execute(pool).await.unwrap()),
+                Database::Sqlite(pool) => drop(sqlx::query(sql).execute(pool).await.unwrap()),
+            }
+        }
+    };
+    rename("ALTER TABLE outbox RENAME TO outbox_away").await;
+    assert!(store.delete(kept.id).await.is_err());
+    rename("ALTER TABLE outbox_away RENAME TO outbox").await;
+    assert!(store.get(kept.id).await.unwrap().is_some());
+    assert_eq!(outbox(&database).await.len(), 1);
+}
+
 platform_testing::database_suite!(
+    a_deletion_commits_with_its_event_or_not_at_all,
     refresh_tokens_rotate_once_and_reuse_revokes_the_family,
     sign_in_failures_count_forget_and_clear,
     creates_and_reads_back,
