@@ -14,7 +14,6 @@ use std::time::Duration;
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -73,8 +72,7 @@ pub struct Subscription {
 /// A running consumer; stopped with [`Consumer::stop`].
 #[derive(Debug)]
 pub struct Consumer {
-    cancel: CancellationToken,
-    task: JoinHandle<()>,
+    worker: crate::task::Worker,
 }
 
 struct Worker {
@@ -99,17 +97,14 @@ impl Consumer {
             handler,
             settings: settings.clone(),
         };
-        let cancel = CancellationToken::new();
-        let task = tokio::spawn(worker.run(cancel.clone()));
-        Self { cancel, task }
+        Self {
+            worker: crate::task::Worker::spawn("event consumer", |cancel| worker.run(cancel)),
+        }
     }
 
     /// Stops after the event in flight; an event not yet acked is delivered again.
     pub async fn stop(self) {
-        self.cancel.cancel();
-        if let Err(error) = self.task.await {
-            tracing::error!(%error, "event consumer task failed");
-        }
+        self.worker.stop().await;
     }
 }
 

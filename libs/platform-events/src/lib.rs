@@ -25,6 +25,7 @@ pub mod outbox;
 pub mod relay;
 pub mod settings;
 pub mod streams;
+mod task;
 
 pub use consumer::{Consumer, Delivery, HandleError, Handler, Subscription};
 pub use outbox::{OutboxEvent, enqueue, new_event_id};

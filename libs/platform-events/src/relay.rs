@@ -18,7 +18,6 @@ use async_nats::jetstream::{self, message::PublishMessage};
 use bytes::Bytes;
 use platform_db::{Database, TraceQuery, now, query_span};
 use sqlx::{PgPool, Postgres, QueryBuilder, Sqlite, SqlitePool};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -88,8 +87,7 @@ enum Round {
 /// The relay task of one service; stopped with [`Relay::stop`].
 #[derive(Debug)]
 pub struct Relay {
-    cancel: CancellationToken,
-    task: JoinHandle<()>,
+    worker: crate::task::Worker,
 }
 
 struct Worker {
@@ -116,18 +114,15 @@ impl Relay {
             stream,
             settings: settings.clone(),
         };
-        let cancel = CancellationToken::new();
-        let task = tokio::spawn(worker.run(cancel.clone()));
-        Self { cancel, task }
+        Self {
+            worker: crate::task::Worker::spawn("event relay", |cancel| worker.run(cancel)),
+        }
     }
 
     /// Stops the relay after the round in flight (a round cut short leaves its rows
     /// pending: they are published again later, and deduplicated by the broker).
     pub async fn stop(self) {
-        self.cancel.cancel();
-        if let Err(error) = self.task.await {
-            tracing::error!(%error, "event relay task failed");
-        }
+        self.worker.stop().await;
     }
 }
 

@@ -122,19 +122,35 @@ impl Upstream {
         timeout: Duration,
         safe_to_repeat: bool,
     ) -> Result<Reply, Status> {
-        let call = Call {
-            compression: self.policy.compression,
-            metadata,
-            timeout,
-            safe_to_repeat,
-        };
-        let (mut grpc, request, path) = prepare(&self.client, path, message, call).await?;
+        let started = std::time::Instant::now();
+        let call = self.call(metadata.clone(), timeout, safe_to_repeat);
+        let first = self
+            .unary_once(path, message.clone(), output.clone(), call)
+            .await;
+        // The client's retries end once an answer has begun; a replica that dies while
+        // answering breaks the call mid-answer. A call safe to repeat is sent once more,
+        // within what is left of its deadline.
+        let left = timeout.saturating_sub(started.elapsed());
+        match first {
+            Err(status) if safe_to_repeat && broken_mid_answer(&status) && left > MIN_RETRY => {
+                tracing::info!(error = %status, "answer cut off; sending the call once more");
+                let call = self.call(metadata, left, safe_to_repeat);
+                self.unary_once(path, message, output, call).await
+            }
+            other => other,
+        }
+    }
+
+    async fn unary_once(
+        &self,
+        path: &str,
+        message: DynamicMessage,
+        output: MessageDescriptor,
+        call: Call,
+    ) -> Result<Reply, Status> {
         // On the wire a unary call is a stream of one message each way; read as one,
         // its trailers stay apart from its headers (tonic's `unary` merges them).
-        let response = grpc
-            .server_streaming(request, path, DynamicCodec { output })
-            .await?;
-        let (headers, mut stream, _) = response.into_parts();
+        let (headers, mut stream) = open(&self.client, path, message, output, call).await?;
         let message = stream
             .message()
             .await?
@@ -158,19 +174,35 @@ impl Upstream {
         timeout: Duration,
         safe_to_repeat: bool,
     ) -> Result<(MetadataMap, Streaming<DynamicMessage>), Status> {
-        let call = Call {
+        let call = self.call(metadata, timeout, safe_to_repeat);
+        open(&self.streams, path, message, output, call).await
+    }
+
+    fn call(&self, metadata: MetadataMap, timeout: Duration, safe_to_repeat: bool) -> Call {
+        Call {
             compression: self.policy.compression,
             metadata,
             timeout,
             safe_to_repeat,
-        };
-        let (mut grpc, request, path) = prepare(&self.streams, path, message, call).await?;
-        let response = grpc
-            .server_streaming(request, path, DynamicCodec { output })
-            .await?;
-        let (metadata, stream, _) = response.into_parts();
-        Ok((metadata, stream))
+        }
     }
+}
+
+/// Sends `message` to `path` on `client` and waits for the response metadata; the
+/// messages follow on the stream.
+async fn open(
+    client: &Client,
+    path: &str,
+    message: DynamicMessage,
+    output: MessageDescriptor,
+    call: Call,
+) -> Result<(MetadataMap, Streaming<DynamicMessage>), Status> {
+    let (mut grpc, request, path) = prepare(client, path, message, call).await?;
+    let response = grpc
+        .server_streaming(request, path, DynamicCodec { output })
+        .await?;
+    let (metadata, stream, _) = response.into_parts();
+    Ok((metadata, stream))
 }
 
 /// How one call is sent, besides its message.
@@ -180,6 +212,19 @@ struct Call {
     metadata: MetadataMap,
     timeout: Duration,
     safe_to_repeat: bool,
+}
+
+/// Below this much time left, a call is not sent again.
+const MIN_RETRY: Duration = Duration::from_millis(20);
+
+/// Whether `status` is a broken transport rather than an answer: the connection went
+/// away while the answer was being read (a status the service sent has no source).
+fn broken_mid_answer(status: &Status) -> bool {
+    use std::error::Error as _;
+    matches!(
+        status.code(),
+        tonic::Code::Unknown | tonic::Code::Unavailable
+    ) && status.source().is_some()
 }
 
 /// A ready client, the request and its parsed path.
