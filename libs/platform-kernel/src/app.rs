@@ -105,6 +105,7 @@ impl<S: Service> Application<S> {
             public,
             checks,
             on_stop,
+            on_drain,
             keep,
             ..
         } = self.parts;
@@ -115,6 +116,18 @@ impl<S: Service> Application<S> {
             shutdown.clone(),
             check,
         ));
+        // Long-lived calls are ended once the drain has begun (health NOT_SERVING, the
+        // listener told to close), so their clients reconnect elsewhere.
+        let drainer = {
+            let (readiness, shutdown) = (readiness.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                shutdown.wait().await;
+                readiness.start_draining().await;
+                for drain in on_drain {
+                    drain();
+                }
+            })
+        };
         let faults = self.faults;
         let admin_faults = faults.clone();
         let public = {
@@ -151,6 +164,7 @@ impl<S: Service> Application<S> {
             platform_server::admin::serve(self.admin, readiness, admin_faults, shutdown.clone());
         let result = tokio::try_join!(public, admin);
         watcher.abort();
+        drainer.abort();
         for stop in on_stop {
             stop.await;
         }

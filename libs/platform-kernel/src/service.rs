@@ -141,6 +141,7 @@ pub struct Parts {
     pub(crate) checks: Vec<Check>,
     pub(crate) database: Option<Database>,
     pub(crate) on_stop: Vec<BoxFuture<'static, ()>>,
+    pub(crate) on_drain: Vec<Box<dyn FnOnce() + Send>>,
     pub(crate) keep: Vec<Box<dyn Any + Send + Sync>>,
 }
 
@@ -155,6 +156,7 @@ impl std::fmt::Debug for Parts {
             .field("checks", &self.checks.len())
             .field("database", &self.database.is_some())
             .field("on_stop", &self.on_stop.len())
+            .field("on_drain", &self.on_drain.len())
             .field("keep", &self.keep.len())
             .finish_non_exhaustive()
     }
@@ -207,6 +209,7 @@ impl Parts {
             checks: Vec::new(),
             database: None,
             on_stop: Vec::new(),
+            on_drain: Vec::new(),
             keep: Vec::new(),
         }
     }
@@ -258,6 +261,15 @@ impl Parts {
     #[must_use]
     pub fn on_stop(mut self, stop: impl Future<Output = ()> + Send + 'static) -> Self {
         self.on_stop.push(Box::pin(stop));
+        self
+    }
+
+    /// Runs `drain` when the drain starts, once health reports NOT_SERVING: the place
+    /// to end calls that would otherwise run on (server streams), so that the drain
+    /// completes as soon as the short calls have, instead of after the grace period.
+    #[must_use]
+    pub fn on_drain(mut self, drain: impl FnOnce() + Send + 'static) -> Self {
+        self.on_drain.push(Box::new(drain));
         self
     }
 
