@@ -19,12 +19,15 @@
 //! - [`outbox`]: the outbox row, written inside the caller's transaction.
 //! - [`relay`]: the background task that publishes pending rows.
 //! - [`consumer`]: a durable consumer that applies, retries and parks events.
+//! - [`tail`]: a service's own events read back in order, live and from an event id
+//!   on (from its stream, or from its outbox without a broker).
 
 pub mod consumer;
 pub mod outbox;
 pub mod relay;
 pub mod settings;
 pub mod streams;
+pub mod tail;
 mod task;
 
 pub use consumer::{Consumer, Delivery, HandleError, Handler, Subscription};
@@ -32,6 +35,7 @@ pub use outbox::{OutboxEvent, enqueue, new_event_id};
 pub use relay::Relay;
 pub use settings::EventsSettings;
 pub use streams::StreamSpec;
+pub use tail::{Followed, Follower, History, Record, ResumeError, Source};
 
 /// Connects to NATS at `url`, in the background: the returned client queues what it
 /// is asked to send and reconnects by itself, so a broker that is away at start (or
