@@ -16,18 +16,57 @@ use crate::accounts::Accounts;
 use crate::domain::{self, FieldViolation, Items, Order, OrderId, OrderStatus, RawItem, UserId};
 use crate::error::ApiError;
 use crate::store::{Cancelled, Created, Filter, NewOrder, OrderStore};
+use crate::watch::{ChangeStream, Watch};
 
 /// The gRPC face of the orders service.
 #[derive(Debug, Clone)]
 pub struct OrdersApi {
     store: Arc<dyn OrderStore>,
     accounts: Accounts,
+    watch: Watch,
 }
 
 impl OrdersApi {
-    /// The API over `store`, confirming accounts through `accounts`.
-    pub fn new(store: Arc<dyn OrderStore>, accounts: Accounts) -> Self {
-        Self { store, accounts }
+    /// The API over `store`, confirming accounts through `accounts`, its changes
+    /// watched through `watch`.
+    pub fn new(store: Arc<dyn OrderStore>, accounts: Accounts, watch: Watch) -> Self {
+        Self {
+            store,
+            accounts,
+            watch,
+        }
+    }
+
+    /// Whose orders the caller of `request` may read when asking for `user_id`'s
+    /// (empty: their own, or every account's for an admin): `None` for every account.
+    /// A non-admin asking for someone else's is PERMISSION_DENIED.
+    async fn readable_owner<T>(
+        &self,
+        request: &Request<T>,
+        user_id: &str,
+    ) -> Result<Result<Option<UserId>, FieldViolation>, Status> {
+        let caller = require_caller(request)?;
+        let own = caller_id(&caller)?;
+        let wants_others = !user_id.is_empty() && user_id != caller.subject;
+        let admin = (caller.is_admin() || wants_others) && self.is_admin(request).await?;
+        let wanted = if user_id.is_empty() {
+            None
+        } else {
+            match UserId::parse("user_id", user_id) {
+                Ok(user) => Some(user),
+                Err(violation) => return Ok(Err(violation)),
+            }
+        };
+        if admin {
+            return Ok(Ok(wanted));
+        }
+        if wanted.is_some_and(|user| user != own) {
+            return Err(ApiError::PermissionDenied(
+                "filtering by another user requires the admin role",
+            )
+            .into());
+        }
+        Ok(Ok(Some(own)))
     }
 
     /// The order `id` if the caller of `request` may see it: their own, or any for an
@@ -169,11 +208,9 @@ impl OrderService for OrdersApi {
         &self,
         request: Request<pb::ListOrdersRequest>,
     ) -> Result<Response<pb::ListOrdersResponse>, Status> {
-        let caller = require_caller(&request)?;
-        let own = caller_id(&caller)?;
-        let wants_others =
-            !request.get_ref().user_id.is_empty() && request.get_ref().user_id != caller.subject;
-        let admin = (caller.is_admin() || wants_others) && self.is_admin(&request).await?;
+        let owner = self
+            .readable_owner(&request, &request.get_ref().user_id)
+            .await?;
         let req = request.into_inner();
 
         let mut violations = Violations::default();
@@ -188,29 +225,21 @@ impl OrderService for OrdersApi {
                 None
             }
         };
-        let wanted_user = if req.user_id.is_empty() {
-            None
-        } else {
-            violations.check(UserId::parse("user_id", &req.user_id))
-        };
+        let user_id = violations.check(owner);
         violations.finish()?;
 
-        let user_id = if admin {
-            wanted_user
-        } else {
-            if wanted_user.is_some_and(|u| u != own) {
-                return Err(ApiError::PermissionDenied(
-                    "filtering by another user requires the admin role",
-                )
-                .into());
-            }
-            Some(own)
-        };
         let limit = limit.unwrap_or(platform_api::DEFAULT_PAGE_SIZE);
         let after = after.flatten().map(OrderId::from);
         let orders = self
             .store
-            .list(Filter { user_id, status }, limit + 1, after)
+            .list(
+                Filter {
+                    user_id: user_id.flatten(),
+                    status,
+                },
+                limit + 1,
+                after,
+            )
             .await
             .map_err(ApiError::from)?;
         let (orders, next_page_token) = paginate(orders, limit, |o| o.id.as_uuid());
@@ -246,5 +275,45 @@ impl OrderService for OrdersApi {
             Cancelled::NotPending(_) => Err(ApiError::NotPending.into()),
             Cancelled::NotFound => Err(ApiError::NotFound.into()),
         }
+    }
+
+    type WatchOrdersStream = ChangeStream;
+
+    async fn watch_orders(
+        &self,
+        request: Request<pb::WatchOrdersRequest>,
+    ) -> Result<Response<ChangeStream>, Status> {
+        let owner = self
+            .readable_owner(&request, &request.get_ref().user_id)
+            .await?;
+        let req = request.into_inner();
+        let mut violations = Violations::default();
+        let after = match req.after_event_id.as_str() {
+            "" => Some(None),
+            id => violations.check(uuid::Uuid::parse_str(id).map(Some).map_err(|_| {
+                FieldViolation::new(
+                    "after_event_id",
+                    "is not an event id: pass the event_id of a change received",
+                )
+            })),
+        };
+        let owner = violations.check(owner);
+        violations.finish()?;
+        let (Some(owner), Some(after)) = (owner, after) else {
+            return Err(ApiError::Invalid(InvalidRequest::default()).into());
+        };
+        let changes = self
+            .watch
+            .open(owner, after)
+            .await
+            .map_err(ApiError::from)?;
+        tracing::info!(
+            watch.user = owner
+                .map(|u| u.to_string())
+                .unwrap_or_else(|| "*".to_owned()),
+            watch.resumed = after.is_some(),
+            "watch started"
+        );
+        Ok(Response::new(changes))
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use platform_auth::AuthLayer;
 use platform_db::{Database, DbError, redact_url};
-use platform_events::{Consumer, Relay, streams};
+use platform_events::{Consumer, Relay, Source, streams};
 use platform_kernel::{NoCommand, Parts, Sections, Service};
 use platform_proto::orders::v1::order_service_server::{OrderServiceServer, SERVICE_NAME};
 use platform_server::ServerError;
@@ -20,6 +20,7 @@ use crate::api::OrdersApi;
 use crate::reactions::{ACCOUNT_DELETIONS, AccountDeletions};
 use crate::settings::Settings;
 use crate::store::{self, MIGRATIONS};
+use crate::watch::{Watch, hub};
 
 /// Why the service could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -65,12 +66,26 @@ impl Service for Orders {
         let accounts = Accounts::new(&settings.users, &settings.client)?;
         let verifier = settings.auth.verification.verifier(accounts.key_source());
         let auth = AuthLayer::new(Arc::new(verifier));
-        let store = store::open(&database);
-        let api = OrdersApi::new(Arc::clone(&store), accounts);
-        let mut parts = Parts::grpc(&settings.grpc, OrderServiceServer::new(api), auth);
+        let client = if settings.events.enabled() {
+            Some(platform_events::connect(&settings.events.nats_url).await?)
+        } else {
+            None
+        };
+        // Watchers follow the stream every replica publishes to; without a broker, this
+        // process's outbox.
+        let source = match &client {
+            Some(client) => Source::stream(client.clone(), streams::ORDERS, &settings.events),
+            None => Source::outbox(database.clone(), &settings.events),
+        };
+        let watch = Watch::new(source, settings.watch.buffer);
+        let store = watch.notifying(store::open(&database));
+        describe_metrics();
+        let api = OrdersApi::new(Arc::clone(&store), accounts, watch.clone());
+        let follower = watch.follow();
+        let mut parts = Parts::grpc(&settings.grpc, OrderServiceServer::new(api), auth)
+            .on_drain(move || watch.close());
         // Without a broker the outbox still fills; a relay started later sends it all.
-        if settings.events.enabled() {
-            let client = platform_events::connect(&settings.events.nats_url).await?;
+        if let Some(client) = client {
             let relay = Relay::start(
                 database.clone(),
                 client.clone(),
@@ -85,6 +100,7 @@ impl Service for Orders {
                 relay.stop().await;
             });
         }
+        parts = parts.on_stop(follower.stop());
         tracing::info!(
             database = %redact_url(&settings.database.url),
             users.url = %settings.users.url,
@@ -93,4 +109,19 @@ impl Service for Orders {
         );
         Ok(parts.with_database(database, &settings.database, MIGRATIONS))
     }
+}
+
+/// `# HELP` of the service's own metrics.
+fn describe_metrics() {
+    metrics::describe_gauge!(
+        hub::ACTIVE_WATCHERS,
+        "WatchOrders streams this process serves now."
+    );
+    metrics::describe_counter!(
+        hub::LAGGED_WATCHERS,
+        "WatchOrders streams ended with RESOURCE_EXHAUSTED because their client read too slowly."
+    );
+    // Shown from the first scrape, before the first watch.
+    metrics::gauge!(hub::ACTIVE_WATCHERS).increment(0.0);
+    metrics::counter!(hub::LAGGED_WATCHERS).increment(0);
 }

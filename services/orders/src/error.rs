@@ -10,6 +10,7 @@ use tonic::Status;
 
 use crate::accounts::AccountError;
 use crate::store::StoreError;
+use crate::watch::WatchError;
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +36,9 @@ pub enum ApiError {
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A watch could not start.
+    #[error(transparent)]
+    Watch(#[from] WatchError),
 }
 
 impl From<ApiError> for Status {
@@ -63,6 +67,26 @@ impl From<ApiError> for Status {
             }
             ApiError::Store(StoreError::Unavailable(source)) => database_unavailable(&source),
             ApiError::Store(other) => internal(&other),
+            ApiError::Watch(WatchError::Unknown) => {
+                platform_api::invalid_argument(&[platform_api::FieldViolation::new(
+                    "after_event_id",
+                    "names no change: list the orders and watch from now",
+                )])
+            }
+            ApiError::Watch(WatchError::Expired) => Status::failed_precondition(
+                "the change after_event_id names is no longer kept (changes are kept 7 days): \
+                 list the orders and watch from now",
+            ),
+            ApiError::Watch(WatchError::NotStarted) => {
+                Status::unavailable("order changes cannot be watched right now, retry later")
+            }
+            ApiError::Watch(WatchError::Draining) => {
+                Status::unavailable("the server is shutting down, watch again")
+            }
+            ApiError::Watch(WatchError::Unavailable(source)) => {
+                tracing::error!(error = %source, "past order changes could not be read");
+                Status::unavailable("past changes could not be read, retry later")
+            }
         }
     }
 }

@@ -15,6 +15,9 @@
 //!   is set.
 //! - [`reactions`]: what it does on other services' events (a deleted account's
 //!   pending orders are cancelled).
+//! - [`watch`]: `WatchOrders`: the changes to orders streamed live to their watchers,
+//!   resumable from an event id, from the `ORDERS` stream (or the outbox without a
+//!   broker).
 //! - [`error`]: every failure, and its one mapping to a gRPC status.
 //! - [`settings`]: the configuration, its defaults and its checks.
 
@@ -27,6 +30,7 @@ pub mod events;
 pub mod reactions;
 pub mod settings;
 pub mod store;
+pub mod watch;
 
 pub use app::{AppError, Application, Orders};
 pub use settings::Settings;

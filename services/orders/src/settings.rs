@@ -35,6 +35,8 @@ pub struct Settings {
     /// Events: the outbox relay (and consumers) on NATS JetStream; off while
     /// `events.nats_url` is empty.
     pub events: EventsSettings,
+    /// Watching orders live (`WatchOrders`).
+    pub watch: WatchSettings,
 }
 
 impl Default for Settings {
@@ -51,7 +53,24 @@ impl Default for Settings {
             faults: FaultSettings::default(),
             client: ClientSettings::default(),
             events: EventsSettings::default(),
+            watch: WatchSettings::default(),
         }
+    }
+}
+
+/// The `[watch]` section: how much a watcher may fall behind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchSettings {
+    /// Changes a watcher may have waiting unread; one more ends its watch with
+    /// RESOURCE_EXHAUSTED (it watches again from its last event id), so a slow client
+    /// holds at most this many in memory and never holds back the others.
+    pub buffer: usize,
+}
+
+impl Default for WatchSettings {
+    fn default() -> Self {
+        Self { buffer: 256 }
     }
 }
 
@@ -101,6 +120,7 @@ impl Layered for Settings {
         require_http_url("users.url", &self.users.url)?;
         require_positive("users.timeout_ms", self.users.timeout_ms)?;
         require_positive("grpc.concurrency_limit", self.grpc.concurrency_limit as u64)?;
+        require_positive("watch.buffer", self.watch.buffer as u64)?;
         self.events
             .validate("events")
             .map_err(|(key, reason)| ConfigError::rule(key, reason))?;

@@ -209,7 +209,26 @@ pub(crate) struct Stack {
     issuer: TokenIssuer,
     trigger: Trigger,
     handle: JoinHandle<Result<(), orders::AppError>>,
+    settings: orders::Settings,
     pub(crate) db: TestDatabase,
+}
+
+/// One more orders process on the same database, users and broker as the stack's.
+pub(crate) struct Replica {
+    pub(crate) orders: OrderServiceClient<Channel>,
+    trigger: Trigger,
+    handle: JoinHandle<Result<(), orders::AppError>>,
+}
+
+impl Replica {
+    pub(crate) async fn stop(self) {
+        self.trigger.fire();
+        tokio::time::timeout(Duration::from_secs(10), self.handle)
+            .await
+            .expect("the replica stops in time")
+            .expect("task ran")
+            .expect("clean stop");
+    }
 }
 
 impl Stack {
@@ -239,7 +258,7 @@ impl Stack {
         settings.database.url = db.url().to_owned();
         settings.users.url = format!("http://{}", users.addr);
         adjust(&mut settings);
-        let app = orders::Application::build(settings)
+        let app = orders::Application::build(settings.clone())
             .await
             .expect("orders builds");
         let orders_addr = app.public_addr();
@@ -254,7 +273,25 @@ impl Stack {
             issuer,
             trigger,
             handle,
+            settings,
             db,
+        }
+    }
+
+    /// Another orders process like this one (its own ports).
+    pub(crate) async fn replica(&self) -> Replica {
+        let app = orders::Application::build(self.settings.clone())
+            .await
+            .expect("the replica builds");
+        let addr = app.public_addr();
+        let (trigger, shutdown) = Shutdown::new();
+        let handle = tokio::spawn(app.run_until_stopped(shutdown));
+        let channel = platform_testing::connect(addr).await;
+        platform_testing::wait_serving(channel.clone(), ORDERS).await;
+        Replica {
+            orders: OrderServiceClient::new(channel),
+            trigger,
+            handle,
         }
     }
 
@@ -320,6 +357,15 @@ impl Stack {
             .map(Response::into_inner)
     }
 
+    /// `WatchOrders` as the holder of `token`: the stream once the server accepted it.
+    pub(crate) async fn watch(
+        &self,
+        request: pb::WatchOrdersRequest,
+        token: &str,
+    ) -> Result<tonic::Streaming<pb::OrderChange>, Status> {
+        watch_on(&self.orders, request, token).await
+    }
+
     /// `ListOrders` as the holder of `token`.
     pub(crate) async fn list_orders(
         &self,
@@ -332,4 +378,17 @@ impl Stack {
             .await
             .map(Response::into_inner)
     }
+}
+
+/// `WatchOrders` on `orders` as the holder of `token`.
+pub(crate) async fn watch_on(
+    orders: &OrderServiceClient<Channel>,
+    request: pb::WatchOrdersRequest,
+    token: &str,
+) -> Result<tonic::Streaming<pb::OrderChange>, Status> {
+    orders
+        .clone()
+        .watch_orders(authed(request, token))
+        .await
+        .map(Response::into_inner)
 }

@@ -13,3 +13,4 @@ mod common;
 mod events;
 mod grpc;
 mod store;
+mod watch;

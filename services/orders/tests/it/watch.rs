@@ -1,0 +1,409 @@
+//! `WatchOrders`: each watcher sees the changes to its own orders (an admin, everyone's)
+//! as they are committed, resumes after the last one it saw with nothing missed or
+//! repeated, is told clearly when it cannot resume or fell behind, and is let go at
+//! once when the server drains; with a real NATS broker and without one (the
+//! embedded default), on SQLite and PostgreSQL.
+
+use std::time::{Duration, Instant};
+
+use orders::domain::{Items, OrderId, RawItem, UserId};
+use orders::store::{self, Created, MIGRATIONS, NewOrder, OrderStore};
+use platform_db::{Database, DatabaseSettings};
+use platform_proto::orders::v1 as pb;
+use platform_testing::TestDatabase;
+use platform_testing::nats::NatsServer;
+use tonic::{Code, Streaming};
+use tonic_types::StatusExt;
+use uuid::Uuid;
+
+use crate::common::{Stack, watch_on};
+
+/// Long enough for a change to travel on a loaded machine, short enough to fail fast.
+const WITHIN: Duration = Duration::from_secs(15);
+
+fn order_request() -> pb::CreateOrderRequest {
+    pb::CreateOrderRequest {
+        items: vec![pb::OrderItem {
+            sku: "BOOK-1".to_owned(),
+            quantity: 1,
+            unit_price_cents: 1250,
+        }],
+        ..Default::default()
+    }
+}
+
+fn everything() -> pb::WatchOrdersRequest {
+    pb::WatchOrdersRequest::default()
+}
+
+fn after(event_id: &str) -> pb::WatchOrdersRequest {
+    pb::WatchOrdersRequest {
+        after_event_id: event_id.to_owned(),
+        ..Default::default()
+    }
+}
+
+fn of_user(user_id: &str) -> pb::WatchOrdersRequest {
+    pb::WatchOrdersRequest {
+        user_id: user_id.to_owned(),
+        ..Default::default()
+    }
+}
+
+/// The next change on `stream`, failing the test when none comes.
+async fn next(stream: &mut Streaming<pb::OrderChange>) -> pb::OrderChange {
+    tokio::time::timeout(WITHIN, stream.message())
+        .await
+        .expect("a change arrives in time")
+        .expect("the watch goes on")
+        .expect("the watch is still open")
+}
+
+/// The kind, order id and reason of a change: what a test compares.
+fn seen(change: &pb::OrderChange) -> (pb::OrderChangeKind, String, String) {
+    let kind = pb::OrderChangeKind::try_from(change.kind).expect("a known kind");
+    let order = change.order.as_ref().expect("the order");
+    (kind, order.id.clone(), change.reason.clone())
+}
+
+fn created(id: &str) -> (pb::OrderChangeKind, String, String) {
+    (pb::OrderChangeKind::Created, id.to_owned(), String::new())
+}
+
+fn cancelled(id: &str, reason: &str) -> (pb::OrderChangeKind, String, String) {
+    (
+        pb::OrderChangeKind::Cancelled,
+        id.to_owned(),
+        reason.to_owned(),
+    )
+}
+
+/// Orders with events through a broker of the test's own.
+async fn with_broker(db: TestDatabase) -> (Stack, NatsServer) {
+    let nats = NatsServer::start().await;
+    let url = nats.url();
+    let stack = Stack::spawn_with(db, |settings| {
+        settings.events.nats_url = url;
+        settings.events.poll_interval_ms = 20;
+        settings.events.max_backoff_ms = 200;
+    })
+    .await;
+    (stack, nats)
+}
+
+/// Ada sees her orders placed and cancelled, never Bob's; an admin sees both, or
+/// only Bob's when asking for them; Bob may not ask for Ada's.
+async fn own_changes(stack: &Stack) {
+    let (ada, ada_token) = stack.user("ada@example.com");
+    let (bob, bob_token) = stack.user("bob@example.com");
+    let (_, admin_token) = stack.admin("root@example.com");
+    let mut ada_watch = stack.watch(everything(), &ada_token).await.unwrap();
+    let mut all_watch = stack.watch(everything(), &admin_token).await.unwrap();
+    let mut bob_watch = stack.watch(of_user(&bob), &admin_token).await.unwrap();
+
+    // Bob's order is committed first: had Ada's watch been sent it, it would come first.
+    let bobs = stack
+        .create_order(order_request(), &bob_token)
+        .await
+        .unwrap();
+    let first = stack
+        .create_order(order_request(), &ada_token)
+        .await
+        .unwrap();
+    stack.cancel_order(&first.id, &ada_token).await.unwrap();
+    let second = stack
+        .create_order(order_request(), &ada_token)
+        .await
+        .unwrap();
+
+    let change = next(&mut ada_watch).await;
+    assert_eq!(seen(&change), created(&first.id));
+    let order = change.order.as_ref().unwrap();
+    assert_eq!(order.user_id, ada);
+    assert_eq!(order.total_cents, 1250);
+    assert_eq!(order.status, pb::OrderStatus::Pending as i32);
+    assert!(change.occur_time.is_some());
+    assert!(Uuid::parse_str(&change.event_id).is_ok(), "{change:?}");
+    let change = next(&mut ada_watch).await;
+    assert_eq!(
+        seen(&change),
+        cancelled(&first.id, "cancelled by the owner")
+    );
+    assert_eq!(
+        change.order.unwrap().status,
+        pb::OrderStatus::Cancelled as i32,
+        "the order as it is after the change"
+    );
+    assert_eq!(seen(&next(&mut ada_watch).await), created(&second.id));
+
+    let mut everyone = Vec::new();
+    for _ in 0..4 {
+        everyone.push(seen(&next(&mut all_watch).await));
+    }
+    assert_eq!(
+        everyone,
+        [
+            created(&bobs.id),
+            created(&first.id),
+            cancelled(&first.id, "cancelled by the owner"),
+            created(&second.id),
+        ]
+    );
+    // An admin cancelling shows as such, to the owner's watchers and the admin's.
+    stack.cancel_order(&bobs.id, &admin_token).await.unwrap();
+    assert_eq!(seen(&next(&mut bob_watch).await), created(&bobs.id));
+    assert_eq!(
+        seen(&next(&mut bob_watch).await),
+        cancelled(&bobs.id, "cancelled by an admin")
+    );
+
+    let refused = stack.watch(of_user(&ada), &bob_token).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    let anonymous = stack
+        .orders
+        .clone()
+        .watch_orders(everything())
+        .await
+        .unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+}
+
+/// A client that saw some changes and went away gets exactly the ones after the
+/// last it saw, those made while it was away included, then live ones.
+async fn resumes(stack: &Stack) {
+    let (_, token) = stack.user("ada@example.com");
+    let mut watch = stack.watch(everything(), &token).await.unwrap();
+    let mut placed = Vec::new();
+    for _ in 0..3 {
+        placed.push(stack.create_order(order_request(), &token).await.unwrap());
+    }
+    let mut received = Vec::new();
+    for _ in 0..3 {
+        received.push(next(&mut watch).await);
+    }
+    drop(watch);
+    // While away: one more order, and a cancellation of the first.
+    let away = stack.create_order(order_request(), &token).await.unwrap();
+    stack.cancel_order(&placed[0].id, &token).await.unwrap();
+
+    let mut resumed = stack
+        .watch(after(&received[1].event_id), &token)
+        .await
+        .unwrap();
+    let mut replayed = Vec::new();
+    for _ in 0..3 {
+        replayed.push(next(&mut resumed).await);
+    }
+    assert_eq!(
+        replayed.iter().map(seen).collect::<Vec<_>>(),
+        [
+            created(&placed[2].id),
+            created(&away.id),
+            cancelled(&placed[0].id, "cancelled by the owner"),
+        ]
+    );
+    assert_eq!(
+        replayed[0].event_id, received[2].event_id,
+        "the same change has the same id, live or replayed"
+    );
+    // Then live, with nothing replayed twice.
+    let live = stack.create_order(order_request(), &token).await.unwrap();
+    assert_eq!(seen(&next(&mut resumed).await), created(&live.id));
+
+    // Resuming after the newest change sends only what comes next.
+    let newest = replayed[2].event_id.clone();
+    let mut caught_up = stack.watch(after(&newest), &token).await.unwrap();
+    assert_eq!(seen(&next(&mut caught_up).await), created(&live.id));
+}
+
+/// An id that names no change is INVALID_ARGUMENT, one older than anything kept is
+/// FAILED_PRECONDITION: never a watch that silently skips what the client missed.
+async fn refuses_what_it_cannot_resume(stack: &Stack) {
+    let (_, token) = stack.user("ada@example.com");
+    stack.create_order(order_request(), &token).await.unwrap();
+    // Something must be kept for an id to be older than it.
+    let mut watch = stack.watch(everything(), &token).await.unwrap();
+    stack.create_order(order_request(), &token).await.unwrap();
+    next(&mut watch).await;
+
+    let malformed = stack.watch(after("yesterday"), &token).await.unwrap_err();
+    assert_eq!(malformed.code(), Code::InvalidArgument, "{malformed:?}");
+    let violations = malformed
+        .get_details_bad_request()
+        .unwrap()
+        .field_violations;
+    assert_eq!(violations[0].field, "after_event_id");
+
+    let unknown = Uuid::now_v7().to_string();
+    let unknown = stack.watch(after(&unknown), &token).await.unwrap_err();
+    assert_eq!(unknown.code(), Code::InvalidArgument, "{unknown:?}");
+    assert!(unknown.message().contains("after_event_id"), "{unknown:?}");
+
+    // A UUIDv7 from 2020: before the oldest change kept.
+    let ancient = uuid::Builder::from_unix_timestamp_millis(1_600_000_000_000, &[7; 10])
+        .into_uuid()
+        .to_string();
+    let expired = stack.watch(after(&ancient), &token).await.unwrap_err();
+    assert_eq!(expired.code(), Code::FailedPrecondition, "{expired:?}");
+    assert!(expired.message().contains("no longer kept"), "{expired:?}");
+}
+
+async fn embedded_own_changes(db: TestDatabase) {
+    let stack = Stack::spawn(db).await;
+    own_changes(&stack).await;
+    stack.stop().await;
+}
+
+async fn embedded_resumes(db: TestDatabase) {
+    let stack = Stack::spawn(db).await;
+    resumes(&stack).await;
+    stack.stop().await;
+}
+
+async fn embedded_refuses(db: TestDatabase) {
+    let stack = Stack::spawn(db).await;
+    refuses_what_it_cannot_resume(&stack).await;
+    stack.stop().await;
+}
+
+async fn broker_own_changes(db: TestDatabase) {
+    let (stack, _nats) = with_broker(db).await;
+    own_changes(&stack).await;
+    stack.stop().await;
+}
+
+async fn broker_resumes(db: TestDatabase) {
+    let (stack, _nats) = with_broker(db).await;
+    resumes(&stack).await;
+    stack.stop().await;
+}
+
+async fn broker_refuses(db: TestDatabase) {
+    let (stack, _nats) = with_broker(db).await;
+    refuses_what_it_cannot_resume(&stack).await;
+    stack.stop().await;
+}
+
+platform_testing::database_suite!(
+    embedded_own_changes,
+    embedded_resumes,
+    embedded_refuses,
+    broker_own_changes,
+    broker_resumes,
+    broker_refuses,
+);
+
+/// Two replicas share one database and broker: a watcher on either sees the changes
+/// made through the other, and resumes on one after what it saw on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_sees_every_replica_and_resumes_on_another() {
+    let (stack, _nats) = with_broker(TestDatabase::postgres().await).await;
+    let other = stack.replica().await;
+    let (_, token) = stack.user("ada@example.com");
+    let mut watch = watch_on(&other.orders, everything(), &token).await.unwrap();
+    let first = stack.create_order(order_request(), &token).await.unwrap();
+    let change = next(&mut watch).await;
+    assert_eq!(seen(&change), created(&first.id));
+    drop(watch);
+
+    let second = stack.create_order(order_request(), &token).await.unwrap();
+    let mut resumed = stack.watch(after(&change.event_id), &token).await.unwrap();
+    assert_eq!(seen(&next(&mut resumed).await), created(&second.id));
+    other.stop().await;
+    stack.stop().await;
+}
+
+async fn open_store(db: &TestDatabase) -> std::sync::Arc<dyn OrderStore> {
+    let database = Database::connect_lazy(&DatabaseSettings::new(db.url())).unwrap();
+    database.migrate(MIGRATIONS).await.unwrap();
+    store::open(&database)
+}
+
+/// A watcher that does not keep up is ended with RESOURCE_EXHAUSTED after what was
+/// queued for it, and resumes from its last change without a gap; its neighbour,
+/// watching the same account, is not held back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_that_falls_behind_is_ended_and_resumes_without_a_gap() {
+    let stack = Stack::spawn_with(TestDatabase::sqlite(), |settings| {
+        settings.watch.buffer = 2;
+        // Rows written behind the service's back are read at the next poll, all at once.
+        settings.events.poll_interval_ms = 1_000;
+    })
+    .await;
+    let (ada, token) = stack.user("ada@example.com");
+    let mut slow = stack.watch(everything(), &token).await.unwrap();
+
+    // Fifty orders committed outside the service: the follower reads them in one go.
+    let outside = open_store(&stack.db).await;
+    let user = UserId::parse("user_id", &ada).unwrap();
+    let items = Items::parse(&[RawItem {
+        sku: "BOOK-1",
+        quantity: 1,
+        unit_price_cents: 100,
+    }])
+    .unwrap();
+    let mut placed = Vec::new();
+    for _ in 0..50 {
+        let order = NewOrder {
+            id: OrderId::generate(),
+            user_id: user,
+            items: items.clone(),
+            request_id: None,
+        };
+        let Created::New(order) = outside.create(&order).await.unwrap() else {
+            panic!("a new order");
+        };
+        placed.push(order.id.to_string());
+    }
+
+    let mut received = Vec::new();
+    let ended = loop {
+        match tokio::time::timeout(WITHIN, slow.message()).await.unwrap() {
+            Ok(Some(change)) => received.push(change),
+            Ok(None) => panic!("ended without saying why"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(ended.code(), Code::ResourceExhausted, "{ended:?}");
+    assert!(ended.message().contains("after_event_id"), "{ended:?}");
+    assert!(
+        (2..50).contains(&received.len()),
+        "what was queued, then the error: {}",
+        received.len()
+    );
+    let last = received.last().unwrap().event_id.clone();
+
+    let mut resumed = stack.watch(after(&last), &token).await.unwrap();
+    let mut ids: Vec<String> = received.iter().map(|c| seen(c).1).collect();
+    while ids.len() < placed.len() {
+        ids.push(seen(&next(&mut resumed).await).1);
+    }
+    assert_eq!(ids, placed, "every order once, in order");
+    stack.stop().await;
+}
+
+/// Shutting down ends every watch without an error at once: the drain does not wait
+/// out its grace period for streams that would never end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_ends_watches_without_waiting_for_the_grace_period() {
+    let stack = Stack::spawn_with(TestDatabase::sqlite(), |settings| {
+        settings.grpc.grace_period_ms = 60_000;
+    })
+    .await;
+    let (_, token) = stack.user("ada@example.com");
+    let mut watches = Vec::new();
+    for _ in 0..3 {
+        watches.push(stack.watch(everything(), &token).await.unwrap());
+    }
+    let started = Instant::now();
+    stack.stop().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "stopped after {:?}",
+        started.elapsed()
+    );
+    for mut watch in watches {
+        let end = tokio::time::timeout(WITHIN, watch.message()).await.unwrap();
+        assert!(matches!(end, Ok(None)), "a clean end: {end:?}");
+    }
+}
