@@ -18,6 +18,7 @@ use platform_kernel::{Parts, Sections, Service};
 use platform_server::ServerError;
 use platform_telemetry::Component;
 use prost_reflect::{DescriptorPool, ServiceDescriptor};
+use tokio_util::sync::CancellationToken;
 
 use crate::client_address::ClientAddresses;
 use crate::edge::{self, Edge};
@@ -201,13 +202,15 @@ impl Service for Gateway {
             http: settings.http.clone(),
             client_addresses: ClientAddresses::new(&settings.rate_limit),
             openapi,
+            draining: CancellationToken::new(),
         });
 
         tracing::info!(routes = edge.table.routes().count(), "gateway built");
+        let draining = edge.draining.clone();
         let app = edge::router(edge, settings);
         let grace = Duration::from_millis(settings.http.grace_period_ms);
         let limits = settings.http.limits();
-        Ok(Parts::http(settings.http.addr, grace, app, limits))
+        Ok(Parts::http(settings.http.addr, grace, app, limits).on_drain(move || draining.cancel()))
     }
 
     async fn command(settings: Settings, command: Command) -> anyhow::Result<()> {

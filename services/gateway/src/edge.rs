@@ -48,6 +48,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use platform_auth::Verifier;
 use prost_reflect::DescriptorPool;
+use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use tower::util::MapRequestLayer;
 use tower_http::compression::CompressionLayer;
@@ -87,6 +88,9 @@ pub struct Edge {
     pub client_addresses: ClientAddresses,
     /// The pre-rendered OpenAPI document.
     pub openapi: Bytes,
+    /// Cancelled when the drain starts: NDJSON and SSE streams then end with an
+    /// UNAVAILABLE error record instead of holding the drain for its grace period.
+    pub draining: CancellationToken,
 }
 
 /// The public port, every layer included, apart from the listener so tests can drive

@@ -147,7 +147,8 @@ async fn call_stream(
     } else {
         let heartbeat = Duration::from_millis(edge.http.sse_heartbeat_ms);
         let (pool, json) = (edge.pool.clone(), policy.json);
-        stream::respond(headers, route, pool, json, replies, heartbeat)
+        let draining = edge.draining.clone();
+        stream::respond(headers, route, pool, json, replies, heartbeat, draining)
     };
     policy
         .headers

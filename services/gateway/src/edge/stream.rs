@@ -11,6 +11,12 @@
 //! have no room for an error record, so a failure after the start cuts the response
 //! off (the body ends without its last chunk, which HTTP clients report).
 //!
+//! When the gateway drains, an NDJSON or SSE stream ends with an UNAVAILABLE error
+//! record (the client calls again, elsewhere; a watch resumes from its last event), so
+//! streams that would never end do not hold the drain for its whole grace period. A
+//! download is left to finish within the grace period: a raw body cut short would
+//! look complete to some clients.
+//!
 //! Every streamed response carries the [`Streamed`] extension, which keeps the
 //! compression layer away from it: a compressor holds bytes back until it has enough.
 
@@ -25,6 +31,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
 use prost_reflect::{DescriptorPool, DynamicMessage};
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 use tonic::Streaming;
 
 use crate::errors::{upstream_error, upstream_status};
@@ -49,8 +56,9 @@ pub(super) fn respond(
     json: JsonOptions,
     stream: Streaming<DynamicMessage>,
     heartbeat: Duration,
+    draining: CancellationToken,
 ) -> Response {
-    let records = records(route, pool, json, stream);
+    let records = records(route, pool, json, stream, draining);
     let accepts_sse = request
         .get_all(header::ACCEPT)
         .iter()
@@ -148,12 +156,25 @@ fn records(
     pool: DescriptorPool,
     json: JsonOptions,
     stream: Streaming<DynamicMessage>,
+    draining: CancellationToken,
 ) -> impl Stream<Item = Record> + Send + 'static {
     futures_util::stream::unfold(Some(stream), move |state| {
-        let (route, pool) = (Arc::clone(&route), pool.clone());
+        let (route, pool, draining) = (Arc::clone(&route), pool.clone(), draining.clone());
         async move {
             let mut stream = state?;
-            match stream.message().await {
+            let next = tokio::select! {
+                biased;
+                () = draining.cancelled() => {
+                    let status = json!({
+                        "code": tonic::Code::Unavailable as i32,
+                        "message": "the gateway is shutting down, call again",
+                        "details": [],
+                    });
+                    return Some((Record::Error(status), None));
+                }
+                next = stream.message() => next,
+            };
+            match next {
                 Ok(Some(message)) => match render_response_with(&route, &message, &json) {
                     Ok(json) => Some((Record::Message(json), Some(stream))),
                     Err(error) => {

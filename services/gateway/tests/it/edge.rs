@@ -50,6 +50,7 @@ fn edge(settings: &Settings, upstream: &str) -> Arc<Edge> {
         http: settings.http.clone(),
         client_addresses: ClientAddresses::new(&settings.rate_limit),
         openapi: Bytes::from_static(b"{}"),
+        draining: tokio_util::sync::CancellationToken::new(),
     })
 }
 

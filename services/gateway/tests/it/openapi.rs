@@ -244,7 +244,7 @@ fn every_route_is_an_operation() {
         assert_eq!(op["tags"], json!([route.method().parent_service().name()]));
         count += 1;
     }
-    assert_eq!(count, 13);
+    assert_eq!(count, 14);
     assert_eq!(
         operations(&doc).len(),
         count,

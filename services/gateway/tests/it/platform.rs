@@ -50,6 +50,7 @@ fn every_annotated_rpc_is_routed() {
             "GET /v1/auth/jwks /users.v1.UserService/GetJwks",
             "GET /v1/orders /orders.v1.OrderService/ListOrders",
             "GET /v1/orders/{id} /orders.v1.OrderService/GetOrder",
+            "GET /v1/orders:watch /orders.v1.OrderService/WatchOrders",
             "GET /v1/users /users.v1.UserService/ListUsers",
             "GET /v1/users/{id} /users.v1.UserService/GetUser",
             "PATCH /v1/users/{id} /users.v1.UserService/UpdateUser",
