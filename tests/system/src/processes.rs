@@ -190,14 +190,18 @@ pub struct Config {
     pub export: Export,
     /// `log.filter` of every component.
     pub log_filter: String,
+    /// `events.nats_url` of users and orders: events through this broker; none when
+    /// unset (the embedded default).
+    pub nats_url: Option<String>,
 }
 
 impl Config {
-    /// Exporting as `export`, logging at `info`.
+    /// Exporting as `export`, logging at `info`, without a broker.
     pub fn new(export: Export) -> Self {
         Self {
             export,
             log_filter: "info".to_owned(),
+            nats_url: None,
         }
     }
 }
@@ -227,6 +231,15 @@ fn vars(prefix: &str, config: &Config, pairs: &[(&str, String)]) -> Vec<(String,
         .collect();
     env.push((format!("{prefix}__LOG__FORMAT"), "json".to_owned()));
     env.push((format!("{prefix}__LOG__FILTER"), config.log_filter.clone()));
+    // The gateway has no events of its own.
+    if let Some(url) = config.nats_url.as_ref().filter(|_| prefix != "GATEWAY") {
+        env.push((format!("{prefix}__EVENTS__NATS_URL"), url.clone()));
+        // Events relayed within a test's patience rather than the idle 200 ms.
+        env.push((
+            format!("{prefix}__EVENTS__POLL_INTERVAL_MS"),
+            "20".to_owned(),
+        ));
+    }
     if let Export::To(endpoint) = &config.export {
         // OTEL_SERVICE_NAME stays unset: each resource is named after its component.
         env.push(("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), endpoint.clone()));

@@ -19,3 +19,4 @@ mod metrics;
 mod replicas;
 mod streaming;
 mod traces;
+mod watch;
