@@ -49,7 +49,7 @@ app.kubernetes.io/part-of: platform
 app.kubernetes.io/instance: {{ .root.Release.Name }}
 app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .root.Release.Service }}
-app.kubernetes.io/component: {{ get (dict "gateway" "edge" "loadgen" "load-generator") .name | default "grpc-service" }}
+app.kubernetes.io/component: {{ get (dict "gateway" "edge" "loadgen" "load-generator" "nats" "event-broker") .name | default "grpc-service" }}
 helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" }}
 {{- end -}}
 
@@ -132,6 +132,11 @@ Only keys the binaries know: an unknown USERS__/ORDERS__/GATEWAY__ key stops the
 {{- with $g.log.filter }}
 {{ $p }}__LOG__FILTER: {{ . | quote }}
 {{- end }}
+{{- with include "platform.natsUrl" $root }}
+{{- if ne $name "gateway" }}
+{{ $p }}__EVENTS__NATS_URL: {{ . | quote }}
+{{- end }}
+{{- end }}
 {{- if $f.database }}
 {{ $p }}__DATABASE__RUN_MIGRATIONS: {{ ternary "false" "true" $svc.migrations.enabled | quote }}
 {{ $p }}__DATABASE__MAX_CONNECTIONS: {{ $svc.database.maxConnections | quote }}
@@ -176,6 +181,15 @@ DEPLOYMENT_ENVIRONMENT: {{ $g.environment | quote }}
 {{- range $k, $v := $svc.env }}
 {{ $k }}: {{ $v | quote }}
 {{- end }}
+{{- end -}}
+
+{{/* The events broker users and orders connect to; empty for none. Takes $. */}}
+{{- define "platform.natsUrl" -}}
+{{- if .Values.nats.url -}}
+{{ .Values.nats.url }}
+{{- else if .Values.nats.enabled -}}
+nats://nats:4222
+{{- end -}}
 {{- end -}}
 
 {{/* OTEL_RESOURCE_ATTRIBUTES: fixed ones, the pod's, then global.otel.resourceAttributes. */}}
