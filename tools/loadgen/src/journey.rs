@@ -1,11 +1,17 @@
 //! One user's journey through the gateway's HTTP API, step by step.
 //!
 //! A journey is what a new customer does: sign up, sign in, refresh the access token,
-//! place `--orders` orders (each with its own `Idempotency-Key`, as a client that may
-//! retry sends), list them, read one back and cancel it. Each step needs the answer
-//! of the one before (the token, an order id), so the steps of one journey run one
-//! after the other; journeys themselves arrive on the open schedule of
-//! [`crate::run`].
+//! watch their orders (`GET /v1/orders:watch`, read in the background), place
+//! `--orders` orders (each with its own `Idempotency-Key`, as a client that may retry
+//! sends), list them, read one back and cancel it, and finally wait for each of those
+//! changes to arrive on the watch. Each step needs the answer of the one before (the
+//! token, an order id), so the steps of one journey run one after the other; journeys
+//! themselves arrive on the open schedule of [`crate::run`].
+//!
+//! A watched change is timed from when the request that made it was sent to when its
+//! line arrived on the watch; one that has not arrived `--timeout` after the last
+//! step is counted missing (an error), and the journey as failed. A system that does
+//! not serve the watch (404) has the step and its changes counted as skipped.
 //!
 //! Latency is measured from when a step was meant to start: the journey's arrival
 //! time for its first step, the previous answer for the others. A journey that
@@ -16,12 +22,15 @@
 //! tokens: when sign-in returns none, or `POST /v1/auth/refresh` answers 404, the
 //! step is counted as skipped and the journey goes on with the sign-in token.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::json;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::stats::{Answer, Recorder, Route, Verdict};
@@ -41,7 +50,16 @@ pub(crate) struct Journeys {
     pub(crate) run_id: String,
     /// Orders each journey places.
     pub(crate) orders: u32,
+    /// Bound of one request, and of the wait for the watched changes.
+    pub(crate) timeout: Duration,
 }
+
+/// The longest a journey's watch may stay open (it is closed when the journey ends).
+const WATCH_LIMIT: Duration = Duration::from_secs(3600);
+
+/// Kinds of change as the watch names them.
+const CREATED: &str = "ORDER_CHANGE_KIND_CREATED";
+const CANCELLED: &str = "ORDER_CHANGE_KIND_CANCELLED";
 
 /// The step failed; it has been recorded.
 #[derive(Debug)]
@@ -50,6 +68,35 @@ struct Failed;
 #[derive(Deserialize)]
 struct Created {
     id: String,
+}
+
+/// One NDJSON record of the watch: a change, or the error that ended it.
+#[derive(Deserialize)]
+struct ChangeLine {
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    order: Option<Created>,
+}
+
+/// A change seen on the watch: when, which order, what happened to it.
+#[derive(Debug)]
+struct Seen {
+    at: Instant,
+    order_id: String,
+    kind: String,
+}
+
+/// A journey's watch, read by a task of its own; closed when dropped.
+struct Watch {
+    changes: mpsc::UnboundedReceiver<Seen>,
+    reader: JoinHandle<()>,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
 }
 
 #[derive(Deserialize)]
@@ -101,11 +148,18 @@ impl Journey<'_> {
             .json(&json!({ "email": email, "password": PASSWORD }));
         let signed_in: Tokens = self.expect(Route::SignIn, sign_in).await?;
         let token = self.refresh(signed_in).await?;
+        let watch = self.watch(&token).await?;
+        // The changes the watch should show: order, kind, when its request was sent.
+        let mut changes = Vec::new();
 
         // `--orders` is at least 1: the first order is the one read back and cancelled.
+        let sent = self.since;
         let first = self.create_order(&token, n, 0).await?;
+        changes.push((first.clone(), CREATED, sent));
         for k in 1..self.shared.orders {
-            self.create_order(&token, n, k).await?;
+            let sent = self.since;
+            let id = self.create_order(&token, n, k).await?;
+            changes.push((id, CREATED, sent));
         }
 
         let list = http
@@ -118,16 +172,113 @@ impl Journey<'_> {
             .bearer_auth(&token);
         let _: IgnoredAny = self.expect(Route::GetOrder, get).await?;
 
-        // Extension point, watching: once the gateway serves `GET /v1/orders:watch`,
-        // a `Route::WatchOrders` step goes here, opening the stream before the cancel
-        // and recording the time until the cancellation arrives on it.
-
+        let sent = self.since;
         let cancel = http
             .post(self.shared.url(&format!("/v1/orders/{first}:cancel")))
             .bearer_auth(&token)
             .json(&json!({}));
         let _: IgnoredAny = self.expect(Route::CancelOrder, cancel).await?;
-        Ok(())
+        changes.push((first, CANCELLED, sent));
+
+        match watch {
+            Some(watch) => self.watched(watch, changes).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Opens the journey's watch; `None` when the system does not serve it (404).
+    async fn watch(&mut self, token: &str) -> Result<Option<Watch>, Failed> {
+        let request = self
+            .shared
+            .http
+            .get(self.shared.url("/v1/orders:watch"))
+            .bearer_auth(token)
+            // The client's timeout bounds a whole answer; a watch's lasts the journey.
+            .timeout(WATCH_LIMIT);
+        let opened = request.send().await;
+        let now = Instant::now();
+        let latency = now.saturating_duration_since(self.since);
+        self.since = now;
+        let recorder = &self.shared.recorder;
+        let response = match opened {
+            Ok(response) => response,
+            Err(error) => {
+                recorder.request(
+                    Route::WatchOrders,
+                    transport_failure(&error),
+                    Verdict::Error,
+                    latency,
+                );
+                return Err(Failed);
+            }
+        };
+        let status = response.status().as_u16();
+        if status == 404 {
+            recorder.request(
+                Route::WatchOrders,
+                Answer::Status(status),
+                Verdict::Skipped,
+                latency,
+            );
+            recorder.skipped_unsent(Route::WatchedChange);
+            return Ok(None);
+        }
+        if !(200..300).contains(&status) {
+            recorder.request(
+                Route::WatchOrders,
+                Answer::Status(status),
+                Verdict::Error,
+                latency,
+            );
+            return Err(Failed);
+        }
+        recorder.request(
+            Route::WatchOrders,
+            Answer::Status(status),
+            Verdict::Ok,
+            latency,
+        );
+        let (sender, changes) = mpsc::unbounded_channel();
+        let reader = tokio::spawn(read_changes(response, sender));
+        Ok(Some(Watch { changes, reader }))
+    }
+
+    /// Waits (at most `--timeout`) for each of `changes` to arrive on `watch`,
+    /// recording each one's latency, and each one that never came as missing.
+    async fn watched(
+        &mut self,
+        mut watch: Watch,
+        changes: Vec<(String, &'static str, Instant)>,
+    ) -> Result<(), Failed> {
+        let recorder = &self.shared.recorder;
+        let mut waiting: HashMap<(String, String), Instant> = changes
+            .into_iter()
+            .map(|(order, kind, sent)| ((order, kind.to_owned()), sent))
+            .collect();
+        let deadline = Instant::now() + self.shared.timeout;
+        while !waiting.is_empty() {
+            let seen = match tokio::time::timeout_at(deadline, watch.changes.recv()).await {
+                Ok(Some(seen)) => seen,
+                // The watch ended, or the changes are late.
+                Ok(None) | Err(_) => break,
+            };
+            if let Some(sent) = waiting.remove(&(seen.order_id, seen.kind)) {
+                let latency = seen.at.saturating_duration_since(sent);
+                recorder.request(Route::WatchedChange, Answer::Watched, Verdict::Ok, latency);
+            }
+        }
+        let now = Instant::now();
+        let missing = !waiting.is_empty();
+        for sent in waiting.into_values() {
+            let latency = now.saturating_duration_since(sent);
+            recorder.request(
+                Route::WatchedChange,
+                Answer::Missing,
+                Verdict::Error,
+                latency,
+            );
+        }
+        if missing { Err(Failed) } else { Ok(()) }
     }
 
     /// Places order `k` of journey `n`; its id.
@@ -217,6 +368,32 @@ impl Journey<'_> {
             Err(_) => {
                 record(Answer::BadBody, Verdict::Error);
                 Err(Failed)
+            }
+        }
+    }
+}
+
+/// Reads the watch's NDJSON records as they arrive and hands each change on, until
+/// the stream ends (an error record ends it too) or the journey drops the watch.
+async fn read_changes(mut response: reqwest::Response, changes: mpsc::UnboundedSender<Seen>) {
+    let mut buffer = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let at = Instant::now();
+        buffer.extend_from_slice(&chunk);
+        while let Some(end) = buffer.iter().position(|byte| *byte == b'\n') {
+            let line: Vec<u8> = buffer.drain(..=end).collect();
+            let Ok(change) = serde_json::from_slice::<ChangeLine>(&line) else {
+                continue;
+            };
+            if let Some(order) = change.order {
+                let seen = Seen {
+                    at,
+                    order_id: order.id,
+                    kind: change.kind,
+                };
+                if changes.send(seen).is_err() {
+                    return;
+                }
             }
         }
     }

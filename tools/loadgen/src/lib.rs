@@ -62,6 +62,7 @@ pub async fn run(config: &Config, shutdown: Shutdown) -> Result<Summary, Error> 
         recorder: Arc::clone(&recorder),
         run_id: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
         orders: config.orders.max(1),
+        timeout: config.timeout,
     });
     let slots = Arc::new(Semaphore::new(config.max_in_flight));
     let start = Instant::now();

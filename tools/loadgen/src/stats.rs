@@ -17,11 +17,9 @@ const MAX_LATENCY_MICROS: u64 = 3_600_000_000;
 const SIGNIFICANT_DIGITS: u8 = 3;
 
 /// A route of the gateway that journeys call, named by its template so that every
-/// order id lands in one histogram.
+/// order id lands in one histogram; and the changes a journey's watch delivers.
 ///
-/// A journey step that calls a new route adds a variant here (and to [`Route::ALL`]),
-/// e.g. `WatchOrders` for `GET /v1/orders:watch` once the gateway serves it, recorded
-/// as the time to its first message.
+/// A journey step that calls a new route adds a variant here (and to [`Route::ALL`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Route {
     /// `POST /v1/users`
@@ -30,6 +28,8 @@ pub enum Route {
     SignIn,
     /// `POST /v1/auth/refresh`
     Refresh,
+    /// `GET /v1/orders:watch`, until the stream is open (its response headers).
+    WatchOrders,
     /// `POST /v1/orders`
     CreateOrder,
     /// `GET /v1/orders`
@@ -38,18 +38,23 @@ pub enum Route {
     GetOrder,
     /// `POST /v1/orders/{id}:cancel`
     CancelOrder,
+    /// Each change a journey made (an order placed, an order cancelled) arriving on
+    /// its watch, from when the change's request was sent: "requests" are changes.
+    WatchedChange,
 }
 
 impl Route {
     /// Every route, in journey order (the order of the summary's rows).
-    pub const ALL: [Route; 7] = [
+    pub const ALL: [Route; 9] = [
         Route::SignUp,
         Route::SignIn,
         Route::Refresh,
+        Route::WatchOrders,
         Route::CreateOrder,
         Route::ListOrders,
         Route::GetOrder,
         Route::CancelOrder,
+        Route::WatchedChange,
     ];
 
     /// Method and path template, as the summary shows them.
@@ -62,6 +67,8 @@ impl Route {
             Route::ListOrders => "GET /v1/orders",
             Route::GetOrder => "GET /v1/orders/{id}",
             Route::CancelOrder => "POST /v1/orders/{id}:cancel",
+            Route::WatchOrders => "GET /v1/orders:watch",
+            Route::WatchedChange => "watched order changes",
         }
     }
 }
@@ -80,6 +87,11 @@ pub enum Answer {
     Transport,
     /// A success status whose body was not the JSON the journey needs next.
     BadBody,
+    /// A change arrived on the journey's watch.
+    Watched,
+    /// A change never arrived on the journey's watch within `--timeout` of the
+    /// journey's last step.
+    Missing,
 }
 
 impl Answer {
@@ -91,6 +103,8 @@ impl Answer {
             Answer::Connect => "connect".to_owned(),
             Answer::Transport => "transport".to_owned(),
             Answer::BadBody => "bad-body".to_owned(),
+            Answer::Watched => "watched".to_owned(),
+            Answer::Missing => "missing".to_owned(),
         }
     }
 }

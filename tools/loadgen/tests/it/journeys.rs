@@ -29,15 +29,20 @@ async fn journeys_reach_every_route_without_errors_and_the_json_summary_counts_t
     assert_eq!(json["error_ratio"], 0.0);
     assert_eq!(json["passed"], true);
 
-    // Sign-up, sign-in, refresh, 2 orders, list, get, cancel.
+    // Sign-up, sign-in, refresh, watch, 2 orders, list, get, cancel; then the three
+    // changes (2 placed, 1 cancelled) seen on the watch.
     let routes = json["routes"].as_array().unwrap();
-    assert_eq!(routes.len(), 7, "{json:#}");
+    assert_eq!(routes.len(), 9, "{json:#}");
     let mut total = 0;
     for route in routes {
         let name = route["route"].as_str().unwrap();
-        let expected = if name == "POST /v1/orders" { 20 } else { 10 };
+        let (expected, answer) = match name {
+            "POST /v1/orders" => (20, "200"),
+            "watched order changes" => (30, "watched"),
+            _ => (10, "200"),
+        };
         assert_eq!(route["requests"], expected, "{route:#}");
-        assert_eq!(route["answers"]["200"], expected, "{route:#}");
+        assert_eq!(route["answers"][answer], expected, "{route:#}");
         assert_eq!(route["skipped"], 0, "{route:#}");
         total += expected;
         let latency = &route["latency_ms"];

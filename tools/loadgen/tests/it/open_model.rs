@@ -1,7 +1,7 @@
 //! The open model: arrivals keep their schedule however slow the answers, latency
 //! counts from the intended start, the in-flight cap drops instead of queueing, and
-//! failures fail the run. And a system without the refresh route: the step is
-//! skipped, not failed.
+//! failures fail the run. And a system without the refresh and watch routes: those
+//! steps are skipped, not failed.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -112,7 +112,7 @@ async fn a_shutdown_ends_the_arrivals_and_the_journeys_in_flight_are_bounded_by_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refresh_route_that_is_not_served_is_skipped_and_the_journey_goes_on() {
+async fn routes_that_are_not_served_are_skipped_and_the_journey_goes_on() {
     // Sign-up and sign-in (with a refresh token) answer; every other path is 404.
     let app = Router::new()
         .route("/v1/users", post(|| async { r#"{"id":"u-1"}"# }))
@@ -136,6 +136,11 @@ async fn a_refresh_route_that_is_not_served_is_skipped_and_the_journey_goes_on()
     assert_eq!(refresh.skipped, 5);
     assert_eq!(refresh.errors, 0);
     assert_eq!(refresh.answers.get("404"), Some(&5));
+    // So is the watch, and the changes it would have shown.
+    let watch = summary.route("GET /v1/orders:watch").unwrap();
+    assert_eq!((watch.requests, watch.skipped, watch.errors), (5, 5, 0));
+    let watched = summary.route("watched order changes").unwrap();
+    assert_eq!((watched.requests, watched.skipped), (0, 5));
     // The journeys went on to place an order, which this stand-in does not serve.
     let create = summary.route("POST /v1/orders").unwrap();
     assert_eq!((create.requests, create.errors), (5, 5));
