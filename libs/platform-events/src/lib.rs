@@ -32,7 +32,7 @@ mod task;
 
 pub use consumer::{Consumer, Delivery, HandleError, Handler, Subscription};
 pub use outbox::{OutboxEvent, enqueue, new_event_id};
-pub use relay::Relay;
+pub use relay::{Relay, RelayWaker};
 pub use settings::EventsSettings;
 pub use streams::StreamSpec;
 pub use tail::{Followed, Follower, History, Record, ResumeError, Source};

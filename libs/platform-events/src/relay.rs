@@ -11,13 +11,18 @@
 //! - **Never in the way of a request**: the RPC only wrote a row; a broker that is
 //!   away makes the relay retry with a doubling backoff (100 ms up to
 //!   `max_backoff_ms`), logging the outage once and the recovery once.
+//! - **Soon after the commit**: an idle relay looks for rows every `poll_interval_ms`,
+//!   and at once when the service tells it it committed some ([`RelayWaker::wake`]),
+//!   unless it is backing off from a failure.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, message::PublishMessage};
 use bytes::Bytes;
 use platform_db::{Database, TraceQuery, now, query_span};
 use sqlx::{PgPool, Postgres, QueryBuilder, Sqlite, SqlitePool};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -88,6 +93,19 @@ enum Round {
 #[derive(Debug)]
 pub struct Relay {
     worker: crate::task::Worker,
+    wake: Arc<Notify>,
+}
+
+/// Tells a relay that rows were committed, so it publishes them now rather than at
+/// its next poll.
+#[derive(Debug, Clone)]
+pub struct RelayWaker(Arc<Notify>);
+
+impl RelayWaker {
+    /// Rows were committed; a relay that is not backing off looks for them at once.
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
 }
 
 struct Worker {
@@ -95,6 +113,7 @@ struct Worker {
     js: jetstream::Context,
     stream: StreamSpec,
     settings: EventsSettings,
+    wake: Arc<Notify>,
 }
 
 impl Relay {
@@ -108,15 +127,23 @@ impl Relay {
     ) -> Self {
         let mut js = jetstream::new(client);
         js.set_timeout(Duration::from_millis(settings.publish_timeout_ms));
+        let wake = Arc::new(Notify::new());
         let worker = Worker {
             database,
             js,
             stream,
             settings: settings.clone(),
+            wake: Arc::clone(&wake),
         };
         Self {
             worker: crate::task::Worker::spawn("event relay", |cancel| worker.run(cancel)),
+            wake,
         }
+    }
+
+    /// What tells this relay of commits.
+    pub fn waker(&self) -> RelayWaker {
+        RelayWaker(Arc::clone(&self.wake))
     }
 
     /// Stops the relay after the round in flight (a round cut short leaves its rows
@@ -175,9 +202,13 @@ impl Worker {
                     backoff.next()
                 }
             };
+            // A commit cuts an idle wait short, never a backoff: a broker that is away
+            // is not asked again on every request.
+            let idle = failing.is_none();
             tokio::select! {
                 () = cancel.cancelled() => break,
                 () = tokio::time::sleep(wait) => {}
+                () = self.wake.notified(), if idle => {}
             }
         }
         tracing::info!(stream = self.stream.name, "event relay stopped");
