@@ -78,20 +78,28 @@ impl Service for Orders {
             None => Source::outbox(database.clone(), &settings.events),
         };
         let watch = Watch::new(source, settings.watch.buffer);
-        let store = watch.notifying(store::open(&database));
+        // Without a broker the outbox still fills; a relay started later sends it all.
+        let relay = client.as_ref().map(|client| {
+            let stream = streams::ORDERS;
+            Relay::start(database.clone(), client.clone(), stream, &settings.events)
+        });
+        // Each commit with events wakes the relay and the follower, so a watcher sees
+        // the change within milliseconds rather than a poll interval later.
+        let store = {
+            let (watch, relay) = (watch.clone(), relay.as_ref().map(Relay::waker));
+            store::notifying(store::open(&database), move || {
+                if let Some(relay) = &relay {
+                    relay.wake();
+                }
+                watch.committed();
+            })
+        };
         describe_metrics();
         let api = OrdersApi::new(Arc::clone(&store), accounts, watch.clone());
         let follower = watch.follow();
         let mut parts = Parts::grpc(&settings.grpc, OrderServiceServer::new(api), auth)
             .on_drain(move || watch.close());
-        // Without a broker the outbox still fills; a relay started later sends it all.
-        if let Some(client) = client {
-            let relay = Relay::start(
-                database.clone(),
-                client.clone(),
-                streams::ORDERS,
-                &settings.events,
-            );
+        if let (Some(client), Some(relay)) = (client, relay) {
             let reaction = Arc::new(AccountDeletions::new(store));
             let consumer = Consumer::start(client, ACCOUNT_DELETIONS, reaction, &settings.events);
             // Stopped after the drain and before the pool closes (stops run in order).

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use platform_db::{Database, Migrations};
+use uuid::Uuid;
 
 use crate::domain::{Items, Order, OrderId, OrderItem, OrderStatus, Sku, UserId};
 
@@ -220,5 +221,87 @@ pub(crate) fn existing(order: Order, stored_fingerprint: &str, new: &NewOrder) -
         Created::Retry(order)
     } else {
         Created::KeyReused(order)
+    }
+}
+
+/// `store`, calling `committed` after each of its transactions that wrote events (an
+/// order placed or cancelled), so that what publishes and follows them need not wait
+/// for its next poll.
+pub fn notifying(
+    store: Arc<dyn OrderStore>,
+    committed: impl Fn() + Send + Sync + 'static,
+) -> Arc<dyn OrderStore> {
+    Arc::new(Notifying {
+        inner: store,
+        committed: Box::new(committed),
+    })
+}
+
+struct Notifying {
+    inner: Arc<dyn OrderStore>,
+    committed: Box<dyn Fn() + Send + Sync>,
+}
+
+impl std::fmt::Debug for Notifying {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Notifying")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl OrderStore for Notifying {
+    async fn create(&self, order: &NewOrder) -> Result<Created, StoreError> {
+        let created = self.inner.create(order).await?;
+        if matches!(created, Created::New(_)) {
+            (self.committed)();
+        }
+        Ok(created)
+    }
+
+    async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
+        self.inner.get(id).await
+    }
+
+    async fn list(
+        &self,
+        filter: Filter,
+        limit: u32,
+        after: Option<OrderId>,
+    ) -> Result<Vec<Order>, StoreError> {
+        self.inner.list(filter, limit, after).await
+    }
+
+    async fn cancel(&self, id: OrderId, reason: &str) -> Result<Cancelled, StoreError> {
+        let cancelled = self.inner.cancel(id, reason).await?;
+        if matches!(cancelled, Cancelled::Done(_)) {
+            (self.committed)();
+        }
+        Ok(cancelled)
+    }
+
+    async fn cancel_for_deleted_account(
+        &self,
+        consumer: &str,
+        event_id: Uuid,
+        user_id: UserId,
+    ) -> Result<Applied, StoreError> {
+        let applied = self
+            .inner
+            .cancel_for_deleted_account(consumer, event_id, user_id)
+            .await?;
+        if matches!(&applied, Applied::Now(orders) if !orders.is_empty()) {
+            (self.committed)();
+        }
+        Ok(applied)
+    }
+
+    async fn park(&self, event: &ParkedEvent) -> Result<(), StoreError> {
+        self.inner.park(event).await
+    }
+
+    async fn parked(&self, consumer: &str) -> Result<Vec<ParkedEvent>, StoreError> {
+        self.inner.parked(consumer).await
     }
 }

@@ -25,7 +25,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use futures_util::Stream;
 use platform_events::{Followed, Follower, History, ResumeError, Source};
 use platform_proto::orders::v1 as pb;
@@ -33,10 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 use uuid::Uuid;
 
-use crate::domain::{OrderId, UserId};
-use crate::store::{
-    Applied, Cancelled, Created, Filter, NewOrder, OrderStore, ParkedEvent, StoreError,
-};
+use crate::domain::UserId;
 use hub::{Hub, Subscription};
 
 /// The changes of orders, as a gRPC server stream.
@@ -118,13 +114,10 @@ impl Watch {
         self.hub.watchers()
     }
 
-    /// The store `store`, telling the follower of each commit that wrote events so
-    /// that, without a broker, watchers see them at once rather than at its next poll.
-    pub fn notifying(&self, store: Arc<dyn OrderStore>) -> Arc<dyn OrderStore> {
-        Arc::new(Notifying {
-            inner: store,
-            source: self.source.clone(),
-        })
+    /// A transaction that wrote events has committed: without a broker, the follower
+    /// reads them now rather than at its next poll.
+    pub fn committed(&self) {
+        self.source.committed();
     }
 
     /// A watch of `filter`'s orders (every account's for `None`), after the change
@@ -248,68 +241,5 @@ async fn step(mut watching: Watching) -> Step {
             }
             None => return None,
         }
-    }
-}
-
-/// A store that tells the follower of every commit that wrote events.
-#[derive(Debug)]
-struct Notifying {
-    inner: Arc<dyn OrderStore>,
-    source: Source,
-}
-
-#[async_trait]
-impl OrderStore for Notifying {
-    async fn create(&self, order: &NewOrder) -> Result<Created, StoreError> {
-        let created = self.inner.create(order).await?;
-        if matches!(created, Created::New(_)) {
-            self.source.committed();
-        }
-        Ok(created)
-    }
-
-    async fn get(&self, id: OrderId) -> Result<Option<crate::domain::Order>, StoreError> {
-        self.inner.get(id).await
-    }
-
-    async fn list(
-        &self,
-        filter: Filter,
-        limit: u32,
-        after: Option<OrderId>,
-    ) -> Result<Vec<crate::domain::Order>, StoreError> {
-        self.inner.list(filter, limit, after).await
-    }
-
-    async fn cancel(&self, id: OrderId, reason: &str) -> Result<Cancelled, StoreError> {
-        let cancelled = self.inner.cancel(id, reason).await?;
-        if matches!(cancelled, Cancelled::Done(_)) {
-            self.source.committed();
-        }
-        Ok(cancelled)
-    }
-
-    async fn cancel_for_deleted_account(
-        &self,
-        consumer: &str,
-        event_id: Uuid,
-        user_id: UserId,
-    ) -> Result<Applied, StoreError> {
-        let applied = self
-            .inner
-            .cancel_for_deleted_account(consumer, event_id, user_id)
-            .await?;
-        if matches!(&applied, Applied::Now(orders) if !orders.is_empty()) {
-            self.source.committed();
-        }
-        Ok(applied)
-    }
-
-    async fn park(&self, event: &ParkedEvent) -> Result<(), StoreError> {
-        self.inner.park(event).await
-    }
-
-    async fn parked(&self, consumer: &str) -> Result<Vec<ParkedEvent>, StoreError> {
-        self.inner.parked(consumer).await
     }
 }
