@@ -407,3 +407,37 @@ async fn a_shutdown_ends_watches_without_waiting_for_the_grace_period() {
         assert!(matches!(end, Ok(None)), "a clean end: {end:?}");
     }
 }
+
+/// A commit wakes what publishes and follows its events: a watcher sees the change at
+/// once even when the relay and the follower would otherwise poll only every minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_reaches_watchers_without_waiting_for_a_poll() {
+    let nats = NatsServer::start().await;
+    for broker in [None, Some(nats.url())] {
+        let stack = Stack::spawn_with(TestDatabase::sqlite(), |settings| {
+            settings.events.nats_url = broker.clone().unwrap_or_default();
+            settings.events.poll_interval_ms = 60_000;
+        })
+        .await;
+        let (_, token) = stack.user("ada@example.com");
+        let mut watch = stack.watch(everything(), &token).await.unwrap();
+        // The relay's first round (at start) is over once an earlier change went out.
+        let first = stack.create_order(order_request(), &token).await.unwrap();
+        assert_eq!(seen(&next(&mut watch).await), created(&first.id));
+
+        let placed = Instant::now();
+        let second = stack.create_order(order_request(), &token).await.unwrap();
+        let change = tokio::time::timeout(Duration::from_secs(5), watch.message())
+            .await
+            .expect("seen long before the next poll")
+            .unwrap()
+            .unwrap();
+        assert_eq!(seen(&change), created(&second.id));
+        assert!(
+            placed.elapsed() < Duration::from_secs(5),
+            "{broker:?}: {:?}",
+            placed.elapsed()
+        );
+        stack.stop().await;
+    }
+}
