@@ -441,3 +441,60 @@ async fn a_change_reaches_watchers_without_waiting_for_a_poll() {
         stack.stop().await;
     }
 }
+
+/// Without a broker on PostgreSQL, a transaction may commit after a later one: the
+/// watch waits for the missing sequence number and sends both in log order; and a
+/// sequence number a rolled-back transaction used up holds nothing back for long.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbox_gaps_are_waited_for_then_passed() {
+    use prost::Message;
+
+    let stack = Stack::spawn(TestDatabase::postgres().await).await;
+    let (ada, token) = stack.user("ada@example.com");
+    let mut watch = stack.watch(everything(), &token).await.unwrap();
+    let pool = sqlx::PgPool::connect(stack.db.url()).await.unwrap();
+    let outbox_row = |event: &pb::OrderCreated| {
+        sqlx::query(
+            "INSERT INTO outbox (event_id, subject, event_type, payload, create_time) \
+             VALUES ($1, 'orders.v1.order.created', 'orders.v1.OrderCreated', $2, now())",
+        )
+        .bind(Uuid::parse_str(&event.event_id).unwrap())
+        .bind(event.encode_to_vec())
+    };
+    let slow = pb::OrderCreated {
+        event_id: Uuid::now_v7().to_string(),
+        user_id: ada.clone(),
+        order: Some(pb::Order {
+            id: "slow-order".to_owned(),
+            user_id: ada.clone(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+
+    // A transaction takes a sequence number and is still open when a later one commits.
+    let mut open = pool.begin().await.unwrap();
+    outbox_row(&slow).execute(&mut *open).await.unwrap();
+    let quick = stack.create_order(order_request(), &token).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    open.commit().await.unwrap();
+    assert_eq!(seen(&next(&mut watch).await), created("slow-order"));
+    assert_eq!(seen(&next(&mut watch).await), created(&quick.id));
+
+    // A rolled-back transaction leaves its number unused for good.
+    let mut lost = pool.begin().await.unwrap();
+    let mut gone = slow.clone();
+    gone.event_id = Uuid::now_v7().to_string();
+    outbox_row(&gone).execute(&mut *lost).await.unwrap();
+    lost.rollback().await.unwrap();
+    let after = stack.create_order(order_request(), &token).await.unwrap();
+    let started = Instant::now();
+    assert_eq!(seen(&next(&mut watch).await), created(&after.id));
+    assert!(
+        started.elapsed() < platform_events::tail::GAP_WAIT + Duration::from_secs(2),
+        "passed after {:?}",
+        started.elapsed()
+    );
+    pool.close().await;
+    stack.stop().await;
+}
