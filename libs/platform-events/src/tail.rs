@@ -20,6 +20,10 @@
 //!   sequence is waited for up to [`GAP_WAIT`] before it is passed (a rolled-back
 //!   transaction leaves one for good).
 //!
+//! The follower's reads, and a resume's reads after its first, are background work
+//! and make no spans; finding the resumed event happens inside the request and is
+//! traced as part of it.
+//!
 //! Either way a follower reports where it starts ([`Followed::Start`]) before the
 //! first record, and every record after that once, in order; a resume yields the
 //! records after the named event up to a position the caller chooses (where its
@@ -643,7 +647,6 @@ where
         .bind(until)
         .bind(PAGE)
         .fetch_all(pool)
-        .traced(query_span(D::SYSTEM, "SELECT", "outbox", &sql))
         .await?;
     Ok(rows
         .into_iter()
@@ -680,10 +683,7 @@ where
     usize: ColumnIndex<D::Row>,
     Option<i64>: Column<D>,
 {
-    let (last,): (Option<i64>,) = sqlx::query_as(LAST)
-        .fetch_one(pool)
-        .traced(query_span(D::SYSTEM, "SELECT", "outbox", LAST))
-        .await?;
+    let (last,): (Option<i64>,) = sqlx::query_as(LAST).fetch_one(pool).await?;
     Ok(last.and_then(|seq| u64::try_from(seq).ok()).unwrap_or(0))
 }
 
