@@ -11,14 +11,17 @@
 //!   and is created again after a broker failure from the position it had reached, so
 //!   it skips nothing still retained. [`Source::resume`] finds the named event by
 //!   scanning the stream from [`CLOCK_SKEW`] before the time in its id (event ids are
-//!   UUIDv7, and an event is published after its id is made).
+//!   UUIDv7, and an event is published after its id is made); an id made more than
+//!   [`CLOCK_SKEW`] before the oldest event still in the stream is expired without a
+//!   scan, and one the scan does not find is unknown.
 //! - **The outbox table**, without a broker. Positions are outbox sequences. The
 //!   follower reads the rows after its position whenever the service says it
 //!   committed some ([`Source::committed`]) and every poll interval otherwise. On
 //!   SQLite (one writer at a time) the sequence is the commit order and has no gaps.
 //!   On PostgreSQL a transaction may commit after a later one, so a gap in the
 //!   sequence is waited for up to [`GAP_WAIT`] before it is passed (a rolled-back
-//!   transaction leaves one for good).
+//!   transaction leaves one for good). A resume looks the named event up by id; an
+//!   id older than the oldest row still there is expired, any other unknown.
 //!
 //! The follower's reads, and a resume's reads after its first, are background work
 //! and make no spans; finding the resumed event happens inside the request and is
