@@ -14,12 +14,10 @@
 //! context, so the ids are there even when the log filter hides the span (say
 //! `log.filter = warn` and an `info` server span).
 
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::OnceLock;
 
 use opentelemetry::trace::{SpanId, TraceContextExt, TraceId};
-use serde_json::Value;
 use tracing::dispatcher::{Dispatch, WeakDispatch};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
@@ -112,80 +110,88 @@ where
         let metadata = event.metadata();
         // One write per line, so lines of concurrent events never interleave. A log
         // line that cannot be written has nowhere else to go.
-        let _ = self
-            .make_writer
-            .make_writer_for(metadata)
-            .write_all(line.as_bytes());
+        let _ = self.make_writer.make_writer_for(metadata).write_all(&line);
     }
 }
 
-/// The JSON line of `event`, newline included.
-fn render(event: &Event<'_>, ids: Option<(TraceId, SpanId)>) -> String {
+/// The JSON line of `event`, newline included. Written straight into one buffer: this
+/// runs for every request's access line.
+fn render(event: &Event<'_>, ids: Option<(TraceId, SpanId)>) -> Vec<u8> {
     let metadata = event.metadata();
-    let mut timestamp = String::new();
-    if SystemTime
-        .format_time(&mut Writer::new(&mut timestamp))
-        .is_err()
-    {
-        timestamp.clear();
-    }
     let mut fields = Fields::default();
     event.record(&mut fields);
 
-    let mut line = String::with_capacity(256);
-    line.push('{');
-    push_pair(&mut line, "timestamp", &Value::String(timestamp));
-    push_pair(&mut line, "level", &Value::from(metadata.level().as_str()));
-    push_pair(&mut line, "target", &Value::from(metadata.target()));
-    push_pair(
-        &mut line,
-        "message",
-        &Value::String(fields.message.unwrap_or_default()),
-    );
-    for (name, value) in &fields.values {
-        if RESERVED.contains(&name.as_str()) {
-            push_pair(&mut line, &format!("field.{name}"), value);
-        } else {
-            push_pair(&mut line, name, value);
-        }
+    let mut line = Vec::with_capacity(160 + fields.rest.len());
+    line.extend_from_slice(b"{\"timestamp\":\"");
+    let mut timestamp = String::new();
+    if SystemTime
+        .format_time(&mut Writer::new(&mut timestamp))
+        .is_ok()
+    {
+        line.extend_from_slice(timestamp.as_bytes());
     }
+    line.extend_from_slice(b"\",\"level\":\"");
+    line.extend_from_slice(metadata.level().as_str().as_bytes());
+    line.extend_from_slice(b"\",\"target\":");
+    push_str(&mut line, metadata.target());
+    line.extend_from_slice(b",\"message\":");
+    push_str(&mut line, fields.message.as_deref().unwrap_or_default());
+    line.extend_from_slice(&fields.rest);
     if let Some((trace_id, span_id)) = ids {
-        push_pair(&mut line, "trace_id", &Value::String(trace_id.to_string()));
-        push_pair(&mut line, "span_id", &Value::String(span_id.to_string()));
+        // Hex digits only: nothing to escape.
+        let _ = write!(
+            line,
+            ",\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\""
+        );
     }
-    line.push_str("}\n");
+    line.extend_from_slice(b"}\n");
     line
 }
 
-fn push_pair(line: &mut String, key: &str, value: &Value) {
-    if !line.ends_with('{') {
-        line.push(',');
-    }
-    // Serialising a string or a `Value` cannot fail.
-    let _ = write!(
-        line,
-        "{}:{}",
-        Value::from(key),
-        serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
-    );
+/// `text` as a JSON string.
+fn push_str(line: &mut Vec<u8>, text: &str) {
+    // Serialising a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *line, text);
 }
 
-/// The event's fields as JSON values, in the order they were recorded.
+/// The event's message, and its other fields already written as `,"name":value`, in
+/// the order they were recorded.
 #[derive(Default)]
 struct Fields {
     message: Option<String>,
-    values: Vec<(String, Value)>,
+    rest: Vec<u8>,
 }
 
 impl Fields {
-    fn push(&mut self, field: &Field, value: Value) {
-        if field.name() == "message" {
-            self.message = Some(match value {
-                Value::String(text) => text,
-                other => other.to_string(),
-            });
+    /// Starts the pair of `field`; `None` for the message, which is kept apart.
+    fn key(&mut self, field: &Field) -> bool {
+        let name = field.name();
+        if name == "message" {
+            return false;
+        }
+        self.rest.push(b',');
+        if RESERVED.contains(&name) {
+            push_str(&mut self.rest, &format!("field.{name}"));
         } else {
-            self.values.push((field.name().to_owned(), value));
+            push_str(&mut self.rest, name);
+        }
+        self.rest.push(b':');
+        true
+    }
+
+    fn text(&mut self, field: &Field, text: &str) {
+        if self.key(field) {
+            push_str(&mut self.rest, text);
+        } else {
+            self.message = Some(text.to_owned());
+        }
+    }
+
+    fn number(&mut self, field: &Field, number: impl std::fmt::Display) {
+        if self.key(field) {
+            let _ = write!(self.rest, "{number}");
+        } else {
+            self.message = Some(number.to_string());
         }
     }
 }
@@ -193,32 +199,34 @@ impl Fields {
 impl Visit for Fields {
     fn record_f64(&mut self, field: &Field, value: f64) {
         // NaN and infinities are not JSON numbers.
-        let value = serde_json::Number::from_f64(value)
-            .map_or_else(|| Value::String(value.to_string()), Value::Number);
-        self.push(field, value);
+        if value.is_finite() {
+            self.number(field, value);
+        } else {
+            self.text(field, &value.to_string());
+        }
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.push(field, Value::from(value));
+        self.number(field, value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.push(field, Value::from(value));
+        self.number(field, value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.push(field, Value::from(value));
+        self.number(field, value);
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.push(field, Value::from(value));
+        self.text(field, value);
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.push(field, Value::String(value.to_string()));
+        self.text(field, &value.to_string());
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.push(field, Value::String(format!("{value:?}")));
+        self.text(field, &format!("{value:?}"));
     }
 }

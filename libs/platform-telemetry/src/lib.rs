@@ -10,12 +10,14 @@
 //! - [`json`]: the JSON log line, with `trace_id` and `span_id` inside spans.
 //! - [`export`]: counts of exported and lost spans, for Prometheus.
 //! - [`TelemetryGuard::shutdown`] flushes the spans still queued; call it last.
+//! - [`writer`]: stdout behind a buffer flushed every 100 ms, the writer of [`init`].
 //! - [`propagation`] carries W3C `traceparent`/`tracestate` in and out of HTTP headers
 //!   and gRPC metadata.
 
 pub mod export;
 pub mod json;
 pub mod propagation;
+pub mod writer;
 
 use std::io::IsTerminal;
 
@@ -25,7 +27,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde::{Deserialize, Serialize};
 use tracing::Subscriber;
-use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::filter::{FilterFn, LevelFilter};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -33,6 +35,7 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::export::CountingExporter;
 use crate::json::JsonLayer;
+use crate::writer::BufferedStdout;
 
 /// How log lines are written to stdout.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +112,8 @@ impl Component {
 pub struct TelemetryGuard {
     provider: SdkTracerProvider,
     exporting: bool,
+    /// The buffered log writer of [`init`], flushed last.
+    logs: Option<BufferedStdout>,
 }
 
 impl TelemetryGuard {
@@ -117,20 +122,27 @@ impl TelemetryGuard {
         self.exporting
     }
 
-    /// Flushes queued spans and stops the exporter.
+    /// Flushes queued spans and stops the exporter, then flushes the log lines still
+    /// buffered.
     pub async fn shutdown(self) {
-        if !self.exporting {
-            return;
+        let logs = self.logs;
+        if self.exporting {
+            shutdown_provider(self.provider).await;
         }
-        let provider = self.provider;
-        // The SDK's shutdown blocks the calling thread until the exporter is done;
-        // keep it off the async workers.
-        let result = tokio::task::spawn_blocking(move || provider.shutdown()).await;
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::warn!(%error, "span exporter shutdown failed"),
-            Err(error) => tracing::warn!(%error, "span exporter shutdown panicked"),
+        if let Some(logs) = logs {
+            logs.flush();
         }
+    }
+}
+
+async fn shutdown_provider(provider: SdkTracerProvider) {
+    // The SDK's shutdown blocks the calling thread until the exporter is done; keep it
+    // off the async workers.
+    let result = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "span exporter shutdown failed"),
+        Err(error) => tracing::warn!(%error, "span exporter shutdown panicked"),
     }
 }
 
@@ -153,10 +165,12 @@ pub fn init_with_env(
     settings: &LogSettings,
     env: EnvLookup<'_>,
 ) -> Result<TelemetryGuard, TelemetryError> {
-    let (subscriber, guard) = subscriber(component, settings, env, std::io::stdout)?;
+    let logs = BufferedStdout::start();
+    let (subscriber, mut guard) = subscriber(component, settings, env, logs.clone())?;
     subscriber
         .try_init()
         .map_err(|_| TelemetryError::AlreadyInstalled)?;
+    guard.logs = Some(logs);
     Ok(guard)
 }
 
@@ -204,10 +218,15 @@ where
     };
 
     let (provider, exporting) = tracer_provider(component, env)?;
+    // No thread attributes (a task moves between threads; the name would be noise, and
+    // each one an allocation per span) and no OpenTelemetry context activated on every
+    // poll: propagation reads the span's own context (`OpenTelemetrySpanExt`).
     let otel_layer = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer(component.name))
         .with_tracked_inactivity(false)
-        .with_filter(LevelFilter::INFO);
+        .with_threads(false)
+        .with_context_activation(false)
+        .with_filter(spans_and_warnings());
 
     let subscriber = tracing_subscriber::registry()
         .with(log_layer)
@@ -217,8 +236,25 @@ where
         TelemetryGuard {
             provider,
             exporting,
+            logs: None,
         },
     ))
+}
+
+/// What the OpenTelemetry layer sees: `info` spans and above, and only the events that
+/// matter in a trace (`warn` and `error`, recorded as span events and exceptions). An
+/// `info` event (an access log line, say) is the log's business: as a span event it would
+/// double the work of every request for nothing a trace viewer needs.
+fn spans_and_warnings() -> FilterFn<impl Fn(&tracing::Metadata<'_>) -> bool> {
+    tracing_subscriber::filter::filter_fn(|metadata| {
+        let most_verbose = if metadata.is_event() {
+            tracing::Level::WARN
+        } else {
+            tracing::Level::INFO
+        };
+        *metadata.level() <= most_verbose
+    })
+    .with_max_level_hint(LevelFilter::INFO)
 }
 
 /// The tracer provider for the `OTEL_*` variables, and whether it exports: with no
