@@ -19,8 +19,26 @@ use crate::events::{self, reason};
 
 type Row<K> = (K, K, i64, String, String, DateTime<Utc>, DateTime<Utc>);
 
+/// [`Row`] joined with one of its items (none when the order has no items).
+type JoinedRow<K> = (
+    K,
+    K,
+    i64,
+    String,
+    String,
+    DateTime<Utc>,
+    DateTime<Utc>,
+    Option<String>,
+    Option<i32>,
+    Option<i64>,
+);
+
 const COLUMNS: &str =
     "id, user_id, total_cents, status, request_fingerprint, create_time, update_time";
+
+/// [`COLUMNS`] of `orders o` in a join.
+const JOINED_COLUMNS: &str =
+    "o.id, o.user_id, o.total_cents, o.status, o.request_fingerprint, o.create_time, o.update_time";
 
 fn uuid<D: Backend>(stored: D::Uuid) -> Result<Uuid, StoreError> {
     D::uuid_from_db(stored)
@@ -53,6 +71,8 @@ where
     usize: ColumnIndex<D::Row>,
     String: Column<D>,
     Option<String>: Column<D>,
+    Option<i32>: Column<D>,
+    Option<i64>: Column<D>,
     i32: Column<D>,
     i64: Column<D>,
     Vec<u8>: Column<D>,
@@ -146,13 +166,52 @@ where
     }
 
     async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
-        let sql = D::sql(&format!("SELECT {COLUMNS} FROM orders WHERE id = $1"));
-        let row: Option<Row<D::Uuid>> = sqlx::query_as(AssertSqlSafe(sql.as_str()))
+        // One round trip, the hottest read of the service: the order joined with its
+        // items, a row per item (the order's columns repeated), not a second query.
+        let sql = D::sql(&format!(
+            "SELECT {JOINED_COLUMNS}, i.sku, i.quantity, i.unit_price_cents FROM orders o \
+             LEFT JOIN order_items i ON i.order_id = o.id WHERE o.id = $1 ORDER BY i.position"
+        ));
+        let rows: Vec<JoinedRow<D::Uuid>> = sqlx::query_as(AssertSqlSafe(sql.as_str()))
             .bind(key::<D>(id))
-            .fetch_optional(self)
+            .fetch_all(self)
             .traced(query_span(D::SYSTEM, "SELECT", "orders", &sql))
             .await?;
-        Ok(with_items(self, row).await?.pop().map(|(order, _)| order))
+        let mut order = None;
+        let mut items = Vec::with_capacity(rows.len());
+        for (id, user_id, total, status, fingerprint, created, updated, sku, quantity, price) in
+            rows
+        {
+            let order_id = match &order {
+                Some(OrderRow { id, .. }) => *id,
+                None => {
+                    let row = order_row::<D>((
+                        id,
+                        user_id,
+                        total,
+                        status,
+                        fingerprint,
+                        created,
+                        updated,
+                    ))?;
+                    let id = row.id;
+                    order = Some(row);
+                    id
+                }
+            };
+            if let (Some(sku), Some(quantity), Some(unit_price_cents)) = (sku, quantity, price) {
+                items.push(ItemRow {
+                    order_id,
+                    sku,
+                    quantity,
+                    unit_price_cents,
+                });
+            }
+        }
+        let Some(order) = order else {
+            return Ok(None);
+        };
+        Ok(assemble(vec![order], items)?.pop())
     }
 
     async fn list(
