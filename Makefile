@@ -117,3 +117,9 @@ check-metrics: ## Run the services, scrape every /metrics, check them with promt
 
 drill: ## Run the system with a real Prometheus, inject errors, watch the fast-burn alert fire and resolve
 	CARGO="$(CARGO)" bash scripts/drill.sh
+
+.PHONY: bench
+bench: ## Release binaries, then every benchmark in one sitting: ratios printed and written to target/bench/
+	bash scripts/ensure-bench-tools.sh
+	$(CARGO) build --release -p gateway -p users -p orders -p edge-overhead -p system-tests --bin gateway --bin users --bin orders --bin echo-server --bin hand-proxy --bin gateway_bench
+	python3 bench/run.py $(SUITES)
