@@ -1,11 +1,15 @@
 //! Argon2id password hashing, off the async executor.
 //!
 //! A hash costs tens of milliseconds of CPU and `memory_kib` of memory, so it runs on
-//! the blocking pool behind a semaphore: a burst of sign-ins queues instead of
-//! stalling every other request or exhausting memory. Unknown emails are checked
-//! against a dummy hash so that a wrong email and a wrong password take equally long.
+//! `max_concurrent` threads of its own: a burst of sign-ins queues instead of stalling
+//! every other request or exhausting memory. Not on Tokio's blocking pool: there a
+//! flood of sign-ins passes the hashes over dozens of threads, each of which keeps its
+//! own allocator arena with a hash's worth of memory in it (a users process was seen at
+//! 845 MiB during `make bench`'s sign-in flood); a fixed set of threads reuses the same
+//! few. Unknown emails are checked against a dummy hash so that a wrong email and a
+//! wrong password take equally long.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 
 use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
 use tokio::sync::Semaphore;
@@ -30,11 +34,64 @@ pub fn params(settings: &Settings) -> Result<Params, argon2::Error> {
     Params::new(p.memory_kib, p.iterations, p.parallelism, None)
 }
 
+/// Work for the hashing threads.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The hashing threads: each takes the next job from one queue. They end when the
+/// last [`Hasher`] clone is dropped (the queue closes).
+struct Threads {
+    jobs: Mutex<mpsc::Sender<Job>>,
+}
+
+impl Threads {
+    fn start(count: usize) -> Result<Self, HashError> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for index in 0..count {
+            let queue = Arc::clone(&queue);
+            std::thread::Builder::new()
+                .name(format!("password-{index}"))
+                .spawn(move || {
+                    loop {
+                        let job = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                        match job {
+                            Ok(job) => job(),
+                            Err(mpsc::RecvError) => return,
+                        }
+                    }
+                })
+                .map_err(|_| HashError::Task)?;
+        }
+        Ok(Self {
+            jobs: Mutex::new(jobs),
+        })
+    }
+
+    /// Runs `work` on a hashing thread and waits for its answer.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, HashError> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            // The caller may have gone (its request was cancelled): nothing to tell.
+            let _ = answer.send(work());
+        });
+        self.jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .send(job)
+            .map_err(|_| HashError::Task)?;
+        answered.await.map_err(|_| HashError::Task)
+    }
+}
+
 /// Hashes and verifies passwords; cheap to clone.
 #[derive(Clone)]
 pub struct Hasher {
     params: Params,
     permits: Arc<Semaphore>,
+    threads: Arc<Threads>,
     /// A real hash of a random password, verified against when an email is unknown.
     dummy: Arc<str>,
 }
@@ -51,16 +108,18 @@ impl Hasher {
     /// A hasher with `params`, computing at most `max_concurrent` hashes at once.
     pub async fn new(params: Params, max_concurrent: usize) -> Result<Self, HashError> {
         let permits = Arc::new(Semaphore::new(max_concurrent.max(1)));
+        let threads = Arc::new(Threads::start(max_concurrent.max(1))?);
         let dummy_password = uuid::Uuid::new_v4().to_string();
         let dummy = {
             let params = params.clone();
-            tokio::task::spawn_blocking(move || hash_blocking(&params, dummy_password.as_bytes()))
-                .await
-                .map_err(|_| HashError::Task)??
+            threads
+                .run(move || hash_blocking(&params, dummy_password.as_bytes()))
+                .await??
         };
         Ok(Self {
             params,
             permits,
+            threads,
             dummy: dummy.into(),
         })
     }
@@ -70,9 +129,10 @@ impl Hasher {
         let _permit = self.permits.acquire().await.map_err(|_| HashError::Task)?;
         let params = self.params.clone();
         let secret = password.expose().as_bytes().to_vec();
-        let phc = tokio::task::spawn_blocking(move || hash_blocking(&params, &secret))
-            .await
-            .map_err(|_| HashError::Task)??;
+        let phc = self
+            .threads
+            .run(move || hash_blocking(&params, &secret))
+            .await??;
         Ok(PasswordHash::new(phc))
     }
 
@@ -93,15 +153,16 @@ impl Hasher {
         } else {
             password.as_bytes().to_vec()
         };
-        let matches = tokio::task::spawn_blocking(move || {
-            // The hash carries its own parameters, so hashes made under older settings
-            // still verify.
-            Argon2::default()
-                .verify_password(&secret, phc.as_str())
-                .is_ok()
-        })
-        .await
-        .map_err(|_| HashError::Task)?;
+        let matches = self
+            .threads
+            .run(move || {
+                // The hash carries its own parameters, so hashes made under older
+                // settings still verify.
+                Argon2::default()
+                    .verify_password(&secret, phc.as_str())
+                    .is_ok()
+            })
+            .await?;
         Ok(known && matches && !too_long)
     }
 }
