@@ -19,6 +19,19 @@ use tonic::{Request, Response, Status};
 
 /// The service name orders reports readiness under.
 pub(crate) const ORDERS: &str = "orders.v1.OrderService";
+
+/// An order of one book, without an idempotency key.
+pub(crate) fn order_request() -> pb::CreateOrderRequest {
+    pb::CreateOrderRequest {
+        items: vec![pb::OrderItem {
+            sku: "BOOK-1".to_owned(),
+            quantity: 1,
+            unit_price_cents: 1250,
+        }],
+        ..Default::default()
+    }
+}
+
 const USERS: &str = "users.v1.UserService";
 
 /// What the fake users service knows: the public key tokens are signed with, and the
