@@ -211,10 +211,23 @@ pub(crate) async fn get_user(
     id: &str,
     timeout: Option<Duration>,
 ) -> Result<String, Status> {
+    send_get_user(client, get_user_request(id, timeout)).await
+}
+
+/// `GetUser(id)`, with a deadline of its own when `timeout` is set.
+pub(crate) fn get_user_request(id: &str, timeout: Option<Duration>) -> Request<pb::GetUserRequest> {
     let mut request = Request::new(pb::GetUserRequest { id: id.to_owned() });
     if let Some(timeout) = timeout {
         request.set_timeout(timeout);
     }
+    request
+}
+
+/// Sends `request`: the id of the replica that answered.
+pub(crate) async fn send_get_user(
+    client: &Client,
+    request: Request<pb::GetUserRequest>,
+) -> Result<String, Status> {
     UserServiceClient::new(client.clone())
         .get_user(request)
         .await
