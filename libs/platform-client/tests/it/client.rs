@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use opentelemetry::trace::TraceContextExt;
 use platform_client::{ChannelOptions, Channels, is_serving};
 use platform_proto::users::v1::user_service_server::UserServiceServer;
+use platform_testing::fake_users::FakeUsers;
 use tokio::net::TcpListener;
 use tonic::Code;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -224,7 +225,7 @@ async fn the_health_probe_says_whether_a_service_is_serving() {
     );
     server
         .health
-        .set_not_serving::<UserServiceServer<Echo>>()
+        .set_not_serving::<UserServiceServer<FakeUsers<Echo>>>()
         .await;
     assert!(!is_serving(&client, "users.v1.UserService", probe).await);
     assert!(
