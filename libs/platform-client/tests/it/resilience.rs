@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use metrics_exporter_prometheus::PrometheusHandle;
 use platform_client::{
     ChannelOptions, Channels, Client, OutlierOptions, RetryOptions, SafeToRepeat,
 };
@@ -17,20 +16,11 @@ use tokio::net::TcpListener;
 use tonic::{Code, Status};
 
 use crate::support::{
-    FakeDns, answered_by, ejections, get_user, get_user_request, retries, send_get_user, serve,
-    serve_on, trace,
+    FakeDns, answered_by, ejections, get_user, get_user_request, record_metrics, retries,
+    send_get_user, serve, serve_on, trace,
 };
 
 const SECOND: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
-
-/// A recorder for this thread (each test runs on one).
-fn record_metrics() -> (PrometheusHandle, metrics::LocalRecorderGuard<'static>) {
-    let recorder = Box::leak(Box::new(
-        metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder(),
-    ));
-    let handle = recorder.handle();
-    (handle, metrics::set_default_local_recorder(recorder))
-}
 
 /// A name that resolves to `ips`, on `port`, with `options`.
 fn client_of_name(ips: &[IpAddr], port: u16, options: ChannelOptions) -> (Client, String) {

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
+use metrics_exporter_prometheus::PrometheusHandle;
 use opentelemetry::trace::TracerProvider as _;
 use platform_client::{ChannelOptions, Channels, Client, Resolve};
 use platform_proto::users::v1 as pb;
@@ -207,6 +208,15 @@ impl Resolve for FakeDns {
             .collect();
         Box::pin(std::future::ready(Ok(addrs)))
     }
+}
+
+/// A recorder for this thread (each test runs on one).
+pub(crate) fn record_metrics() -> (PrometheusHandle, metrics::LocalRecorderGuard<'static>) {
+    let recorder = Box::leak(Box::new(
+        metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder(),
+    ));
+    let handle = recorder.handle();
+    (handle, metrics::set_default_local_recorder(recorder))
 }
 
 /// Who answered each of `n` calls.
