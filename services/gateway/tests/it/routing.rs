@@ -21,51 +21,39 @@ fn binds(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// `method path` reaches the gRPC method `rpc` with exactly `bindings`.
+/// `request` (`METHOD /path`, as on an HTTP request line) reaches the gRPC method
+/// `rpc` with exactly `bindings`.
 #[track_caller]
-fn assert_routes(
-    table: &RouteTable,
-    method: Method,
-    path: &str,
-    rpc: &str,
-    bindings: &[(&str, &str)],
-) {
-    let context = format!("{method} {path}");
+fn assert_routes(table: &RouteTable, request: &str, rpc: &str, bindings: &[(&str, &str)]) {
+    let (method, path) = request.split_once(' ').expect("METHOD /path");
+    let method = Method::from_bytes(method.as_bytes()).expect("an HTTP method");
     assert_eq!(
         found(table, method, path),
         (rpc.to_owned(), binds(bindings)),
-        "{context}"
+        "{request}"
     );
 }
 
 #[test]
 fn simple_variable() {
     let table = common::library();
-    assert_routes(
-        &table,
-        Method::GET,
-        "/v1/shelves/s1",
-        "GetShelf",
-        &[("id", "s1")],
-    );
+    assert_routes(&table, "GET /v1/shelves/s1", "GetShelf", &[("id", "s1")]);
 }
 
 #[test]
 fn literal_wins_over_variable() {
     let table = common::library();
-    assert_routes(&table, Method::GET, "/v1/shelves/me", "GetMyShelf", &[]);
+    assert_routes(&table, "GET /v1/shelves/me", "GetMyShelf", &[]);
     // ...but only for its own method: PUT /v1/shelves/me is ReplaceShelf(id=me).
     assert_routes(
         &table,
-        Method::PUT,
-        "/v1/shelves/me",
+        "PUT /v1/shelves/me",
         "ReplaceShelf",
         &[("id", "me")],
     );
     assert_routes(
         &table,
-        Method::GET,
-        "/v1/shelves/mine",
+        "GET /v1/shelves/mine",
         "GetShelf",
         &[("id", "mine")],
     );
@@ -76,23 +64,20 @@ fn variable_with_segments() {
     let table = common::library();
     assert_routes(
         &table,
-        Method::GET,
-        "/v1/shelves/s1/books/b2",
+        "GET /v1/shelves/s1/books/b2",
         "GetBook",
         &[("name", "shelves/s1/books/b2")],
     );
     assert_routes(
         &table,
-        Method::PATCH,
-        "/v1/shelves/s1/books/b2",
+        "PATCH /v1/shelves/s1/books/b2",
         "UpdateBook",
         &[("book.name", "shelves/s1/books/b2")],
     );
     // One segment short of the variable's own template: another route.
     assert_routes(
         &table,
-        Method::GET,
-        "/v1/shelves/s1/books",
+        "GET /v1/shelves/s1/books",
         "ListBooks",
         &[("shelf", "s1")],
     );
@@ -105,18 +90,16 @@ fn percent_decoding_after_splitting() {
     // `%2F` inside a single-segment variable is data, not a separator.
     assert_routes(
         &table,
-        Method::GET,
-        "/v1/shelves/a%2Fb%20c",
+        "GET /v1/shelves/a%2Fb%20c",
         "GetShelf",
         &[("id", "a/b c")],
     );
     // Literals compare with the decoded segment.
-    assert_routes(&table, Method::GET, "/v1/shelves/m%65", "GetMyShelf", &[]);
+    assert_routes(&table, "GET /v1/shelves/m%65", "GetMyShelf", &[]);
     // A multi-segment variable keeps `%2F` encoded so its slashes stay meaningful.
     assert_routes(
         &table,
-        Method::GET,
-        "/v1/shelves/a%2Fb/books/c%20d",
+        "GET /v1/shelves/a%2Fb/books/c%20d",
         "GetBook",
         &[("name", "shelves/a%2Fb/books/c d")],
     );
@@ -134,30 +117,17 @@ fn empty_segments_do_not_bind() {
 #[test]
 fn single_and_double_wildcards() {
     let table = common::library();
-    assert_routes(
-        &table,
-        Method::GET,
-        "/v1/authors/anyone/latest",
-        "GetAnyLatest",
-        &[],
-    );
+    assert_routes(&table, "GET /v1/authors/anyone/latest", "GetAnyLatest", &[]);
     assert_not_found(&table, Method::GET, "/v1/authors/a/b/latest");
     assert_routes(
         &table,
-        Method::GET,
-        "/v1/files/a/b/c.txt",
+        "GET /v1/files/a/b/c.txt",
         "GetFile",
         &[("path", "a/b/c.txt")],
     );
-    assert_routes(
-        &table,
-        Method::GET,
-        "/v1/files/one",
-        "GetFile",
-        &[("path", "one")],
-    );
+    assert_routes(&table, "GET /v1/files/one", "GetFile", &[("path", "one")]);
     // `**` matches zero segments too.
-    assert_routes(&table, Method::GET, "/v1/files", "GetFile", &[("path", "")]);
+    assert_routes(&table, "GET /v1/files", "GetFile", &[("path", "")]);
 }
 
 #[test]
@@ -165,19 +135,12 @@ fn custom_verb() {
     let table = common::library();
     assert_routes(
         &table,
-        Method::POST,
-        "/v1/loans/l1:cancel",
+        "POST /v1/loans/l1:cancel",
         "CancelLoan",
         &[("id", "l1")],
     );
     // Without the verb it is the plain route, and the verb route is not reachable.
-    assert_routes(
-        &table,
-        Method::GET,
-        "/v1/loans/l1",
-        "GetLoan",
-        &[("id", "l1")],
-    );
+    assert_routes(&table, "GET /v1/loans/l1", "GetLoan", &[("id", "l1")]);
     assert_not_allowed(&table, Method::POST, "/v1/loans/l1", &[Method::GET]);
     // A different verb is not `cancel`.
     assert!(matches!(
@@ -185,25 +148,18 @@ fn custom_verb() {
         RouteMatch::MethodNotAllowed { .. }
     ));
     // A verb on a literal.
-    assert_routes(&table, Method::GET, "/v1/books:search", "SearchBooks", &[]);
+    assert_routes(&table, "GET /v1/books:search", "SearchBooks", &[]);
 }
 
 #[test]
 fn colon_in_a_plain_segment() {
     let table = common::library();
     // No GET route has a verb here, so the colon is part of the id.
-    assert_routes(
-        &table,
-        Method::GET,
-        "/v1/loans/a:b",
-        "GetLoan",
-        &[("id", "a:b")],
-    );
+    assert_routes(&table, "GET /v1/loans/a:b", "GetLoan", &[("id", "a:b")]);
     // An encoded colon is never a verb separator.
     assert_routes(
         &table,
-        Method::GET,
-        "/v1/loans/l1%3Acancel",
+        "GET /v1/loans/l1%3Acancel",
         "GetLoan",
         &[("id", "l1:cancel")],
     );
@@ -245,16 +201,14 @@ fn additional_bindings_route_to_the_same_method() {
     let table = common::library();
     assert_routes(
         &table,
-        Method::POST,
-        "/v1/shelves/s1/books",
+        "POST /v1/shelves/s1/books",
         "CreateBook",
         &[("shelf", "s1")],
     );
-    assert_routes(&table, Method::POST, "/v1/books", "CreateBook", &[]);
+    assert_routes(&table, "POST /v1/books", "CreateBook", &[]);
     assert_routes(
         &table,
-        Method::PUT,
-        "/v1/shelves/s1/books/b1",
+        "PUT /v1/shelves/s1/books/b1",
         "CreateBook",
         &[("shelf", "s1"), ("book.name", "b1")],
     );
