@@ -13,11 +13,11 @@ use std::sync::Arc;
 use chrono::{DateTime, SubsecRound, Utc};
 use sqlx::postgres::Postgres;
 use sqlx::sqlite::Sqlite;
-use sqlx::{Decode, Encode, IntoArguments, Pool, QueryBuilder, Type};
+use sqlx::{Decode, Encode, IntoArguments, Pool, QueryBuilder, Transaction, Type};
 use uuid::Uuid;
 
 use crate::Database;
-use crate::observe;
+use crate::observe::{self, TraceQuery};
 
 /// A Rust value held in a column of backend `D`: bound to statements and read from rows.
 pub trait Column<D: sqlx::Database>:
@@ -30,6 +30,27 @@ where
     D: sqlx::Database,
     T: for<'q> Encode<'q, D> + for<'r> Decode<'r, D> + Type<D> + Send + Sync + Unpin + 'static,
 {
+}
+
+/// Opens a transaction on `pool`, inside its `BEGIN` span.
+pub async fn begin<D: Backend>(pool: &Pool<D>) -> Result<Transaction<'static, D>, sqlx::Error> {
+    pool.begin()
+        .traced(observe::query_span(D::SYSTEM, "BEGIN", "", "BEGIN"))
+        .await
+}
+
+/// Commits `tx`, inside its `COMMIT` span.
+pub async fn commit<D: Backend>(tx: Transaction<'_, D>) -> Result<(), sqlx::Error> {
+    tx.commit()
+        .traced(observe::query_span(D::SYSTEM, "COMMIT", "", "COMMIT"))
+        .await
+}
+
+/// Rolls `tx` back, inside its `ROLLBACK` span.
+pub async fn rollback<D: Backend>(tx: Transaction<'_, D>) -> Result<(), sqlx::Error> {
+    tx.rollback()
+        .traced(observe::query_span(D::SYSTEM, "ROLLBACK", "", "ROLLBACK"))
+        .await
 }
 
 /// A stored id that does not read back as a UUID.

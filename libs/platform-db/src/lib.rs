@@ -13,7 +13,9 @@
 pub mod backend;
 pub mod observe;
 
-pub use backend::{Backend, Column, NotAUuid, now, open, push_keyset_page};
+pub use backend::{
+    Backend, Column, NotAUuid, begin, commit, now, open, push_keyset_page, rollback,
+};
 pub use observe::{TraceQuery, query_span};
 
 use std::path::{Path, PathBuf};

@@ -9,12 +9,14 @@
 //! connects, authenticates requests and waits on the health protocol, and [`users`]
 //! is the users API as tests call it: sign-up, sign-in and one method per RPC.
 //! [`nats`] runs a throwaway NATS server with JetStream that a test can stop and
-//! start again. With
+//! start again. [`fake_users`] stands in for the users service where another
+//! component calls it. With
 //! the `dns` feature, [`dns`] is a DNS server on a loopback port answering one name
 //! with the addresses the test sets, changed at run time.
 
 #[cfg(feature = "dns")]
 pub mod dns;
+pub mod fake_users;
 pub mod grpc;
 pub mod nats;
 pub mod users;

@@ -19,6 +19,11 @@ fn issuer(key: &SigningKey, ttl: Duration) -> TokenIssuer {
     )
 }
 
+/// An access token for `subject` as `role`, signed with `key`, living `ttl`.
+fn token_of(key: &SigningKey, ttl: Duration, subject: &str, role: Role) -> String {
+    issuer(key, ttl).issue(subject, role).unwrap().access_token
+}
+
 fn verifier(keys: &[&SigningKey]) -> Verifier {
     Verifier::new(keys.iter().map(|k| k.public_jwk()).collect(), "iss", "aud")
         .unwrap()
@@ -29,10 +34,7 @@ fn verifier(keys: &[&SigningKey]) -> Verifier {
 #[tokio::test]
 async fn a_cached_token_answers_the_same_caller() {
     let key = SigningKey::generate().unwrap();
-    let token = issuer(&key, Duration::from_secs(900))
-        .issue("ada", Role::Admin)
-        .unwrap()
-        .access_token;
+    let token = token_of(&key, Duration::from_secs(900), "ada", Role::Admin);
     let verifier = verifier(&[&key]);
     let first = verifier.verify(&token).await.unwrap();
     let second = verifier.verify(&token).await.unwrap();
@@ -64,10 +66,7 @@ async fn a_cached_token_dies_with_its_key() {
         SigningKey::generate().unwrap(),
         SigningKey::generate().unwrap(),
     );
-    let token = issuer(&old, Duration::from_secs(900))
-        .issue("ada", Role::User)
-        .unwrap()
-        .access_token;
+    let token = token_of(&old, Duration::from_secs(900), "ada", Role::User);
     let verifier = verifier(&[&old, &new]);
     verifier.verify(&token).await.unwrap();
     verifier.replace_keys(vec![new.public_jwk()]).unwrap();
@@ -77,10 +76,7 @@ async fn a_cached_token_dies_with_its_key() {
 #[tokio::test]
 async fn bad_tokens_are_never_cached() {
     let key = SigningKey::generate().unwrap();
-    let token = issuer(&key, Duration::from_secs(900))
-        .issue("ada", Role::User)
-        .unwrap()
-        .access_token;
+    let token = token_of(&key, Duration::from_secs(900), "ada", Role::User);
     let mut tampered = token.clone();
     tampered.pop();
     tampered.push(if token.ends_with('A') { 'B' } else { 'A' });

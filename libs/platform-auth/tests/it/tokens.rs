@@ -29,6 +29,11 @@ fn issuer_with(key: &SigningKey) -> TokenIssuer {
     TokenIssuer::new(key.clone(), settings(Duration::from_secs(900)))
 }
 
+/// An access token for `subject` as `role`, signed with `key`.
+fn token_of(key: &SigningKey, subject: &str, role: Role) -> String {
+    issuer_with(key).issue(subject, role).unwrap().access_token
+}
+
 fn verifier_for(keys: &[&SigningKey]) -> Verifier {
     Verifier::new(
         keys.iter().map(|k| k.public_jwk()).collect(),
@@ -99,10 +104,7 @@ async fn issue_then_verify_roundtrips_both_roles() {
 #[test]
 fn issued_token_has_the_documented_header_and_claims() {
     let key = SigningKey::generate().unwrap();
-    let token = issuer_with(&key)
-        .issue("user-7", Role::Admin)
-        .unwrap()
-        .access_token;
+    let token = token_of(&key, "user-7", Role::Admin);
     let parts: Vec<&str> = token.split('.').collect();
     assert_eq!(parts.len(), 3);
 
@@ -185,10 +187,7 @@ async fn future_nbf_is_not_yet_valid() {
 #[tokio::test]
 async fn wrong_issuer_and_wrong_audience_are_rejected() {
     let key = SigningKey::generate().unwrap();
-    let token = issuer_with(&key)
-        .issue("u", Role::User)
-        .unwrap()
-        .access_token;
+    let token = token_of(&key, "u", Role::User);
 
     let other_issuer =
         Verifier::new(vec![key.public_jwk()], "https://evil.test", AUDIENCE).unwrap();
@@ -229,10 +228,7 @@ async fn audience_may_be_an_array() {
 async fn token_from_an_unknown_key_is_rejected() {
     let trusted = SigningKey::generate().unwrap();
     let stranger = SigningKey::generate().unwrap();
-    let token = issuer_with(&stranger)
-        .issue("u", Role::Admin)
-        .unwrap()
-        .access_token;
+    let token = token_of(&stranger, "u", Role::Admin);
     assert_eq!(
         verifier_for(&[&trusted]).verify(&token).await,
         Err(VerifyError::UnknownKey)
@@ -254,10 +250,7 @@ async fn stranger_signature_under_a_trusted_kid_is_a_bad_signature() {
 async fn tampered_payload_or_signature_is_a_bad_signature() {
     let key = SigningKey::generate().unwrap();
     let verifier = verifier_for(&[&key]);
-    let token = issuer_with(&key)
-        .issue("user-1", Role::User)
-        .unwrap()
-        .access_token;
+    let token = token_of(&key, "user-1", Role::User);
     let parts: Vec<&str> = token.split('.').collect();
 
     let mut claims = decode_part(parts[1]);
@@ -387,10 +380,7 @@ async fn verifier_with_two_keys_accepts_tokens_from_both() {
     let new = SigningKey::generate().unwrap();
     let verifier = verifier_for(&[&old, &new]);
     for key in [&old, &new] {
-        let token = issuer_with(key)
-            .issue("u", Role::User)
-            .unwrap()
-            .access_token;
+        let token = token_of(key, "u", Role::User);
         assert_eq!(verifier.verify(&token).await.unwrap().subject, "u");
     }
 }
@@ -400,14 +390,8 @@ async fn replace_keys_swaps_the_set_and_rejects_foreign_keys() {
     let old = SigningKey::generate().unwrap();
     let new = SigningKey::generate().unwrap();
     let verifier = verifier_for(&[&old]);
-    let old_token = issuer_with(&old)
-        .issue("u", Role::User)
-        .unwrap()
-        .access_token;
-    let new_token = issuer_with(&new)
-        .issue("u", Role::User)
-        .unwrap()
-        .access_token;
+    let old_token = token_of(&old, "u", Role::User);
+    let new_token = token_of(&new, "u", Role::User);
 
     verifier.replace_keys(vec![new.public_jwk()]).unwrap();
     assert!(verifier.verify(&new_token).await.is_ok());
@@ -443,10 +427,7 @@ fn new_rejects_non_ed25519_jwks() {
 #[tokio::test]
 async fn error_messages_carry_no_token_content() {
     let key = SigningKey::generate().unwrap();
-    let token = issuer_with(&key)
-        .issue("secret-subject", Role::User)
-        .unwrap()
-        .access_token;
+    let token = token_of(&key, "secret-subject", Role::User);
     let err = Verifier::new(vec![key.public_jwk()], "other", AUDIENCE)
         .unwrap()
         .verify(&token)
@@ -508,10 +489,7 @@ async fn unknown_kid_triggers_a_fetch_that_adds_the_key() {
         "fetches lazily, on the first unknown kid"
     );
 
-    let token = issuer_with(&key)
-        .issue("u", Role::User)
-        .unwrap()
-        .access_token;
+    let token = token_of(&key, "u", Role::User);
     assert!(verifier.verify(&token).await.is_ok());
     assert_eq!(source.fetches(), 1);
     // Known from now on: no more fetches.
@@ -525,17 +503,11 @@ async fn rotated_key_is_picked_up_after_the_refresh_interval() {
     let second = SigningKey::generate().unwrap();
     let source = CountingSource::new(vec![first.public_jwk()]);
     let verifier = sourced(source.clone(), Duration::ZERO);
-    let first_token = issuer_with(&first)
-        .issue("u", Role::User)
-        .unwrap()
-        .access_token;
+    let first_token = token_of(&first, "u", Role::User);
     assert!(verifier.verify(&first_token).await.is_ok());
 
     *source.keys.lock().unwrap() = vec![second.public_jwk()];
-    let second_token = issuer_with(&second)
-        .issue("u", Role::User)
-        .unwrap()
-        .access_token;
+    let second_token = token_of(&second, "u", Role::User);
     assert!(verifier.verify(&second_token).await.is_ok());
     assert_eq!(source.fetches(), 2);
     // The fetched set replaced the old one: the retired key is no longer trusted.
@@ -567,10 +539,7 @@ async fn flood_of_forged_kids_causes_at_most_two_fetches() {
     );
 
     // Genuine tokens keep working throughout.
-    let token = issuer_with(&key)
-        .issue("u", Role::User)
-        .unwrap()
-        .access_token;
+    let token = token_of(&key, "u", Role::User);
     assert!(verifier.verify(&token).await.is_ok());
 }
 
@@ -585,10 +554,7 @@ async fn concurrent_misses_share_one_fetch() {
     });
     // A zero interval: only the sharing, not the rate limit, keeps this at one fetch.
     let verifier = Arc::new(sourced(source.clone(), Duration::ZERO));
-    let token = issuer_with(&key)
-        .issue("u", Role::User)
-        .unwrap()
-        .access_token;
+    let token = token_of(&key, "u", Role::User);
 
     let tasks: Vec<_> = (0..20)
         .map(|_| {
@@ -613,10 +579,7 @@ async fn failing_source_yields_keys_unavailable() {
         delay: Duration::ZERO,
     });
     let verifier = sourced(source.clone(), Duration::from_secs(60));
-    let token = issuer_with(&key)
-        .issue("u", Role::User)
-        .unwrap()
-        .access_token;
+    let token = token_of(&key, "u", Role::User);
     assert_eq!(
         verifier.verify(&token).await,
         Err(VerifyError::KeysUnavailable)
@@ -635,10 +598,7 @@ async fn fetched_sets_skip_unsupported_keys() {
     let rsa = with_members(&key.public_jwk(), json!({"kty": "RSA", "kid": "rsa-1"}));
     let source = CountingSource::new(vec![rsa, key.public_jwk()]);
     let verifier = sourced(source, Duration::from_secs(60));
-    let token = issuer_with(&key)
-        .issue("u", Role::User)
-        .unwrap()
-        .access_token;
+    let token = token_of(&key, "u", Role::User);
     assert!(verifier.verify(&token).await.is_ok());
 }
 

@@ -12,12 +12,14 @@ use std::time::{Duration, Instant};
 use opentelemetry::trace::TraceContextExt;
 use platform_client::{ChannelOptions, Channels, is_serving};
 use platform_proto::users::v1::user_service_server::UserServiceServer;
+use platform_testing::fake_users::FakeUsers;
 use tokio::net::TcpListener;
 use tonic::Code;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::support::{
-    Echo, FakeDns, answered_by, client_calls, client_of, get_user, serve, serve_on, trace,
+    Echo, FakeDns, answered_by, client_calls, client_of, get_user, record_metrics, serve, serve_on,
+    trace,
 };
 
 // ---- the tests ----
@@ -25,9 +27,7 @@ use crate::support::{
 #[tokio::test]
 async fn every_call_gets_a_client_span_trace_context_and_a_metric() {
     let (spans, _tracing) = trace();
-    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
-    let metrics = recorder.handle();
-    let _metrics = metrics::set_default_local_recorder(&recorder);
+    let (metrics, _metrics) = record_metrics();
     let server = serve().await;
     let client = client_of(&format!("http://{}", server.addr), Duration::from_secs(5));
 
@@ -87,9 +87,7 @@ async fn every_call_gets_a_client_span_trace_context_and_a_metric() {
 #[tokio::test]
 async fn the_caller_s_deadline_travels_and_is_enforced() {
     let (spans, _tracing) = trace();
-    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
-    let metrics = recorder.handle();
-    let _metrics = metrics::set_default_local_recorder(&recorder);
+    let (metrics, _metrics) = record_metrics();
     let server = serve().await;
     let client = client_of(&format!("http://{}", server.addr), Duration::from_secs(3));
 
@@ -224,7 +222,7 @@ async fn the_health_probe_says_whether_a_service_is_serving() {
     );
     server
         .health
-        .set_not_serving::<UserServiceServer<Echo>>()
+        .set_not_serving::<UserServiceServer<FakeUsers<Echo>>>()
         .await;
     assert!(!is_serving(&client, "users.v1.UserService", probe).await);
     assert!(

@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use platform_client::{ChannelOptions, Channels, DnsServerResolver};
+use platform_client::{ChannelOptions, Channels, Client, DnsServerResolver};
 use platform_testing::dns::TestDns;
 use tokio::net::TcpListener;
 
@@ -40,24 +40,31 @@ async fn replicas_follow_what_the_dns_server_answers() {
     // A replica is added: it gets calls within a few intervals.
     dns.add(second_ip);
     let both = HashSet::from([first.addr.to_string(), second.addr.to_string()]);
-    let deadline = Instant::now() + every * 30;
-    while answered_by(&client, 40).await != both {
-        assert!(
-            Instant::now() < deadline,
-            "the added address never got a call"
-        );
-        tokio::time::sleep(every).await;
-    }
+    until_answered_by(&client, &both, every, "the added address never got a call").await;
 
     // One is removed: it stops getting calls.
     dns.remove(first_ip);
     let only_second = HashSet::from([second.addr.to_string()]);
+    until_answered_by(
+        &client,
+        &only_second,
+        every,
+        "the removed address still gets calls",
+    )
+    .await;
+}
+
+/// Waits, for at most thirty re-resolution intervals of `every`, until calls are
+/// answered by exactly `replicas`; fails with `why` otherwise.
+async fn until_answered_by(
+    client: &Client,
+    replicas: &HashSet<String>,
+    every: Duration,
+    why: &str,
+) {
     let deadline = Instant::now() + every * 30;
-    while answered_by(&client, 40).await != only_second {
-        assert!(
-            Instant::now() < deadline,
-            "the removed address still gets calls"
-        );
+    while answered_by(client, 40).await != *replicas {
+        assert!(Instant::now() < deadline, "{why}");
         tokio::time::sleep(every).await;
     }
 }

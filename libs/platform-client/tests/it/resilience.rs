@@ -7,27 +7,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use metrics_exporter_prometheus::PrometheusHandle;
 use platform_client::{
     ChannelOptions, Channels, Client, OutlierOptions, RetryOptions, SafeToRepeat,
 };
 use platform_proto::users::v1 as pb;
 use platform_proto::users::v1::user_service_client::UserServiceClient;
 use tokio::net::TcpListener;
-use tonic::{Code, Request, Status};
+use tonic::{Code, Status};
 
-use crate::support::{FakeDns, answered_by, ejections, get_user, retries, serve, serve_on, trace};
+use crate::support::{
+    FakeDns, answered_by, ejections, get_user, get_user_request, record_metrics, retries,
+    send_get_user, serve, serve_on, trace,
+};
 
 const SECOND: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
-
-/// A recorder for this thread (each test runs on one).
-fn record_metrics() -> (PrometheusHandle, metrics::LocalRecorderGuard<'static>) {
-    let recorder = Box::leak(Box::new(
-        metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder(),
-    ));
-    let handle = recorder.handle();
-    (handle, metrics::set_default_local_recorder(recorder))
-}
 
 /// A name that resolves to `ips`, on `port`, with `options`.
 fn client_of_name(ips: &[IpAddr], port: u16, options: ChannelOptions) -> (Client, String) {
@@ -42,15 +35,9 @@ fn client_of_name(ips: &[IpAddr], port: u16, options: ChannelOptions) -> (Client
 
 /// `GetUser(id)` marked safe to repeat.
 async fn safe_get(client: &Client, id: &str, timeout: Option<Duration>) -> Result<String, Status> {
-    let mut request = Request::new(pb::GetUserRequest { id: id.to_owned() });
+    let mut request = get_user_request(id, timeout);
     request.extensions_mut().insert(SafeToRepeat);
-    if let Some(timeout) = timeout {
-        request.set_timeout(timeout);
-    }
-    UserServiceClient::new(client.clone())
-        .get_user(request)
-        .await
-        .map(|r| r.into_inner().id)
+    send_get_user(client, request).await
 }
 
 async fn create(client: &Client) -> Result<(), Status> {

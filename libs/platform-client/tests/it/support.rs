@@ -7,11 +7,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
+use metrics_exporter_prometheus::PrometheusHandle;
 use opentelemetry::trace::TracerProvider as _;
 use platform_client::{ChannelOptions, Channels, Client, Resolve};
 use platform_proto::users::v1 as pb;
 use platform_proto::users::v1::user_service_client::UserServiceClient;
-use platform_proto::users::v1::user_service_server::{UserService, UserServiceServer};
+use platform_proto::users::v1::user_service_server::UserServiceServer;
+use platform_testing::fake_users::{self, FakeUsers, Reply, UsersFake};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -60,16 +62,9 @@ impl Echo {
     }
 }
 
-fn unimplemented<T>() -> Result<Response<T>, Status> {
-    Err(Status::unimplemented("not in this test"))
-}
-
 #[tonic::async_trait]
-impl UserService for Echo {
-    async fn get_user(
-        &self,
-        request: Request<pb::GetUserRequest>,
-    ) -> Result<Response<pb::User>, Status> {
+impl UsersFake for Echo {
+    async fn get_user(&self, request: Request<pb::GetUserRequest>) -> Reply<pb::User> {
         self.record("GetUser", &request);
         let id = request.get_ref().id.as_str();
         if let Ok(millis) = id.parse::<u64>() {
@@ -90,51 +85,9 @@ impl UserService for Echo {
         }
     }
 
-    async fn create_user(
-        &self,
-        request: Request<pb::CreateUserRequest>,
-    ) -> Result<Response<pb::User>, Status> {
+    async fn create_user(&self, request: Request<pb::CreateUserRequest>) -> Reply<pb::User> {
         self.record("CreateUser", &request);
         Err(Status::unavailable("not now"))
-    }
-    async fn list_users(
-        &self,
-        _: Request<pb::ListUsersRequest>,
-    ) -> Result<Response<pb::ListUsersResponse>, Status> {
-        unimplemented()
-    }
-    async fn update_user(
-        &self,
-        _: Request<pb::UpdateUserRequest>,
-    ) -> Result<Response<pb::User>, Status> {
-        unimplemented()
-    }
-    async fn delete_user(&self, _: Request<pb::DeleteUserRequest>) -> Result<Response<()>, Status> {
-        unimplemented()
-    }
-    async fn create_token(
-        &self,
-        _: Request<pb::CreateTokenRequest>,
-    ) -> Result<Response<pb::CreateTokenResponse>, Status> {
-        unimplemented()
-    }
-    async fn refresh_token(
-        &self,
-        _: Request<pb::RefreshTokenRequest>,
-    ) -> Result<Response<pb::CreateTokenResponse>, Status> {
-        unimplemented()
-    }
-    async fn revoke_token(
-        &self,
-        _: Request<pb::RevokeTokenRequest>,
-    ) -> Result<Response<()>, Status> {
-        unimplemented()
-    }
-    async fn get_jwks(
-        &self,
-        _: Request<pb::GetJwksRequest>,
-    ) -> Result<Response<pb::GetJwksResponse>, Status> {
-        unimplemented()
     }
 }
 
@@ -175,12 +128,14 @@ pub(crate) async fn serve_on(listener: TcpListener) -> Server {
         seen: Arc::clone(&seen),
     };
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<UserServiceServer<Echo>>().await;
+    health
+        .set_serving::<UserServiceServer<FakeUsers<Echo>>>()
+        .await;
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         tonic::transport::Server::builder()
             .add_service(health_service)
-            .add_service(UserServiceServer::new(echo))
+            .add_service(fake_users::serve(echo))
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
                 let _ = stopped.await;
             })
@@ -211,10 +166,23 @@ pub(crate) async fn get_user(
     id: &str,
     timeout: Option<Duration>,
 ) -> Result<String, Status> {
+    send_get_user(client, get_user_request(id, timeout)).await
+}
+
+/// `GetUser(id)`, with a deadline of its own when `timeout` is set.
+pub(crate) fn get_user_request(id: &str, timeout: Option<Duration>) -> Request<pb::GetUserRequest> {
     let mut request = Request::new(pb::GetUserRequest { id: id.to_owned() });
     if let Some(timeout) = timeout {
         request.set_timeout(timeout);
     }
+    request
+}
+
+/// Sends `request`: the id of the replica that answered.
+pub(crate) async fn send_get_user(
+    client: &Client,
+    request: Request<pb::GetUserRequest>,
+) -> Result<String, Status> {
     UserServiceClient::new(client.clone())
         .get_user(request)
         .await
@@ -240,6 +208,15 @@ impl Resolve for FakeDns {
             .collect();
         Box::pin(std::future::ready(Ok(addrs)))
     }
+}
+
+/// A recorder for this thread (each test runs on one).
+pub(crate) fn record_metrics() -> (PrometheusHandle, metrics::LocalRecorderGuard<'static>) {
+    let recorder = Box::leak(Box::new(
+        metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder(),
+    ));
+    let handle = recorder.handle();
+    (handle, metrics::set_default_local_recorder(recorder))
 }
 
 /// Who answered each of `n` calls.

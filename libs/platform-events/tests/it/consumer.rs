@@ -44,6 +44,16 @@ impl Handler for Recorder {
     }
 }
 
+/// A broker of its own with the users stream in place: the server, a client and
+/// JetStream over it.
+async fn broker_with_users_stream() -> (NatsServer, async_nats::Client, jetstream::Context) {
+    let nats = NatsServer::start().await;
+    let client = platform_events::connect(&nats.url()).await.unwrap();
+    let js = jetstream::new(client.clone());
+    USERS.ensure(&js).await.unwrap();
+    (nats, client, js)
+}
+
 const SUBSCRIPTION: Subscription = Subscription {
     stream: USERS,
     durable: "test-consumer",
@@ -52,10 +62,7 @@ const SUBSCRIPTION: Subscription = Subscription {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn applies_good_events_retries_failures_and_parks_poison() {
-    let nats = NatsServer::start().await;
-    let client = platform_events::connect(&nats.url()).await.unwrap();
-    let js = jetstream::new(client.clone());
-    USERS.ensure(&js).await.unwrap();
+    let (nats, client, js) = broker_with_users_stream().await;
     let recorder = Arc::new(Recorder::default());
     let settings = EventsSettings {
         nats_url: nats.url(),
@@ -103,10 +110,7 @@ async fn applies_good_events_retries_failures_and_parks_poison() {
 /// stopped: what was acked is not delivered again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_consumer_resumes_after_the_last_ack() {
-    let nats = NatsServer::start().await;
-    let client = platform_events::connect(&nats.url()).await.unwrap();
-    let js = jetstream::new(client.clone());
-    USERS.ensure(&js).await.unwrap();
+    let (nats, client, js) = broker_with_users_stream().await;
     let settings = EventsSettings {
         nats_url: nats.url(),
         ..EventsSettings::default()

@@ -14,24 +14,21 @@ use platform_testing::nats::NatsServer;
 /// The outbox as the services create it (their migration, with the consumer tables).
 async fn open(db: &TestDatabase) -> Database {
     let database = Database::connect_lazy(&DatabaseSettings::new(db.url())).unwrap();
-    match &database {
-        Database::Postgres(pool) => {
-            sqlx::raw_sql(include_str!(
-                "../../../../services/orders/migrations/postgres/0002_events.sql"
-            ))
-            .execute(pool)
-            .await
-            .unwrap();
-        }
-        Database::Sqlite(pool) => {
-            sqlx::raw_sql(include_str!(
-                "../../../../services/orders/migrations/sqlite/0002_events.sql"
-            ))
-            .execute(pool)
-            .await
-            .unwrap();
-        }
-    }
+    let applied = match &database {
+        Database::Postgres(pool) => sqlx::raw_sql(include_str!(
+            "../../../../services/orders/migrations/postgres/0002_events.sql"
+        ))
+        .execute(pool)
+        .await
+        .map(drop),
+        Database::Sqlite(pool) => sqlx::raw_sql(include_str!(
+            "../../../../services/orders/migrations/sqlite/0002_events.sql"
+        ))
+        .execute(pool)
+        .await
+        .map(drop),
+    };
+    applied.unwrap();
     database
 }
 

@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use gateway::routing::{RouteError, RouteTable};
+use gateway::routing::{RouteError, RouteMatch, RouteTable};
+use http::Method;
 use prost_reflect::DescriptorPool;
 
 /// Compiles `files` (relative to `tests/protos`) with their imports, keeping options,
@@ -37,4 +38,30 @@ pub(crate) fn conflict_service(name: &str) -> Result<RouteTable, RouteError> {
         .get_service_by_name(&format!("conflict.v1.{name}"))
         .expect("service exists");
     RouteTable::build(&pool, [service])
+}
+
+/// `method path` matches no route at all.
+#[track_caller]
+pub(crate) fn assert_not_found(table: &RouteTable, method: Method, path: &str) {
+    let found = table.find(&method, path);
+    assert!(
+        matches!(found, RouteMatch::NotFound),
+        "{method} {path}: {found:?}"
+    );
+}
+
+/// `method path` matches a template whose routes take exactly the methods `allowed`.
+#[track_caller]
+pub(crate) fn assert_not_allowed(
+    table: &RouteTable,
+    method: Method,
+    path: &str,
+    allowed: &[Method],
+) {
+    match table.find(&method, path) {
+        RouteMatch::MethodNotAllowed { allowed: got } => {
+            assert_eq!(got, allowed, "{method} {path}");
+        }
+        other => panic!("{method} {path}: expected 405, got {other:?}"),
+    }
 }

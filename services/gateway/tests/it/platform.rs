@@ -9,6 +9,8 @@ use prost_reflect::prost_types::Timestamp;
 use prost_reflect::{DynamicMessage, ReflectMessage, Value};
 use serde_json::{Value as Json, json};
 
+use crate::common::{assert_not_allowed, assert_not_found};
+
 fn table() -> RouteTable {
     let pool = platform_proto::descriptor_pool();
     let services = ["users.v1.UserService", "orders.v1.OrderService"]
@@ -126,16 +128,9 @@ fn list_orders_from_query() {
 #[test]
 fn wrong_method_and_unknown_path() {
     let table = table();
-    match table.find(&Method::DELETE, "/v1/orders") {
-        RouteMatch::MethodNotAllowed { allowed } => {
-            assert_eq!(allowed, vec![Method::GET, Method::POST]);
-        }
-        other => panic!("expected 405, got {other:?}"),
-    }
-    assert!(matches!(
-        table.find(&Method::GET, "/v2/nothing"),
-        RouteMatch::NotFound
-    ));
+    let allowed = [Method::GET, Method::POST];
+    assert_not_allowed(&table, Method::DELETE, "/v1/orders", &allowed);
+    assert_not_found(&table, Method::GET, "/v2/nothing");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Route table behaviour over the test-only `routing.v1` and `conflict.v1` protos:
 //! what a client reaches for a given method and path, and which annotations are refused.
 
-use crate::common;
+use crate::common::{self, assert_not_allowed, assert_not_found};
 
 use gateway::routing::{BodyRule, RouteError, RouteMatch, RouteTable};
 use http::Method;
@@ -21,168 +21,147 @@ fn binds(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `request` (`METHOD /path`, as on an HTTP request line) reaches the gRPC method
+/// `rpc` with exactly `bindings`.
+#[track_caller]
+fn assert_routes(table: &RouteTable, request: &str, rpc: &str, bindings: &[(&str, &str)]) {
+    let (method, path) = request.split_once(' ').expect("METHOD /path");
+    let method = Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+    assert_eq!(
+        found(table, method, path),
+        (rpc.to_owned(), binds(bindings)),
+        "{request}"
+    );
+}
+
 #[test]
 fn simple_variable() {
     let table = common::library();
-    assert_eq!(
-        found(&table, Method::GET, "/v1/shelves/s1"),
-        ("GetShelf".to_owned(), binds(&[("id", "s1")]))
-    );
+    assert_routes(&table, "GET /v1/shelves/s1", "GetShelf", &[("id", "s1")]);
 }
 
 #[test]
 fn literal_wins_over_variable() {
     let table = common::library();
-    assert_eq!(
-        found(&table, Method::GET, "/v1/shelves/me"),
-        ("GetMyShelf".to_owned(), vec![])
-    );
+    assert_routes(&table, "GET /v1/shelves/me", "GetMyShelf", &[]);
     // ...but only for its own method: PUT /v1/shelves/me is ReplaceShelf(id=me).
-    assert_eq!(
-        found(&table, Method::PUT, "/v1/shelves/me"),
-        ("ReplaceShelf".to_owned(), binds(&[("id", "me")]))
+    assert_routes(
+        &table,
+        "PUT /v1/shelves/me",
+        "ReplaceShelf",
+        &[("id", "me")],
     );
-    assert_eq!(
-        found(&table, Method::GET, "/v1/shelves/mine"),
-        ("GetShelf".to_owned(), binds(&[("id", "mine")]))
+    assert_routes(
+        &table,
+        "GET /v1/shelves/mine",
+        "GetShelf",
+        &[("id", "mine")],
     );
 }
 
 #[test]
 fn variable_with_segments() {
     let table = common::library();
-    assert_eq!(
-        found(&table, Method::GET, "/v1/shelves/s1/books/b2"),
-        (
-            "GetBook".to_owned(),
-            binds(&[("name", "shelves/s1/books/b2")])
-        )
+    assert_routes(
+        &table,
+        "GET /v1/shelves/s1/books/b2",
+        "GetBook",
+        &[("name", "shelves/s1/books/b2")],
     );
-    assert_eq!(
-        found(&table, Method::PATCH, "/v1/shelves/s1/books/b2"),
-        (
-            "UpdateBook".to_owned(),
-            binds(&[("book.name", "shelves/s1/books/b2")])
-        )
+    assert_routes(
+        &table,
+        "PATCH /v1/shelves/s1/books/b2",
+        "UpdateBook",
+        &[("book.name", "shelves/s1/books/b2")],
     );
     // One segment short of the variable's own template: another route.
-    assert_eq!(
-        found(&table, Method::GET, "/v1/shelves/s1/books"),
-        ("ListBooks".to_owned(), binds(&[("shelf", "s1")]))
+    assert_routes(
+        &table,
+        "GET /v1/shelves/s1/books",
+        "ListBooks",
+        &[("shelf", "s1")],
     );
-    assert!(matches!(
-        table.find(&Method::GET, "/v1/shelves/s1/books/b2/x"),
-        RouteMatch::NotFound
-    ));
+    assert_not_found(&table, Method::GET, "/v1/shelves/s1/books/b2/x");
 }
 
 #[test]
 fn percent_decoding_after_splitting() {
     let table = common::library();
     // `%2F` inside a single-segment variable is data, not a separator.
-    assert_eq!(
-        found(&table, Method::GET, "/v1/shelves/a%2Fb%20c"),
-        ("GetShelf".to_owned(), binds(&[("id", "a/b c")]))
+    assert_routes(
+        &table,
+        "GET /v1/shelves/a%2Fb%20c",
+        "GetShelf",
+        &[("id", "a/b c")],
     );
     // Literals compare with the decoded segment.
-    assert_eq!(
-        found(&table, Method::GET, "/v1/shelves/m%65"),
-        ("GetMyShelf".to_owned(), vec![])
-    );
+    assert_routes(&table, "GET /v1/shelves/m%65", "GetMyShelf", &[]);
     // A multi-segment variable keeps `%2F` encoded so its slashes stay meaningful.
-    assert_eq!(
-        found(&table, Method::GET, "/v1/shelves/a%2Fb/books/c%20d"),
-        (
-            "GetBook".to_owned(),
-            binds(&[("name", "shelves/a%2Fb/books/c d")])
-        )
+    assert_routes(
+        &table,
+        "GET /v1/shelves/a%2Fb/books/c%20d",
+        "GetBook",
+        &[("name", "shelves/a%2Fb/books/c d")],
     );
     // Not UTF-8 once decoded: no variable can hold it.
-    assert!(matches!(
-        table.find(&Method::GET, "/v1/shelves/%FF"),
-        RouteMatch::NotFound
-    ));
+    assert_not_found(&table, Method::GET, "/v1/shelves/%FF");
 }
 
 #[test]
 fn empty_segments_do_not_bind() {
     let table = common::library();
-    assert!(matches!(
-        table.find(&Method::GET, "/v1/shelves/"),
-        RouteMatch::NotFound
-    ));
-    assert!(matches!(
-        table.find(&Method::GET, "v1/shelves/x"),
-        RouteMatch::NotFound
-    ));
+    assert_not_found(&table, Method::GET, "/v1/shelves/");
+    assert_not_found(&table, Method::GET, "v1/shelves/x");
 }
 
 #[test]
 fn single_and_double_wildcards() {
     let table = common::library();
-    assert_eq!(
-        found(&table, Method::GET, "/v1/authors/anyone/latest"),
-        ("GetAnyLatest".to_owned(), vec![])
+    assert_routes(&table, "GET /v1/authors/anyone/latest", "GetAnyLatest", &[]);
+    assert_not_found(&table, Method::GET, "/v1/authors/a/b/latest");
+    assert_routes(
+        &table,
+        "GET /v1/files/a/b/c.txt",
+        "GetFile",
+        &[("path", "a/b/c.txt")],
     );
-    assert!(matches!(
-        table.find(&Method::GET, "/v1/authors/a/b/latest"),
-        RouteMatch::NotFound
-    ));
-    assert_eq!(
-        found(&table, Method::GET, "/v1/files/a/b/c.txt"),
-        ("GetFile".to_owned(), binds(&[("path", "a/b/c.txt")]))
-    );
-    assert_eq!(
-        found(&table, Method::GET, "/v1/files/one"),
-        ("GetFile".to_owned(), binds(&[("path", "one")]))
-    );
+    assert_routes(&table, "GET /v1/files/one", "GetFile", &[("path", "one")]);
     // `**` matches zero segments too.
-    assert_eq!(
-        found(&table, Method::GET, "/v1/files"),
-        ("GetFile".to_owned(), binds(&[("path", "")]))
-    );
+    assert_routes(&table, "GET /v1/files", "GetFile", &[("path", "")]);
 }
 
 #[test]
 fn custom_verb() {
     let table = common::library();
-    assert_eq!(
-        found(&table, Method::POST, "/v1/loans/l1:cancel"),
-        ("CancelLoan".to_owned(), binds(&[("id", "l1")]))
+    assert_routes(
+        &table,
+        "POST /v1/loans/l1:cancel",
+        "CancelLoan",
+        &[("id", "l1")],
     );
     // Without the verb it is the plain route, and the verb route is not reachable.
-    assert_eq!(
-        found(&table, Method::GET, "/v1/loans/l1"),
-        ("GetLoan".to_owned(), binds(&[("id", "l1")]))
-    );
-    match table.find(&Method::POST, "/v1/loans/l1") {
-        RouteMatch::MethodNotAllowed { allowed } => assert_eq!(allowed, vec![Method::GET]),
-        other => panic!("expected 405, got {other:?}"),
-    }
+    assert_routes(&table, "GET /v1/loans/l1", "GetLoan", &[("id", "l1")]);
+    assert_not_allowed(&table, Method::POST, "/v1/loans/l1", &[Method::GET]);
     // A different verb is not `cancel`.
     assert!(matches!(
         table.find(&Method::POST, "/v1/loans/l1:renew"),
         RouteMatch::MethodNotAllowed { .. }
     ));
     // A verb on a literal.
-    assert_eq!(
-        found(&table, Method::GET, "/v1/books:search"),
-        ("SearchBooks".to_owned(), vec![])
-    );
+    assert_routes(&table, "GET /v1/books:search", "SearchBooks", &[]);
 }
 
 #[test]
 fn colon_in_a_plain_segment() {
     let table = common::library();
     // No GET route has a verb here, so the colon is part of the id.
-    assert_eq!(
-        found(&table, Method::GET, "/v1/loans/a:b"),
-        ("GetLoan".to_owned(), binds(&[("id", "a:b")]))
-    );
+    assert_routes(&table, "GET /v1/loans/a:b", "GetLoan", &[("id", "a:b")]);
     // An encoded colon is never a verb separator.
-    assert_eq!(
-        found(&table, Method::GET, "/v1/loans/l1%3Acancel"),
-        ("GetLoan".to_owned(), binds(&[("id", "l1:cancel")]))
+    assert_routes(
+        &table,
+        "GET /v1/loans/l1%3Acancel",
+        "GetLoan",
+        &[("id", "l1:cancel")],
     );
     assert!(matches!(
         table.find(&Method::POST, "/v1/loans/l1%3Acancel"),
@@ -213,34 +192,25 @@ fn all_verbs_and_custom_methods() {
     let lock = Method::from_bytes(b"LOCK").unwrap();
     assert_eq!(found(&table, lock.clone(), "/v1/shelves/s").0, "LockShelf");
 
-    match table.find(&Method::POST, "/v1/shelves/s") {
-        RouteMatch::MethodNotAllowed { allowed } => {
-            assert_eq!(
-                allowed,
-                vec![Method::GET, Method::PUT, Method::DELETE, lock]
-            );
-        }
-        other => panic!("expected 405, got {other:?}"),
-    }
+    let allowed = [Method::GET, Method::PUT, Method::DELETE, lock];
+    assert_not_allowed(&table, Method::POST, "/v1/shelves/s", &allowed);
 }
 
 #[test]
 fn additional_bindings_route_to_the_same_method() {
     let table = common::library();
-    assert_eq!(
-        found(&table, Method::POST, "/v1/shelves/s1/books"),
-        ("CreateBook".to_owned(), binds(&[("shelf", "s1")]))
+    assert_routes(
+        &table,
+        "POST /v1/shelves/s1/books",
+        "CreateBook",
+        &[("shelf", "s1")],
     );
-    assert_eq!(
-        found(&table, Method::POST, "/v1/books"),
-        ("CreateBook".to_owned(), vec![])
-    );
-    assert_eq!(
-        found(&table, Method::PUT, "/v1/shelves/s1/books/b1"),
-        (
-            "CreateBook".to_owned(),
-            binds(&[("shelf", "s1"), ("book.name", "b1")])
-        )
+    assert_routes(&table, "POST /v1/books", "CreateBook", &[]);
+    assert_routes(
+        &table,
+        "PUT /v1/shelves/s1/books/b1",
+        "CreateBook",
+        &[("shelf", "s1"), ("book.name", "b1")],
     );
 
     let create: Vec<_> = table
@@ -278,21 +248,11 @@ fn route_details() {
 #[test]
 fn method_not_allowed_and_not_found() {
     let table = common::library();
-    match table.find(&Method::DELETE, "/v1/shelves/s1/books") {
-        RouteMatch::MethodNotAllowed { allowed } => {
-            assert_eq!(allowed, vec![Method::GET, Method::POST]);
-        }
-        other => panic!("expected 405, got {other:?}"),
-    }
-    assert!(matches!(
-        table.find(&Method::GET, "/v2/shelves/s1"),
-        RouteMatch::NotFound
-    ));
-    assert!(matches!(
-        table.find(&Method::GET, "/"),
-        RouteMatch::NotFound
-    ));
-    assert!(matches!(table.find(&Method::GET, ""), RouteMatch::NotFound));
+    let allowed = [Method::GET, Method::POST];
+    assert_not_allowed(&table, Method::DELETE, "/v1/shelves/s1/books", &allowed);
+    assert_not_found(&table, Method::GET, "/v2/shelves/s1");
+    assert_not_found(&table, Method::GET, "/");
+    assert_not_found(&table, Method::GET, "");
 }
 
 #[test]

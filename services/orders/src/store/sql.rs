@@ -83,10 +83,7 @@ where
         // write lock at once and racing writers queue on the busy timeout; on
         // PostgreSQL a racing insert with the same key waits for the first to commit,
         // then inserts nothing.
-        let mut tx = self
-            .begin()
-            .traced(query_span(D::SYSTEM, "BEGIN", "", "BEGIN"))
-            .await?;
+        let mut tx = platform_db::begin(self).await?;
         let sql = D::sql(&format!(
             "INSERT INTO orders (id, user_id, request_id, request_fingerprint, total_cents, status, create_time, update_time) \
              VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6) \
@@ -105,9 +102,7 @@ where
             .await?;
 
         let Some(row) = inserted else {
-            tx.rollback()
-                .traced(query_span(D::SYSTEM, "ROLLBACK", "", "ROLLBACK"))
-                .await?;
+            platform_db::rollback(tx).await?;
             let sql = D::sql(&format!(
                 "SELECT {COLUMNS} FROM orders WHERE user_id = $1 AND request_id = $2"
             ));
@@ -159,9 +154,7 @@ where
             update_time: row.update_time,
         };
         platform_events::enqueue::<D>(&mut tx, &events::order_created(&created)).await?;
-        tx.commit()
-            .traced(query_span(D::SYSTEM, "COMMIT", "", "COMMIT"))
-            .await?;
+        platform_db::commit(tx).await?;
         Ok(Created::New(created))
     }
 
@@ -249,10 +242,7 @@ where
         // Conditional update: of two concurrent cancels, the second finds the order no
         // longer pending (PostgreSQL re-checks the condition after waiting for the
         // first's row lock; SQLite serialises the writes).
-        let mut tx = self
-            .begin()
-            .traced(query_span(D::SYSTEM, "BEGIN", "", "BEGIN"))
-            .await?;
+        let mut tx = platform_db::begin(self).await?;
         let sql = D::sql(&format!(
             "UPDATE orders SET status = 'cancelled', update_time = $2 \
              WHERE id = $1 AND status = 'pending' RETURNING {COLUMNS}"
@@ -266,14 +256,10 @@ where
         if let Some((order, _)) = with_items(&mut *tx, row).await?.pop() {
             platform_events::enqueue::<D>(&mut tx, &events::order_cancelled(&order, reason))
                 .await?;
-            tx.commit()
-                .traced(query_span(D::SYSTEM, "COMMIT", "", "COMMIT"))
-                .await?;
+            platform_db::commit(tx).await?;
             return Ok(Cancelled::Done(order));
         }
-        tx.rollback()
-            .traced(query_span(D::SYSTEM, "ROLLBACK", "", "ROLLBACK"))
-            .await?;
+        platform_db::rollback(tx).await?;
         Ok(match self.get(id).await? {
             Some(order) => Cancelled::NotPending(order),
             None => Cancelled::NotFound,
@@ -289,10 +275,7 @@ where
         // The event id is recorded first: on SQLite that takes the write lock at once,
         // on PostgreSQL a concurrent delivery of the same event waits on the key, then
         // finds it taken.
-        let mut tx = self
-            .begin()
-            .traced(query_span(D::SYSTEM, "BEGIN", "", "BEGIN"))
-            .await?;
+        let mut tx = platform_db::begin(self).await?;
         let sql = D::sql(
             "INSERT INTO processed_events (consumer, event_id, processed_time) VALUES ($1, $2, $3) \
              ON CONFLICT (consumer, event_id) DO NOTHING RETURNING consumer",
@@ -305,9 +288,7 @@ where
             .traced(query_span(D::SYSTEM, "INSERT", "processed_events", &sql))
             .await?;
         if recorded.is_none() {
-            tx.rollback()
-                .traced(query_span(D::SYSTEM, "ROLLBACK", "", "ROLLBACK"))
-                .await?;
+            platform_db::rollback(tx).await?;
             return Ok(Applied::Before);
         }
         let sql = D::sql(&format!(
@@ -331,9 +312,7 @@ where
             let event = events::order_cancelled(order, reason::ACCOUNT_DELETED);
             platform_events::enqueue::<D>(&mut tx, &event).await?;
         }
-        tx.commit()
-            .traced(query_span(D::SYSTEM, "COMMIT", "", "COMMIT"))
-            .await?;
+        platform_db::commit(tx).await?;
         Ok(Applied::Now(cancelled))
     }
 

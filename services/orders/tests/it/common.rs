@@ -10,8 +10,8 @@ use platform_auth::{Role, SigningKey, TokenIssuer, TokenSettings};
 use platform_proto::orders::v1 as pb;
 use platform_proto::orders::v1::order_service_client::OrderServiceClient;
 use platform_proto::users::v1 as users_pb;
-use platform_proto::users::v1::user_service_server::{UserService, UserServiceServer};
 use platform_shutdown::{Shutdown, Trigger};
+use platform_testing::fake_users::{self, Reply, UsersFake};
 use platform_testing::{TestDatabase, authed};
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
@@ -19,6 +19,19 @@ use tonic::{Request, Response, Status};
 
 /// The service name orders reports readiness under.
 pub(crate) const ORDERS: &str = "orders.v1.OrderService";
+
+/// An order of one book, without an idempotency key.
+pub(crate) fn order_request() -> pb::CreateOrderRequest {
+    pb::CreateOrderRequest {
+        items: vec![pb::OrderItem {
+            sku: "BOOK-1".to_owned(),
+            quantity: 1,
+            unit_price_cents: 1250,
+        }],
+        ..Default::default()
+    }
+}
+
 const USERS: &str = "users.v1.UserService";
 
 /// What the fake users service knows: the public key tokens are signed with, and the
@@ -42,25 +55,18 @@ impl Directory {
 #[derive(Debug, Clone)]
 struct FakeUserService(Arc<Directory>);
 
-fn not_here<T>() -> Result<Response<T>, Status> {
-    Err(Status::unimplemented("orders never calls this"))
-}
-
 #[tonic::async_trait]
-impl UserService for FakeUserService {
+impl UsersFake for FakeUserService {
     async fn get_jwks(
         &self,
         _: Request<users_pb::GetJwksRequest>,
-    ) -> Result<Response<users_pb::GetJwksResponse>, Status> {
+    ) -> Reply<users_pb::GetJwksResponse> {
         Ok(Response::new(users_pb::GetJwksResponse {
             keys: vec![platform_auth::jwk_to_proto(&self.0.jwk)],
         }))
     }
 
-    async fn get_user(
-        &self,
-        request: Request<users_pb::GetUserRequest>,
-    ) -> Result<Response<users_pb::User>, Status> {
+    async fn get_user(&self, request: Request<users_pb::GetUserRequest>) -> Reply<users_pb::User> {
         let id = request.into_inner().id;
         let account = self.0.accounts().get(&id).cloned();
         let (email, role) = account.ok_or_else(|| Status::not_found("no such user"))?;
@@ -71,55 +77,6 @@ impl UserService for FakeUserService {
             role: role as i32,
             ..Default::default()
         }))
-    }
-
-    async fn create_user(
-        &self,
-        _: Request<users_pb::CreateUserRequest>,
-    ) -> Result<Response<users_pb::User>, Status> {
-        not_here()
-    }
-
-    async fn list_users(
-        &self,
-        _: Request<users_pb::ListUsersRequest>,
-    ) -> Result<Response<users_pb::ListUsersResponse>, Status> {
-        not_here()
-    }
-
-    async fn update_user(
-        &self,
-        _: Request<users_pb::UpdateUserRequest>,
-    ) -> Result<Response<users_pb::User>, Status> {
-        not_here()
-    }
-
-    async fn delete_user(
-        &self,
-        _: Request<users_pb::DeleteUserRequest>,
-    ) -> Result<Response<()>, Status> {
-        not_here()
-    }
-
-    async fn create_token(
-        &self,
-        _: Request<users_pb::CreateTokenRequest>,
-    ) -> Result<Response<users_pb::CreateTokenResponse>, Status> {
-        not_here()
-    }
-
-    async fn refresh_token(
-        &self,
-        _: Request<users_pb::RefreshTokenRequest>,
-    ) -> Result<Response<users_pb::CreateTokenResponse>, Status> {
-        not_here()
-    }
-
-    async fn revoke_token(
-        &self,
-        _: Request<users_pb::RevokeTokenRequest>,
-    ) -> Result<Response<()>, Status> {
-        not_here()
     }
 }
 
@@ -158,7 +115,7 @@ impl FakeUsers {
         let (trigger, shutdown) = Shutdown::new();
         let server = tonic::transport::Server::builder()
             .add_service(health)
-            .add_service(UserServiceServer::new(FakeUserService(Arc::clone(
+            .add_service(fake_users::serve(FakeUserService(Arc::clone(
                 &self.directory,
             ))))
             .serve_with_incoming_shutdown(
@@ -207,13 +164,13 @@ pub(crate) struct Stack {
     pub(crate) orders_addr: SocketAddr,
     pub(crate) orders: OrderServiceClient<Channel>,
     issuer: TokenIssuer,
-    trigger: Trigger,
-    handle: JoinHandle<Result<(), orders::AppError>>,
+    process: Replica,
     settings: orders::Settings,
     pub(crate) db: TestDatabase,
 }
 
-/// One more orders process on the same database, users and broker as the stack's.
+/// An orders process: the stack's own, or one more on the same database, users and
+/// broker as the stack's.
 pub(crate) struct Replica {
     pub(crate) orders: OrderServiceClient<Channel>,
     trigger: Trigger,
@@ -221,11 +178,33 @@ pub(crate) struct Replica {
 }
 
 impl Replica {
+    /// Builds and runs orders with `settings`, once it reports SERVING; with the
+    /// address it serves on.
+    async fn start(settings: orders::Settings) -> (SocketAddr, Self) {
+        let app = orders::Application::build(settings)
+            .await
+            .expect("orders builds");
+        let addr = app.public_addr();
+        let (trigger, shutdown) = Shutdown::new();
+        let handle = tokio::spawn(app.run_until_stopped(shutdown));
+        let channel = platform_testing::connect(addr).await;
+        platform_testing::wait_serving(channel.clone(), ORDERS).await;
+        let orders = OrderServiceClient::new(channel);
+        (
+            addr,
+            Self {
+                orders,
+                trigger,
+                handle,
+            },
+        )
+    }
+
     pub(crate) async fn stop(self) {
         self.trigger.fire();
         tokio::time::timeout(Duration::from_secs(10), self.handle)
             .await
-            .expect("the replica stops in time")
+            .expect("orders stops in time")
             .expect("task ran")
             .expect("clean stop");
     }
@@ -258,21 +237,13 @@ impl Stack {
         settings.database.url = db.url().to_owned();
         settings.users.url = format!("http://{}", users.addr);
         adjust(&mut settings);
-        let app = orders::Application::build(settings.clone())
-            .await
-            .expect("orders builds");
-        let orders_addr = app.public_addr();
-        let (trigger, shutdown) = Shutdown::new();
-        let handle = tokio::spawn(app.run_until_stopped(shutdown));
-        let channel = platform_testing::connect(orders_addr).await;
-        platform_testing::wait_serving(channel.clone(), ORDERS).await;
+        let (orders_addr, process) = Replica::start(settings.clone()).await;
         Self {
             users,
             orders_addr,
-            orders: OrderServiceClient::new(channel),
+            orders: process.orders.clone(),
             issuer,
-            trigger,
-            handle,
+            process,
             settings,
             db,
         }
@@ -280,28 +251,11 @@ impl Stack {
 
     /// Another orders process like this one (its own ports).
     pub(crate) async fn replica(&self) -> Replica {
-        let app = orders::Application::build(self.settings.clone())
-            .await
-            .expect("the replica builds");
-        let addr = app.public_addr();
-        let (trigger, shutdown) = Shutdown::new();
-        let handle = tokio::spawn(app.run_until_stopped(shutdown));
-        let channel = platform_testing::connect(addr).await;
-        platform_testing::wait_serving(channel.clone(), ORDERS).await;
-        Replica {
-            orders: OrderServiceClient::new(channel),
-            trigger,
-            handle,
-        }
+        Replica::start(self.settings.clone()).await.1
     }
 
     pub(crate) async fn stop(self) {
-        self.trigger.fire();
-        tokio::time::timeout(Duration::from_secs(10), self.handle)
-            .await
-            .expect("orders stops in time")
-            .expect("task ran")
-            .expect("clean stop");
+        self.process.stop().await;
     }
 
     /// A new account known to users, and a token for it.

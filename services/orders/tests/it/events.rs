@@ -18,7 +18,7 @@ use platform_testing::nats::NatsServer;
 use prost::Message;
 use uuid::Uuid;
 
-use crate::common::Stack;
+use crate::common::{Stack, order_request};
 
 async fn open(db: &TestDatabase) -> (Database, Arc<dyn OrderStore>) {
     let database = Database::connect_lazy(&DatabaseSettings::new(db.url())).unwrap();
@@ -168,17 +168,6 @@ platform_testing::database_suite!(
     each_change_commits_with_its_event_or_not_at_all,
     an_account_deletion_is_applied_once,
 );
-
-fn order_request() -> pb::CreateOrderRequest {
-    pb::CreateOrderRequest {
-        items: vec![pb::OrderItem {
-            sku: "BOOK-1".to_owned(),
-            quantity: 1,
-            unit_price_cents: 1250,
-        }],
-        ..Default::default()
-    }
-}
 
 async fn stream_messages(js: &jetstream::Context, name: &str) -> u64 {
     match js.get_stream(name).await {

@@ -16,21 +16,10 @@ use tonic::{Code, Streaming};
 use tonic_types::StatusExt;
 use uuid::Uuid;
 
-use crate::common::{Stack, watch_on};
+use crate::common::{Stack, order_request, watch_on};
 
 /// Long enough for a change to travel on a loaded machine, short enough to fail fast.
 const WITHIN: Duration = Duration::from_secs(15);
-
-fn order_request() -> pb::CreateOrderRequest {
-    pb::CreateOrderRequest {
-        items: vec![pb::OrderItem {
-            sku: "BOOK-1".to_owned(),
-            quantity: 1,
-            unit_price_cents: 1250,
-        }],
-        ..Default::default()
-    }
-}
 
 fn everything() -> pb::WatchOrdersRequest {
     pb::WatchOrdersRequest::default()

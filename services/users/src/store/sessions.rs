@@ -39,9 +39,7 @@ where
 {
     async fn start_family(&self, user: UserId, first: &NewRefreshToken) -> Result<(), StoreError> {
         let family = Uuid::now_v7();
-        let mut tx = self
-            .begin()
-            .traced(query_span(D::SYSTEM, "BEGIN", "", "BEGIN"))
+        let mut tx = platform_db::begin(self)
             .await
             .map_err(StoreError::from_sqlx)?;
         let sql =
@@ -55,10 +53,7 @@ where
             .await
             .map_err(StoreError::from_sqlx)?;
         insert_token::<D>(&mut tx, family, first).await?;
-        tx.commit()
-            .traced(query_span(D::SYSTEM, "COMMIT", "", "COMMIT"))
-            .await
-            .map_err(StoreError::from_sqlx)
+        platform_db::commit(tx).await.map_err(StoreError::from_sqlx)
     }
 
     async fn rotate(
@@ -69,9 +64,7 @@ where
         // The UPDATE is the transaction's first statement: on SQLite it takes the write
         // lock at once, on PostgreSQL a concurrent exchange of the same token waits for
         // this one to commit, then finds `retired_at` set and updates nothing.
-        let mut tx = self
-            .begin()
-            .traced(query_span(D::SYSTEM, "BEGIN", "", "BEGIN"))
+        let mut tx = platform_db::begin(self)
             .await
             .map_err(StoreError::from_sqlx)?;
         let sql = D::sql(
@@ -99,8 +92,7 @@ where
                 .traced(query_span(D::SYSTEM, "SELECT", "refresh_families", &sql))
                 .await
                 .map_err(StoreError::from_sqlx)?;
-            tx.commit()
-                .traced(query_span(D::SYSTEM, "COMMIT", "", "COMMIT"))
+            platform_db::commit(tx)
                 .await
                 .map_err(StoreError::from_sqlx)?;
             return Ok(Rotation::Rotated(user_id::<D>(user)?));
@@ -136,8 +128,7 @@ where
             }
             _ => Rotation::Refused,
         };
-        tx.commit()
-            .traced(query_span(D::SYSTEM, "COMMIT", "", "COMMIT"))
+        platform_db::commit(tx)
             .await
             .map_err(StoreError::from_sqlx)?;
         Ok(outcome)

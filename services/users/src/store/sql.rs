@@ -157,9 +157,7 @@ where
 
     async fn delete(&self, id: UserId) -> Result<bool, StoreError> {
         // The account and its UserDeleted event commit together, or neither does.
-        let mut tx = self
-            .begin()
-            .traced(query_span(D::SYSTEM, "BEGIN", "", "BEGIN"))
+        let mut tx = platform_db::begin(self)
             .await
             .map_err(StoreError::from_sqlx)?;
         let sql = D::sql("DELETE FROM users WHERE id = $1 RETURNING id");
@@ -175,8 +173,7 @@ where
         platform_events::enqueue::<D>(&mut tx, &crate::events::user_deleted(id, now()))
             .await
             .map_err(StoreError::from_sqlx)?;
-        tx.commit()
-            .traced(query_span(D::SYSTEM, "COMMIT", "", "COMMIT"))
+        platform_db::commit(tx)
             .await
             .map_err(StoreError::from_sqlx)?;
         Ok(true)

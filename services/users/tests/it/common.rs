@@ -89,6 +89,17 @@ impl TestApp {
         (self.db, self.dir, self.settings)
     }
 
+    /// A new session of `email`, signed in with [`PASSWORD`]: the whole token answer.
+    pub(crate) async fn session(
+        &self,
+        email: &str,
+    ) -> platform_proto::users::v1::CreateTokenResponse {
+        self.api
+            .create_token(email, PASSWORD)
+            .await
+            .unwrap_or_else(|status| panic!("sign-in of {email} refused: {status:?}"))
+    }
+
     /// An admin made by the operator path, and their token.
     pub(crate) async fn admin(&self, email: &str) -> (users::domain::User, String) {
         let admin = users::app::create_admin(&self.settings, email, "Admin", PASSWORD)

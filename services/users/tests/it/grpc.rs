@@ -135,11 +135,7 @@ async fn wrong_password_and_unknown_email_look_the_same(db: TestDatabase) {
 async fn token_carries_subject_role_and_expiry(db: TestDatabase) {
     let app = TestApp::spawn(db).await;
     let (user, _) = app.api.user("ada@example.com").await;
-    let response = app
-        .api
-        .create_token("ada@example.com", PASSWORD)
-        .await
-        .unwrap();
+    let response = app.session("ada@example.com").await;
     assert_eq!(response.token_type, "Bearer");
     assert_eq!(response.expires_in, 300, "five minutes by default");
     assert_eq!(response.refresh_expires_in, 30 * 24 * 60 * 60);

@@ -25,11 +25,7 @@ use crate::common::{TestApp, settings};
 /// `ada@example.com` signed up and signed in: her id and the whole token answer.
 async fn ada(app: &TestApp) -> (String, pb::CreateTokenResponse) {
     let user = app.api.sign_up("ada@example.com").await;
-    let session = app
-        .api
-        .create_token("ada@example.com", PASSWORD)
-        .await
-        .unwrap();
+    let session = app.session("ada@example.com").await;
     (user.id, session)
 }
 
@@ -73,11 +69,7 @@ async fn refresh_rotates_and_a_reused_token_ends_the_session(db: TestDatabase) {
     assert_eq!(empty.code(), Code::InvalidArgument);
 
     // Signing in again starts a new session.
-    let again = app
-        .api
-        .create_token("ada@example.com", PASSWORD)
-        .await
-        .unwrap();
+    let again = app.session("ada@example.com").await;
     app.api.refresh(&again.refresh_token).await.unwrap();
     app.stop().await;
 }
@@ -104,11 +96,7 @@ async fn concurrent_refreshes_of_one_token_succeed_once(db: TestDatabase) {
 async fn signing_out_ends_one_session_and_is_idempotent(db: TestDatabase) {
     let app = TestApp::spawn(db).await;
     let (_, laptop) = ada(&app).await;
-    let phone = app
-        .api
-        .create_token("ada@example.com", PASSWORD)
-        .await
-        .unwrap();
+    let phone = app.session("ada@example.com").await;
 
     app.api.revoke(&laptop.refresh_token).await.unwrap();
     assert_refused(app.api.refresh(&laptop.refresh_token).await, "signed out");
@@ -128,11 +116,7 @@ async fn signing_out_ends_one_session_and_is_idempotent(db: TestDatabase) {
 async fn changing_ones_password_needs_the_current_one_and_ends_every_session(db: TestDatabase) {
     let app = TestApp::spawn(db).await;
     let (id, laptop) = ada(&app).await;
-    let phone = app
-        .api
-        .create_token("ada@example.com", PASSWORD)
-        .await
-        .unwrap();
+    let phone = app.session("ada@example.com").await;
     let new = "a whole new passphrase";
 
     let missing = app
@@ -162,11 +146,7 @@ async fn changing_ones_password_needs_the_current_one_and_ends_every_session(db:
         .await
         .expect("and leave the password as it was");
 
-    let phone = app
-        .api
-        .create_token("ada@example.com", PASSWORD)
-        .await
-        .unwrap();
+    let phone = app.session("ada@example.com").await;
     app.api
         .update_user(
             password_change(&id, new, Some(PASSWORD)),
@@ -205,11 +185,7 @@ async fn a_demoted_admin_is_refused_at_once(db: TestDatabase) {
         .update_user(promote(pb::Role::Admin), &root_token)
         .await
         .unwrap();
-    let as_admin = app
-        .api
-        .create_token("ada@example.com", PASSWORD)
-        .await
-        .unwrap();
+    let as_admin = app.session("ada@example.com").await;
     app.api
         .list_users(10, "", &as_admin.access_token)
         .await
