@@ -225,7 +225,10 @@ fn check_string(rules: &StringRules, s: &str, path: &str, out: &mut Out<'_>) {
         out.push(path, format!("must be in list {}", list(&rules.one_of)));
     }
     if rules.none_of.iter().any(|v| v == s) {
-        out.push(path, format!("must not be in list {}", list(&rules.none_of)));
+        out.push(
+            path,
+            format!("must not be in list {}", list(&rules.none_of)),
+        );
     }
     match rules.format {
         Some(Format::Email) if s.is_empty() => {
@@ -273,8 +276,20 @@ fn check_range<T: PartialOrd + Display + Copy>(
     {
         out.push(path, format!("must equal {constant}"));
     }
-    let above = |b: &Bound<T>| if b.inclusive { n >= b.value } else { n > b.value };
-    let below = |b: &Bound<T>| if b.inclusive { n <= b.value } else { n < b.value };
+    let above = |b: &Bound<T>| {
+        if b.inclusive {
+            n >= b.value
+        } else {
+            n > b.value
+        }
+    };
+    let below = |b: &Bound<T>| {
+        if b.inclusive {
+            n <= b.value
+        } else {
+            n < b.value
+        }
+    };
     let says_lower = |b: &Bound<T>| {
         if b.inclusive {
             format!("greater than or equal to {}", b.value)
@@ -315,7 +330,10 @@ fn check_range<T: PartialOrd + Display + Copy>(
         out.push(path, format!("must be in list {}", list(&rules.one_of)));
     }
     if rules.none_of.contains(&n) {
-        out.push(path, format!("must not be in list {}", list(&rules.none_of)));
+        out.push(
+            path,
+            format!("must not be in list {}", list(&rules.none_of)),
+        );
     }
 }
 
@@ -338,7 +356,10 @@ fn check_enum(field: &FieldDescriptor, rules: &EnumRules, n: i32, path: &str, ou
         out.push(path, "must be one of the defined enum values");
     }
     if !rules.one_of.is_empty() && !rules.one_of.contains(&n) {
-        out.push(path, format!("must be in list {}", list(&names(&rules.one_of))));
+        out.push(
+            path,
+            format!("must be in list {}", list(&names(&rules.one_of))),
+        );
     }
     if rules.none_of.contains(&n) {
         out.push(

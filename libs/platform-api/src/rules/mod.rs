@@ -35,7 +35,7 @@
 //! strength, an email's normalisation, an order total that must not overflow).
 
 mod eval;
-mod plan;
+pub mod plan;
 mod text;
 
 use std::collections::HashMap;
@@ -142,6 +142,21 @@ impl Validator {
         let mut out = Vec::new();
         eval::message(self, message, "", &mut out);
         out
+    }
+
+    /// The fields of `desc` that a message must carry: those whose absence (an
+    /// unset field, a zero or empty value) breaks a rule, by proto name.
+    pub fn required_fields(&self, desc: &MessageDescriptor) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .violations(&DynamicMessage::new(desc.clone()))
+            .into_iter()
+            .filter_map(|v| {
+                let top = v.field.split(['.', '[']).next()?;
+                desc.get_field_by_name(top).map(|f| f.name().to_owned())
+            })
+            .collect();
+        names.dedup();
+        names
     }
 
     /// The rules declared on `desc` and every message reachable from it that this

@@ -1,5 +1,6 @@
 //! The `buf.validate` rules of one message type, read from its descriptor's options
-//! into plain values once, so checking a message never decodes options again.
+//! into plain values once, so checking a message never decodes options again; and
+//! the same values for one field ([`declared`]), for documents that publish them.
 //!
 //! Understood (the standard rules a request contract needs):
 //!
@@ -51,7 +52,7 @@ pub(super) struct Plan {
 
 /// What `ignore` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(super) enum Ignore {
+pub enum Ignore {
     /// Rules apply per the field's presence.
     #[default]
     Unspecified,
@@ -63,71 +64,107 @@ pub(super) enum Ignore {
 
 /// The rules of one field (or of the elements, keys or values of one).
 #[derive(Debug, Default)]
-pub(super) struct FieldRules {
-    pub(super) required: bool,
-    pub(super) ignore: Ignore,
-    pub(super) kind: Option<KindRules>,
+pub struct FieldRules {
+    /// `required`: the field must be set (non-zero, non-empty).
+    pub required: bool,
+    /// `ignore`.
+    pub ignore: Ignore,
+    /// The rules of the field's type, when declared and understood.
+    pub kind: Option<KindRules>,
 }
 
 /// The rules of the field's type.
 #[derive(Debug)]
-pub(super) enum KindRules {
+pub enum KindRules {
+    /// `string`.
     String(Box<StringRules>),
+    /// `bytes`: lengths in bytes.
     Bytes(LengthRules),
+    /// Every integer type, widened to `i128`.
     Integer(Range<i128>),
+    /// `float` and `double`.
     Float(Range<f64>),
+    /// `bool.const`.
     Bool(Option<bool>),
+    /// `enum`.
     Enum(EnumRules),
+    /// `repeated`.
     Repeated(Box<RepeatedRules>),
+    /// `map`.
     Map(Box<MapRules>),
 }
 
-/// Lengths in characters or bytes, or items or pairs.
+/// Lengths in characters or bytes, or counts of items or pairs.
 #[derive(Debug, Default)]
-pub(super) struct LengthRules {
-    pub(super) exact: Option<u64>,
-    pub(super) min: Option<u64>,
-    pub(super) max: Option<u64>,
+pub struct LengthRules {
+    /// Exactly this many (`len`).
+    pub exact: Option<u64>,
+    /// At least (`min_len`, `min_items`...).
+    pub min: Option<u64>,
+    /// At most (`max_len`, `max_items`...).
+    pub max: Option<u64>,
 }
 
+/// `string` rules.
 #[derive(Debug, Default)]
-pub(super) struct StringRules {
-    pub(super) constant: Option<String>,
-    pub(super) chars: LengthRules,
-    pub(super) bytes: LengthRules,
-    pub(super) pattern: Option<Regex>,
-    pub(super) prefix: Option<String>,
-    pub(super) suffix: Option<String>,
-    pub(super) contains: Option<String>,
-    pub(super) not_contains: Option<String>,
-    pub(super) one_of: Vec<String>,
-    pub(super) none_of: Vec<String>,
-    pub(super) format: Option<Format>,
+pub struct StringRules {
+    /// `const`.
+    pub constant: Option<String>,
+    /// Lengths in characters (Unicode code points).
+    pub chars: LengthRules,
+    /// Lengths in bytes of UTF-8.
+    pub bytes: LengthRules,
+    /// `pattern`, compiled.
+    pub pattern: Option<Regex>,
+    /// `prefix`.
+    pub prefix: Option<String>,
+    /// `suffix`.
+    pub suffix: Option<String>,
+    /// `contains`.
+    pub contains: Option<String>,
+    /// `not_contains`.
+    pub not_contains: Option<String>,
+    /// `in`: one of these.
+    pub one_of: Vec<String>,
+    /// `not_in`: none of these.
+    pub none_of: Vec<String>,
+    /// A well-known format.
+    pub format: Option<Format>,
 }
 
 /// The well-known string formats understood.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Format {
+pub enum Format {
+    /// `email`: an address as HTML forms take it.
     Email,
+    /// `uuid`: hyphenated, any version.
     Uuid,
 }
 
 /// A bound of a range.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Bound<T> {
-    pub(super) value: T,
-    pub(super) inclusive: bool,
+pub struct Bound<T> {
+    /// The bound.
+    pub value: T,
+    /// `gte`/`lte` rather than `gt`/`lt`.
+    pub inclusive: bool,
 }
 
-/// Numeric rules, integers widened to `i128` so every type compares alike.
+/// Numeric rules.
 #[derive(Debug)]
-pub(super) struct Range<T> {
-    pub(super) constant: Option<T>,
-    pub(super) lower: Option<Bound<T>>,
-    pub(super) upper: Option<Bound<T>>,
-    pub(super) one_of: Vec<T>,
-    pub(super) none_of: Vec<T>,
-    pub(super) finite: bool,
+pub struct Range<T> {
+    /// `const`.
+    pub constant: Option<T>,
+    /// `gt` or `gte`.
+    pub lower: Option<Bound<T>>,
+    /// `lt` or `lte`. Below `lower`, the two exclude the span between them.
+    pub upper: Option<Bound<T>>,
+    /// `in`.
+    pub one_of: Vec<T>,
+    /// `not_in`.
+    pub none_of: Vec<T>,
+    /// `finite` (floats).
+    pub finite: bool,
 }
 
 impl<T> Default for Range<T> {
@@ -143,26 +180,61 @@ impl<T> Default for Range<T> {
     }
 }
 
+/// `enum` rules, by number.
 #[derive(Debug, Default)]
-pub(super) struct EnumRules {
-    pub(super) constant: Option<i32>,
-    pub(super) defined_only: bool,
-    pub(super) one_of: Vec<i32>,
-    pub(super) none_of: Vec<i32>,
+pub struct EnumRules {
+    /// `const`.
+    pub constant: Option<i32>,
+    /// `defined_only`: one of the enum's values.
+    pub defined_only: bool,
+    /// `in`.
+    pub one_of: Vec<i32>,
+    /// `not_in`.
+    pub none_of: Vec<i32>,
 }
 
+/// `repeated` rules.
 #[derive(Debug, Default)]
-pub(super) struct RepeatedRules {
-    pub(super) items: LengthRules,
-    pub(super) unique: bool,
-    pub(super) each: Option<FieldRules>,
+pub struct RepeatedRules {
+    /// `min_items`, `max_items`.
+    pub items: LengthRules,
+    /// `unique`.
+    pub unique: bool,
+    /// `items`: the rules of each element.
+    pub each: Option<FieldRules>,
 }
 
+/// `map` rules.
 #[derive(Debug, Default)]
-pub(super) struct MapRules {
-    pub(super) pairs: LengthRules,
-    pub(super) keys: Option<FieldRules>,
-    pub(super) values: Option<FieldRules>,
+pub struct MapRules {
+    /// `min_pairs`, `max_pairs`.
+    pub pairs: LengthRules,
+    /// The rules of each key.
+    pub keys: Option<FieldRules>,
+    /// The rules of each value.
+    pub values: Option<FieldRules>,
+}
+
+/// The understood rules declared on `field` (none when its pool lacks
+/// `buf/validate/validate.proto`), for documents that publish them; what is not
+/// understood is left out, as it is by the checks.
+pub fn declared(field: &FieldDescriptor) -> FieldRules {
+    let Some(extension) = field.parent_pool().get_extension_by_name(FIELD) else {
+        return FieldRules::default();
+    };
+    let options = field.options();
+    if !options.has_extension(&extension) {
+        return FieldRules::default();
+    }
+    let Some(rules) = options.get_extension(&extension).as_message().cloned() else {
+        return FieldRules::default();
+    };
+    let mut ignored = Vec::new();
+    let mut notes = Notes {
+        element: field.full_name(),
+        out: &mut ignored,
+    };
+    field_rules(field, Target::Whole, &rules, &mut notes, "")
 }
 
 /// What a set of rules applies to: a field's whole value, or one element of it.

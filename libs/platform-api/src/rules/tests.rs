@@ -149,9 +149,7 @@ fn every_violation_is_named_by_its_path() {
 fn presence_decides_what_is_checked() {
     // An empty email is still checked (no presence); an empty id is ignored (told
     // so); an unset optional note and an unset required message differ.
-    let found = violations(
-        r#"{"lines": [], "color": 7, "outside": "11", "fax": "1", "ratio": 1}"#,
-    );
+    let found = violations(r#"{"lines": [], "color": 7, "outside": "11", "fax": "1", "ratio": 1}"#);
     let fields: Vec<&str> = found.iter().map(|(f, _)| f.as_str()).collect();
     assert_eq!(fields, ["lines", "email", "color", "main"]);
     assert_eq!(found[0].1, "must contain at least 1 item(s)");
@@ -173,7 +171,11 @@ fn typed_and_dynamic_messages_fail_alike() {
     let err = validator.check_dynamic(&order).unwrap_err();
     let status = tonic::Status::from(err);
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
-    assert!(status.message().contains("email: must be a valid email address"));
+    assert!(
+        status
+            .message()
+            .contains("email: must be a valid email address")
+    );
 }
 
 #[test]
@@ -237,12 +239,23 @@ fn the_platform_rules_read_as_declared() {
         password: "correct horse battery".into(),
     };
     assert_eq!(fields(validator.check(&sign_up)), Vec::<String>::new());
-    for bad_name in ["", "   ", "ad\u{200b}a", "\u{202e}nimda", "bell\u{7}", &"é".repeat(101)] {
+    for bad_name in [
+        "",
+        "   ",
+        "ad\u{200b}a",
+        "\u{202e}nimda",
+        "bell\u{7}",
+        &"é".repeat(101),
+    ] {
         let request = users::CreateUserRequest {
             display_name: bad_name.to_owned(),
             ..sign_up.clone()
         };
-        assert_eq!(fields(validator.check(&request)), ["display_name"], "{bad_name:?}");
+        assert_eq!(
+            fields(validator.check(&request)),
+            ["display_name"],
+            "{bad_name:?}"
+        );
     }
     let order = orders::CreateOrderRequest {
         items: vec![

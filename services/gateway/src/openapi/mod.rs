@@ -11,6 +11,7 @@
 //! - `paths`: operations, their parameters, request bodies and responses;
 //! - `template`: a route's path template as an OpenAPI path;
 //! - `schemas`: message, enum and well-known-type schemas, and the components;
+//! - `constraints`: the `buf.validate` rules of a field as schema keywords;
 //! - `security`: the bearer scheme and what it adds to an operation;
 //! - `comments`: proto comments as descriptions.
 //!
@@ -44,8 +45,8 @@
 //! - `body: "field"`: the schema of that field's value.
 //! - The transcoder reads an empty body as an empty message, so `requestBody.required`
 //!   is true only when an empty body cannot be a valid request: the body schema has a
-//!   `(google.api.field_behavior) = REQUIRED` field, or the body field itself is
-//!   `REQUIRED`. Otherwise it is left out, which OpenAPI reads as `false`.
+//!   `(google.api.field_behavior) = REQUIRED` field or one whose absence breaks a
+//!   `buf.validate` rule, or the body field itself is `REQUIRED`. Otherwise it is left out, which OpenAPI reads as `false`.
 //! - The `200` response is the output message, or its `response_body` field.
 //!   Every operation has a `default` response: the error body, `google.rpc.Status`.
 //!
@@ -81,6 +82,7 @@
 //! so no route is lost from the document.
 
 mod comments;
+mod constraints;
 mod paths;
 mod schemas;
 mod security;
