@@ -358,7 +358,7 @@ impl UserService for UsersApi {
                 None
             }
         };
-        let current_password = req.current_password.as_deref().filter(|pw| !pw.is_empty());
+        let current_password = req.current_password.as_deref();
         if own_password_change && current_password.is_none() {
             violations.push(domain::FieldViolation::new(
                 "current_password",

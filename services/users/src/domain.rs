@@ -62,8 +62,10 @@ impl Email {
 }
 
 /// The name shown to people: trimmed, 1 to 100 characters, nothing invisible: no
-/// control characters and no format characters (bidi overrides that reorder what
-/// others see, zero-width characters that hide in a name, and the like).
+/// control characters and no format characters of the Basic Multilingual Plane (bidi
+/// overrides that reorder what others see, zero-width characters that hide in a name,
+/// and the like; the tags that make up flag emoji, beyond it, are fine), as the
+/// request rule's pattern says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisplayName(String);
 
@@ -86,7 +88,7 @@ impl DisplayName {
         }
         if value
             .chars()
-            .any(|c| c.general_category() == GeneralCategory::Format)
+            .any(|c| c <= '\u{ffff}' && c.general_category() == GeneralCategory::Format)
         {
             return Err(bad(
                 "must not contain invisible formatting characters (bidi controls, zero-width characters)",
