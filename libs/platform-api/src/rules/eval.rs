@@ -198,7 +198,10 @@ fn check_string(rules: &StringRules, s: &str, path: &str, out: &mut Out<'_>) {
     {
         out.push(
             path,
-            format!("does not match regex pattern `{}`", pattern.as_str()),
+            format!(
+                "does not match regex pattern `{}`",
+                printable(pattern.as_str())
+            ),
         );
     }
     if let Some(prefix) = &rules.prefix
@@ -304,27 +307,23 @@ fn check_range<T: PartialOrd + Display + Copy>(
             format!("less than {}", b.value)
         }
     };
-    match (&rules.lower, &rules.upper) {
+    // What the value must be, when it is not.
+    let broken = match (&rules.lower, &rules.upper) {
         (Some(lower), Some(upper)) if lower.value <= upper.value => {
-            if !(above(lower) && below(upper)) {
-                let (l, u) = (says_lower(lower), says_upper(upper));
-                out.push(path, format!("must be {l} and {u}"));
-            }
+            let within = above(lower) && below(upper);
+            (!within).then(|| format!("{} and {}", says_lower(lower), says_upper(upper)))
         }
         // Crossed bounds exclude the span between them.
         (Some(lower), Some(upper)) => {
-            if !(above(lower) || below(upper)) {
-                let (l, u) = (says_lower(lower), says_upper(upper));
-                out.push(path, format!("must be {l} or {u}"));
-            }
+            let outside = above(lower) || below(upper);
+            (!outside).then(|| format!("{} or {}", says_lower(lower), says_upper(upper)))
         }
-        (Some(lower), None) if !above(lower) => {
-            out.push(path, format!("must be {}", says_lower(lower)));
-        }
-        (None, Some(upper)) if !below(upper) => {
-            out.push(path, format!("must be {}", says_upper(upper)));
-        }
-        _ => {}
+        (Some(lower), None) => (!above(lower)).then(|| says_lower(lower)),
+        (None, Some(upper)) => (!below(upper)).then(|| says_upper(upper)),
+        (None, None) => None,
+    };
+    if let Some(must) = broken {
+        out.push(path, format!("must be {must}"));
     }
     if !rules.one_of.is_empty() && !rules.one_of.contains(&n) {
         out.push(path, format!("must be in list {}", list(&rules.one_of)));
@@ -455,6 +454,21 @@ fn check_element(
     if let Some(kind) = &rules.kind {
         check_value(validator, field, kind, value, path, out);
     }
+}
+
+/// `text` with every character outside printable ASCII written as `\u{...}`: a
+/// pattern may list invisible characters (bidi overrides among them), which must not
+/// reach a client's terminal as they are.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c == ' ' || c.is_ascii_graphic() {
+                c.to_string()
+            } else {
+                format!("\\u{{{:x}}}", u32::from(c))
+            }
+        })
+        .collect()
 }
 
 /// `[a, b, c]`.

@@ -300,3 +300,30 @@ fn the_platform_rules_read_as_declared() {
     };
     assert_eq!(fields(validator.check(&listing)), Vec::<String>::new());
 }
+
+#[test]
+fn a_pattern_is_quoted_in_printable_ascii() {
+    use platform_proto::users::v1 as users;
+
+    let validator = Validator::new(platform_proto::descriptor_pool().clone());
+    let request = users::CreateUserRequest {
+        email: "ada@example.com".into(),
+        display_name: "ad\u{202e}a".into(),
+        password: "correct horse battery".into(),
+    };
+    let Err(super::CheckError::Invalid(invalid)) = validator.check(&request) else {
+        panic!("a bidi override in a display name is refused");
+    };
+    let description = &invalid.violations()[0].description;
+    assert!(
+        description.starts_with("does not match regex pattern `^"),
+        "{description}"
+    );
+    assert!(description.contains("\\u{202a}-\\u{202e}"), "{description}");
+    assert!(
+        description
+            .chars()
+            .all(|c| c == ' ' || c.is_ascii_graphic()),
+        "{description}"
+    );
+}
