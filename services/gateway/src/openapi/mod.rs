@@ -62,8 +62,18 @@
 //! scalar with `nullable`, Struct an object, Value anything, Empty an empty object),
 //! except `google.protobuf.Any`, a component holding `@type`. `google.rpc.Status` and
 //! `google.protobuf.Any` are always present. `google.api.field_behavior` gives
-//! `readOnly` (`OUTPUT_ONLY`), `writeOnly` (`INPUT_ONLY`) and `required` (`REQUIRED`).
+//! `readOnly` (`OUTPUT_ONLY`) and `writeOnly` (`INPUT_ONLY`). A message schema has
+//! `additionalProperties: false`: the edge refuses a key the message does not have.
 //! Descriptions come from the proto comments.
+//!
+//! The `buf.validate` rules, which the edge checks, are published as schema keywords
+//! (`minLength`, `pattern`, `format: email`, `minimum`, `minItems`, a shorter `enum`,
+//! a `pattern` of the numbers in range for 64-bit integers...; see `constraints`). A
+//! key is `required` when leaving it out is refused: its zero value breaks a rule, or
+//! it is a message or `optional` field marked `REQUIRED`. A `REQUIRED` scalar whose
+//! zero value is valid is not a required key, since the JSON mapping leaves out zero
+//! values (an answer with a price of 0 has no price key) and the edge reads a missing
+//! key as zero.
 //!
 //! # Security
 //!

@@ -247,12 +247,15 @@ impl Schemas {
         if desc.full_name() == ANY {
             return any_schema();
         }
-        let mut object = ObjectType::default();
+        // The edge refuses a key the message does not have.
+        let mut object = ObjectType {
+            additional_properties: Some(AdditionalProperties::Any(false)),
+            ..ObjectType::default()
+        };
         let by_rules = required_by_rules(desc);
         for field in desc.fields() {
             let behaviors = field_behaviors(&field);
-            if behaviors.contains(&Behavior::Required) || by_rules.iter().any(|n| n == field.name())
-            {
+            if is_required_key(&field, &behaviors, &by_rules) {
                 object.required.push(field.json_name().to_owned());
             }
             let property = self.field_schema(&field, &behaviors);
@@ -264,6 +267,17 @@ impl Schemas {
         schema.schema_data.description = self.comments.of(&desc.parent_file(), desc.path());
         schema
     }
+}
+
+/// Whether a message's JSON must have the key of `field`. The JSON mapping leaves out
+/// a field at its zero value, and the edge reads a missing key as that value, so a
+/// `REQUIRED` field without presence (a scalar, a list) is a required key only when
+/// its zero value is refused (`by_rules`); a message or `optional` field is one when
+/// `REQUIRED`. So an answer holding a price of 0, written without the key, still
+/// matches its schema.
+fn is_required_key(field: &FieldDescriptor, behaviors: &[Behavior], by_rules: &[String]) -> bool {
+    by_rules.iter().any(|n| n == field.name())
+        || (behaviors.contains(&Behavior::Required) && field.supports_presence())
 }
 
 /// `#/components/schemas/{name}`.

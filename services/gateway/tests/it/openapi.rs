@@ -423,9 +423,11 @@ fn message_schemas_follow_the_json_mapping() {
     let item = schema(&doc, "orders.v1.OrderItem");
     assert_eq!(item["properties"]["quantity"]["format"], "int32");
     assert_eq!(item["properties"]["unitPriceCents"]["type"], "string");
+    // A price of 0 is valid, and written without its key: not a required key.
+    assert_eq!(item["required"], json!(["sku", "quantity"]));
     assert_eq!(
-        item["required"],
-        json!(["sku", "quantity", "unitPriceCents"])
+        item["additionalProperties"], false,
+        "unknown keys are refused"
     );
     // Prices have bounds: exactly the numbers from 0 to 10^10 in the string.
     let price = &item["properties"]["unitPriceCents"];
