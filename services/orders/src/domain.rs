@@ -238,6 +238,45 @@ mod tests {
         );
     }
 
+    /// The limits named here are the proto's rules: at each one a request passes,
+    /// one past it is refused, so the two cannot drift apart unnoticed.
+    #[test]
+    fn the_limits_are_the_rules_of_the_proto() {
+        use platform_proto::orders::v1 as pb;
+
+        let rules = platform_api::rules::Validator::new(platform_proto::descriptor_pool().clone());
+        let item = |sku: String, quantity: i32, unit_price_cents: i64| pb::OrderItem {
+            sku,
+            quantity,
+            unit_price_cents,
+        };
+        let order = |items: Vec<pb::OrderItem>, request_id: String| pb::CreateOrderRequest {
+            items,
+            request_id,
+        };
+        let longest = || "S".repeat(MAX_SKU_CHARS);
+        let at_limits = order(
+            vec![item(longest(), MAX_QUANTITY, MAX_UNIT_PRICE_CENTS); MAX_ITEMS],
+            "k".repeat(MAX_REQUEST_ID_CHARS),
+        );
+        assert!(rules.check(&at_limits).is_ok());
+        for past in [
+            order(vec![item(longest(), 1, 0); MAX_ITEMS + 1], String::new()),
+            order(vec![item(format!("{}S", longest()), 1, 0)], String::new()),
+            order(vec![item("S".into(), MAX_QUANTITY + 1, 0)], String::new()),
+            order(
+                vec![item("S".into(), 1, MAX_UNIT_PRICE_CENTS + 1)],
+                String::new(),
+            ),
+            order(
+                vec![item("S".into(), 1, 0)],
+                "k".repeat(MAX_REQUEST_ID_CHARS + 1),
+            ),
+        ] {
+            assert!(rules.check(&past).is_err(), "{past:?}");
+        }
+    }
+
     #[test]
     fn overflowing_totals_are_refused_not_wrapped() {
         let err = Items::parse(&[item("x", 2, i64::MAX / 2 + 1)]).unwrap_err();
