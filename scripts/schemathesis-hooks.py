@@ -18,10 +18,10 @@ with (`google.rpc.Status`):
 Anything else refused with 400 fails the run, and so does a 400 that lists any other
 field violation beside these.
 
-And one hook, `keep_the_account`: the run has one account's token, and its id shows
-in the answers (an order's `userId`); a `DELETE /v1/users/{id}` of that id would end
-the account, and every later call would be a 401 that tests nothing. Such a call goes
-to another (random) id instead, which is as valid a request.
+And one hook, `before_call`: the run has one account's token, and its id shows in the
+answers (an order's `userId`); a `DELETE /v1/users/{id}` of that id would end the
+account, and every later call would be a 401 that tests nothing. Such a call goes to
+another (random) id instead, which is as valid a request.
 """
 
 import os

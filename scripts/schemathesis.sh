@@ -11,6 +11,10 @@
 #   response_schema_conformance  the answer is what the document says it is
 #   status_code_conformance, content_type_conformance
 #
+# `GET /v1/orders:watch` is left out: schemathesis reads an answer whole, and a watch
+# is a stream that lasts as long as its client stays (neither the call's deadline nor
+# `Request-Timeout` ends one that has begun).
+#
 # Exit status: schemathesis's (0: no failure). The last lines are its summary.
 #
 #   scripts/schemathesis.sh [EXTRA ST ARGUMENTS...]
@@ -114,6 +118,7 @@ FUZZ_OWN_USER_ID=$own_id SCHEMATHESIS_HOOKS="$ROOT/scripts/schemathesis-hooks.py
     "http://127.0.0.1:$PORT/openapi.json" \
     --header "Authorization: Bearer $token" \
     --checks not_a_server_error,accepted_unless_unknowable,response_schema_conformance,status_code_conformance,content_type_conformance \
+    --exclude-path '/v1/orders:watch' \
     --max-examples "$MAX_EXAMPLES" \
     --seed "$SEED" \
     --workers 2 \
