@@ -10,7 +10,7 @@ BUF := $(TOOLS_BIN)/buf
 export PATH := $(TOOLS_BIN):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help run build test lint fmt proto-lint proto-breaking openapi deny deps clean
+.PHONY: help run build test lint fmt proto-lint proto-breaking openapi fuzz-api deny deps clean
 
 help: ## List the targets
 	@echo "Targets:"
@@ -49,6 +49,9 @@ openapi: ## Write the gateway's OpenAPI document to target/openapi.json and vali
 	$(CARGO) run -q -p gateway -- openapi > target/openapi.json
 	bash scripts/ensure-tools.sh openapi-spec-validator
 	openapi-spec-validator target/openapi.json
+
+fuzz-api: ## schemathesis over /openapi.json of the running system: no 5xx, no schema-valid request refused
+	CARGO="$(CARGO)" bash scripts/schemathesis.sh
 
 deny: ## cargo deny: advisories (offline RustSec snapshot), bans, licenses, sources
 	bash scripts/ensure-tools.sh cargo-deny

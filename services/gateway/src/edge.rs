@@ -23,7 +23,9 @@
 //! 10. `auth` again: `401` for a refused or missing token; after the rate limit, so
 //!     guessing tokens spends the guesser's budget.
 //! 11. The body limit (axum's `DefaultBodyLimit`): `413`, as the handler reads the body.
-//! 12. `handler`: transcode, call the upstream, render the answer.
+//! 12. `handler`: transcode, check the message against the `buf.validate` rules of
+//!     its descriptor (`400` naming each field, the upstream never called), call the
+//!     upstream, render the answer.
 //!
 //! Nothing here knows any particular RPC: routes come from the descriptors.
 
@@ -46,6 +48,7 @@ use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, Version, header
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use platform_api::rules::Validator;
 use platform_auth::Verifier;
 use prost_reflect::DescriptorPool;
 use tokio_util::sync::CancellationToken;
@@ -74,6 +77,8 @@ pub struct Edge {
     pub table: RouteTable,
     /// Descriptors of every exposed service (for error details).
     pub pool: DescriptorPool,
+    /// The `buf.validate` rules of the request messages, checked before any call.
+    pub rules: Validator,
     /// Upstream of each fully qualified service name.
     pub upstreams: HashMap<String, Upstream>,
     /// Verifies bearer tokens against the users service's keys.

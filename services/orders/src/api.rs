@@ -1,11 +1,13 @@
-//! `orders.v1.OrderService`: turns requests into domain values, authorizes the caller,
-//! confirms their account with users, and calls the store.
+//! `orders.v1.OrderService`: checks each request against the rules its proto declares
+//! (`buf.validate`), turns it into domain values, authorizes the caller, confirms
+//! their account with users, and calls the store.
 //!
 //! The owner of a new order is always the verified caller, never a field of the
 //! request. Someone else's order is NOT_FOUND, never PERMISSION_DENIED.
 
 use std::sync::Arc;
 
+use platform_api::rules::Validator;
 use platform_api::{InvalidRequest, Violations, decode_page_token, paginate, timestamp};
 use platform_auth::{Caller, bearer_token, require_caller};
 use platform_proto::orders::v1 as pb;
@@ -24,6 +26,8 @@ pub struct OrdersApi {
     store: Arc<dyn OrderStore>,
     accounts: Accounts,
     watch: Watch,
+    /// The `buf.validate` rules of the requests.
+    rules: Validator,
 }
 
 impl OrdersApi {
@@ -34,6 +38,7 @@ impl OrdersApi {
             store,
             accounts,
             watch,
+            rules: Validator::new(platform_proto::descriptor_pool().clone()),
         }
     }
 
@@ -141,6 +146,9 @@ impl OrderService for OrdersApi {
         &self,
         request: Request<pb::CreateOrderRequest>,
     ) -> Result<Response<pb::Order>, Status> {
+        self.rules
+            .check(request.get_ref())
+            .map_err(ApiError::from)?;
         let caller = require_caller(&request)?;
         let user_id = caller_id(&caller)?;
         let token = bearer_token(&request)
@@ -160,9 +168,9 @@ impl OrderService for OrdersApi {
             .collect();
         let mut violations = Violations::default();
         let items = violations.check_all(Items::parse(&raw));
-        let request_id = violations.check(domain::request_id(&req.request_id));
+        let request_id = domain::request_id(&req.request_id);
         violations.finish()?;
-        let (Some(items), Some(request_id)) = (items, request_id) else {
+        let Some(items) = items else {
             return Err(ApiError::Invalid(InvalidRequest::default()).into());
         };
 
@@ -199,6 +207,9 @@ impl OrderService for OrdersApi {
         &self,
         request: Request<pb::GetOrderRequest>,
     ) -> Result<Response<pb::Order>, Status> {
+        self.rules
+            .check(request.get_ref())
+            .map_err(ApiError::from)?;
         let id = parse_id(&request.get_ref().id)?;
         let order = self.visible_order(&request, id).await?;
         Ok(Response::new(to_proto(order)))
@@ -208,6 +219,9 @@ impl OrderService for OrdersApi {
         &self,
         request: Request<pb::ListOrdersRequest>,
     ) -> Result<Response<pb::ListOrdersResponse>, Status> {
+        self.rules
+            .check(request.get_ref())
+            .map_err(ApiError::from)?;
         let owner = self
             .readable_owner(&request, &request.get_ref().user_id)
             .await?;
@@ -253,6 +267,9 @@ impl OrderService for OrdersApi {
         &self,
         request: Request<pb::CancelOrderRequest>,
     ) -> Result<Response<pb::Order>, Status> {
+        self.rules
+            .check(request.get_ref())
+            .map_err(ApiError::from)?;
         let id = parse_id(&request.get_ref().id)?;
         // Authorize on the stored owner first, so a stranger learns nothing.
         let order = self.visible_order(&request, id).await?;
@@ -283,6 +300,9 @@ impl OrderService for OrdersApi {
         &self,
         request: Request<pb::WatchOrdersRequest>,
     ) -> Result<Response<ChangeStream>, Status> {
+        self.rules
+            .check(request.get_ref())
+            .map_err(ApiError::from)?;
         let owner = self
             .readable_owner(&request, &request.get_ref().user_id)
             .await?;

@@ -5,6 +5,7 @@
 //! `database_unavailable` and `internal`, which log them inside the call's span and
 //! give the client only an opaque UNAVAILABLE or INTERNAL, as every service does.
 
+use platform_api::rules::CheckError;
 use platform_api::{InvalidRequest, database_unavailable, internal};
 use tonic::Status;
 
@@ -18,6 +19,9 @@ pub enum ApiError {
     /// One or more request fields are invalid.
     #[error("invalid request")]
     Invalid(#[from] InvalidRequest),
+    /// The request could not be checked against its rules (a defect of the service).
+    #[error(transparent)]
+    Unchecked(CheckError),
     /// The caller may not do this.
     #[error("{0}")]
     PermissionDenied(&'static str),
@@ -39,6 +43,15 @@ pub enum ApiError {
     /// A watch could not start.
     #[error(transparent)]
     Watch(#[from] WatchError),
+}
+
+impl From<CheckError> for ApiError {
+    fn from(error: CheckError) -> Self {
+        match error {
+            CheckError::Invalid(invalid) => Self::Invalid(invalid),
+            unchecked @ CheckError::Unchecked { .. } => Self::Unchecked(unchecked),
+        }
+    }
 }
 
 impl From<ApiError> for Status {
@@ -87,6 +100,7 @@ impl From<ApiError> for Status {
                 tracing::error!(error = %source, "past order changes could not be read");
                 Status::unavailable("past changes could not be read, retry later")
             }
+            ApiError::Unchecked(unchecked) => internal(&unchecked),
         }
     }
 }

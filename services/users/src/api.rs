@@ -1,5 +1,6 @@
-//! `users.v1.UserService`: turns requests into domain values, authorizes the caller,
-//! and calls the store.
+//! `users.v1.UserService`: checks each request against the rules its proto declares
+//! (`buf.validate`), turns it into domain values, authorizes the caller, and calls
+//! the store.
 //!
 //! Authorization follows the contract: sign-up, sign-in, refresh, sign-out and the
 //! key set are open; everything else needs a verified caller (attached by the auth
@@ -20,6 +21,7 @@ use platform_proto::users::v1 as pb;
 use platform_proto::users::v1::user_service_server::UserService;
 use tonic::{Request, Response, Status};
 
+use platform_api::rules::Validator;
 use platform_api::{InvalidRequest, Violations, decode_page_token, paginate, timestamp};
 
 use crate::domain::{self, DisplayName, Email, Password, PasswordHash, User, UserId};
@@ -45,6 +47,8 @@ pub struct UsersApi {
     sessions: Arc<dyn SessionStore>,
     hasher: Hasher,
     keys: Keys,
+    /// The `buf.validate` rules of the requests.
+    rules: Validator,
     refresh_ttl: Duration,
     limits: SignInLimits,
     /// When refresh tokens expire and lock-outs end; the issuer of access tokens
@@ -61,6 +65,7 @@ impl UsersApi {
             sessions: store::open_sessions(database),
             hasher,
             keys,
+            rules: Validator::new(platform_proto::descriptor_pool().clone()),
             refresh_ttl: Duration::from_secs(settings.auth.refresh_token_ttl_secs),
             limits: SignInLimits::from_settings(&settings.sign_in),
             clock: Arc::new(SystemClock),
@@ -83,6 +88,12 @@ impl UsersApi {
         password: &str,
         role: Role,
     ) -> Result<User, ApiError> {
+        // The operator command comes here without a request: the same rules apply.
+        self.rules.check(&pb::CreateUserRequest {
+            email: email.to_owned(),
+            display_name: display_name.to_owned(),
+            password: password.to_owned(),
+        })?;
         let (email_input, display_name_input) = (email, display_name);
         let mut violations = Violations::default();
         let email = violations.check(Email::parse(email));
@@ -241,10 +252,6 @@ fn role_to_proto(role: Role) -> pb::Role {
     }
 }
 
-fn refresh_token_required() -> ApiError {
-    ApiError::Invalid(domain::FieldViolation::new("refresh_token", "must not be empty").into())
-}
-
 fn parse_id(id: &str) -> Result<UserId, InvalidRequest> {
     Ok(UserId::parse("id", id)?)
 }
@@ -267,6 +274,9 @@ impl UserService for UsersApi {
         &self,
         request: Request<pb::GetUserRequest>,
     ) -> Result<Response<pb::User>, Status> {
+        self.rules
+            .check(request.get_ref())
+            .map_err(ApiError::from)?;
         let (caller, me) = self.current_caller(&request).await?;
         let id = parse_id(&request.get_ref().id)?;
         let user = if id == me.id {
@@ -281,6 +291,9 @@ impl UserService for UsersApi {
         &self,
         request: Request<pb::ListUsersRequest>,
     ) -> Result<Response<pb::ListUsersResponse>, Status> {
+        self.rules
+            .check(request.get_ref())
+            .map_err(ApiError::from)?;
         let (caller, _) = self.current_caller(&request).await?;
         if !caller.is_admin() {
             return Err(ApiError::PermissionDenied("listing users requires the admin role").into());
@@ -310,6 +323,9 @@ impl UserService for UsersApi {
         &self,
         request: Request<pb::UpdateUserRequest>,
     ) -> Result<Response<pb::User>, Status> {
+        self.rules
+            .check(request.get_ref())
+            .map_err(ApiError::from)?;
         let (caller, me) = self.current_caller(&request).await?;
         let req = request.into_inner();
         let id = parse_id(&req.id)?;
@@ -342,7 +358,7 @@ impl UserService for UsersApi {
                 None
             }
         };
-        let current_password = req.current_password.as_deref().filter(|pw| !pw.is_empty());
+        let current_password = req.current_password.as_deref();
         if own_password_change && current_password.is_none() {
             violations.push(domain::FieldViolation::new(
                 "current_password",
@@ -392,6 +408,9 @@ impl UserService for UsersApi {
         &self,
         request: Request<pb::DeleteUserRequest>,
     ) -> Result<Response<()>, Status> {
+        self.rules
+            .check(request.get_ref())
+            .map_err(ApiError::from)?;
         let (caller, _) = self.current_caller(&request).await?;
         let id = parse_id(&request.get_ref().id)?;
         // Its sessions go with it (the families reference the account, ON DELETE CASCADE).
@@ -406,6 +425,9 @@ impl UserService for UsersApi {
         &self,
         request: Request<pb::CreateTokenRequest>,
     ) -> Result<Response<pb::CreateTokenResponse>, Status> {
+        self.rules
+            .check(request.get_ref())
+            .map_err(ApiError::from)?;
         let req = request.into_inner();
         let now = self.clock.unix_now();
         // Limited per normalised email whether or not an account has it, so a lock-out
@@ -457,10 +479,10 @@ impl UserService for UsersApi {
         &self,
         request: Request<pb::RefreshTokenRequest>,
     ) -> Result<Response<pb::CreateTokenResponse>, Status> {
+        self.rules
+            .check(request.get_ref())
+            .map_err(ApiError::from)?;
         let req = request.into_inner();
-        if req.refresh_token.is_empty() {
-            return Err(refresh_token_required().into());
-        }
         let Some(presented) = RefreshToken::parse(&req.refresh_token) else {
             return Err(REFRESH_REFUSED.into());
         };
@@ -494,10 +516,10 @@ impl UserService for UsersApi {
         &self,
         request: Request<pb::RevokeTokenRequest>,
     ) -> Result<Response<()>, Status> {
+        self.rules
+            .check(request.get_ref())
+            .map_err(ApiError::from)?;
         let req = request.into_inner();
-        if req.refresh_token.is_empty() {
-            return Err(refresh_token_required().into());
-        }
         // RFC 7009 §2.2: a token that is unknown, or already invalid, is answered like
         // one just revoked; the client has nothing left to do either way.
         if let Some(token) = RefreshToken::parse(&req.refresh_token) {
@@ -515,8 +537,11 @@ impl UserService for UsersApi {
 
     async fn get_jwks(
         &self,
-        _request: Request<pb::GetJwksRequest>,
+        request: Request<pb::GetJwksRequest>,
     ) -> Result<Response<pb::GetJwksResponse>, Status> {
+        self.rules
+            .check(request.get_ref())
+            .map_err(ApiError::from)?;
         let keys = self
             .keys
             .jwks

@@ -1,8 +1,11 @@
 //! The users service's domain values, parsed once at the edge of the service.
 //!
-//! A request becomes these types before anything else happens; past that point an
-//! `Email` is known to be well-formed and lower-case, a `DisplayName` trimmed and
-//! bounded, a `Password` long enough and never printable.
+//! A request is first checked against the rules its proto declares (`buf.validate`:
+//! an email address, 1 to 100 visible characters of display name, 8 to 128 of
+//! password...), then becomes these types; past that point an `Email` is known to be
+//! well-formed and lower-case, a `DisplayName` trimmed and bounded, a `Password` hard
+//! to guess and never printable. `Email` and `DisplayName` keep their own checks: they
+//! also guard what is read back from the database, which no request rule saw.
 
 use std::fmt;
 
@@ -59,8 +62,10 @@ impl Email {
 }
 
 /// The name shown to people: trimmed, 1 to 100 characters, nothing invisible: no
-/// control characters and no format characters (bidi overrides that reorder what
-/// others see, zero-width characters that hide in a name, and the like).
+/// control characters and no format characters of the Basic Multilingual Plane (bidi
+/// overrides that reorder what others see, zero-width characters that hide in a name,
+/// and the like; the tags that make up flag emoji, beyond it, are fine), as the
+/// request rule's pattern says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisplayName(String);
 
@@ -83,7 +88,7 @@ impl DisplayName {
         }
         if value
             .chars()
-            .any(|c| c.general_category() == GeneralCategory::Format)
+            .any(|c| c <= '\u{ffff}' && c.general_category() == GeneralCategory::Format)
         {
             return Err(bad(
                 "must not contain invisible formatting characters (bidi controls, zero-width characters)",
@@ -98,15 +103,15 @@ impl DisplayName {
     }
 }
 
-/// A new password: 8 to 128 characters and not easy to guess. Its `Debug` never shows it.
+/// A new password, not easy to guess. Its length (8 to 128 characters) is a rule of the
+/// requests that carry one; its strength, which no declared rule can say, is checked
+/// here. Its `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Password(String);
 
 impl Password {
-    /// Shortest accepted password, in characters.
-    pub const MIN_CHARS: usize = 8;
-    /// Longest accepted password, in characters; bounds the hashing work a request can
-    /// ask for.
+    /// Longest password that can be set, in characters (the `max_len` of the request
+    /// rules); bounds the hashing work a request can ask for.
     pub const MAX_CHARS: usize = 128;
 
     /// The lowest zxcvbn score accepted: 3 of 4, "safely unguessable" even if the
@@ -122,19 +127,6 @@ impl Password {
     /// Parses `value`, also refusing a password built from `context` (the account's
     /// email and display name, say), which a guesser would try first.
     pub fn parse_for(value: &str, context: &[&str]) -> Result<Self, FieldViolation> {
-        let chars = value.chars().count();
-        if chars < Self::MIN_CHARS {
-            return Err(FieldViolation::new(
-                "password",
-                "must be at least 8 characters",
-            ));
-        }
-        if chars > Self::MAX_CHARS {
-            return Err(FieldViolation::new(
-                "password",
-                "must be at most 128 characters",
-            ));
-        }
         // Each word of the context too: `Ada Lovelace` makes `lovelace` a guess.
         let words: Vec<&str> = context
             .iter()
@@ -307,9 +299,7 @@ mod tests {
     }
 
     #[test]
-    fn passwords_are_bounded_and_never_printed() {
-        assert!(Password::parse("short").is_err());
-        assert!(Password::parse(&"x".repeat(129)).is_err());
+    fn passwords_are_never_printed() {
         let p = Password::parse("correct horse").unwrap();
         assert!(!format!("{p:?}").contains("horse"));
     }

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use platform_api::rules::CheckError;
 use platform_api::{InvalidRequest, database_unavailable, internal};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt as _};
@@ -20,6 +21,9 @@ pub enum ApiError {
     /// One or more request fields are invalid.
     #[error("invalid request")]
     Invalid(#[from] InvalidRequest),
+    /// The request could not be checked against its rules (a defect of the service).
+    #[error(transparent)]
+    Unchecked(CheckError),
     /// No, or no valid, credentials.
     #[error("{0}")]
     Unauthenticated(&'static str),
@@ -50,6 +54,15 @@ pub enum ApiError {
     /// The system's random source failed.
     #[error("no randomness for a refresh token: {0}")]
     Random(#[from] getrandom::Error),
+}
+
+impl From<CheckError> for ApiError {
+    fn from(error: CheckError) -> Self {
+        match error {
+            CheckError::Invalid(invalid) => Self::Invalid(invalid),
+            unchecked @ CheckError::Unchecked { .. } => Self::Unchecked(unchecked),
+        }
+    }
 }
 
 impl From<StoreError> for ApiError {

@@ -125,6 +125,10 @@ impl inventory::inventory_service_server::InventoryService for Inventory {
         request: tonic::Request<inventory::ReserveItemRequest>,
     ) -> Result<tonic::Response<inventory::Item>, tonic::Status> {
         let request = request.into_inner();
+        RESERVATIONS
+            .lock()
+            .expect("not poisoned")
+            .push(request.sku.clone());
         if request.quantity > 42 {
             return Err(tonic::Status::failed_precondition("not enough stock"));
         }
@@ -268,6 +272,15 @@ impl inventory::inventory_service_server::InventoryService for Inventory {
     ) -> Result<tonic::Response<inventory::Item>, tonic::Status> {
         Err(tonic::Status::unimplemented("not served"))
     }
+}
+
+/// The SKU of every `ReserveItem` call the inventory backend received.
+static RESERVATIONS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// How many `ReserveItem` calls of `sku` reached the inventory backend.
+pub fn reservations(sku: &str) -> usize {
+    let calls = RESERVATIONS.lock().expect("not poisoned");
+    calls.iter().filter(|s| *s == sku).count()
 }
 
 /// Watches of each SKU that the inventory backend is serving now.

@@ -1,5 +1,6 @@
-//! The one handler behind the layers: transcode the request to a gRPC message, call
-//! the upstream, render its answer as JSON (or raw bytes, for `google.api.HttpBody`).
+//! The one handler behind the layers: transcode the request to a gRPC message, check
+//! it against the `buf.validate` rules its descriptor declares, call the upstream,
+//! render its answer as JSON (or raw bytes, for `google.api.HttpBody`).
 //! Routing, authentication, rate limiting and observation have happened above; the
 //! handler reads their results from the request's extensions. Which headers travel
 //! either way is `forward`'s; how JSON is written, the upstream's policy.
@@ -79,6 +80,18 @@ pub(super) async fn serve(State(edge): State<Arc<Edge>>, request: Request) -> Re
     };
     if let Some(key) = header_text(&headers, "idempotency-key") {
         apply_idempotency_key(&mut message, key);
+    }
+    // The rules of any team's descriptors, checked before a call is spent on a
+    // request the service would refuse: 400, each field named, as the services
+    // themselves would answer.
+    let violations = edge.rules.violations(&message);
+    if !violations.is_empty() {
+        let message = format!("invalid request: {}", platform_api::describe(&violations));
+        let pairs: Vec<(String, String)> = violations
+            .into_iter()
+            .map(|v| (v.field, v.description))
+            .collect();
+        return edge_error(Code::InvalidArgument, &message, &pairs);
     }
     outgoing.safe_to_repeat |= carries_idempotency_key(&message);
     if route.method().is_server_streaming() {

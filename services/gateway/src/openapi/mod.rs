@@ -11,6 +11,7 @@
 //! - `paths`: operations, their parameters, request bodies and responses;
 //! - `template`: a route's path template as an OpenAPI path;
 //! - `schemas`: message, enum and well-known-type schemas, and the components;
+//! - `constraints`: the `buf.validate` rules of a field as schema keywords;
 //! - `security`: the bearer scheme and what it adds to an operation;
 //! - `comments`: proto comments as descriptions.
 //!
@@ -44,8 +45,8 @@
 //! - `body: "field"`: the schema of that field's value.
 //! - The transcoder reads an empty body as an empty message, so `requestBody.required`
 //!   is true only when an empty body cannot be a valid request: the body schema has a
-//!   `(google.api.field_behavior) = REQUIRED` field, or the body field itself is
-//!   `REQUIRED`. Otherwise it is left out, which OpenAPI reads as `false`.
+//!   `(google.api.field_behavior) = REQUIRED` field or one whose absence breaks a
+//!   `buf.validate` rule, or the body field itself is `REQUIRED`. Otherwise it is left out, which OpenAPI reads as `false`.
 //! - The `200` response is the output message, or its `response_body` field.
 //!   Every operation has a `default` response: the error body, `google.rpc.Status`.
 //!
@@ -61,8 +62,18 @@
 //! scalar with `nullable`, Struct an object, Value anything, Empty an empty object),
 //! except `google.protobuf.Any`, a component holding `@type`. `google.rpc.Status` and
 //! `google.protobuf.Any` are always present. `google.api.field_behavior` gives
-//! `readOnly` (`OUTPUT_ONLY`), `writeOnly` (`INPUT_ONLY`) and `required` (`REQUIRED`).
+//! `readOnly` (`OUTPUT_ONLY`) and `writeOnly` (`INPUT_ONLY`). A message schema has
+//! `additionalProperties: false`: the edge refuses a key the message does not have.
 //! Descriptions come from the proto comments.
+//!
+//! The `buf.validate` rules, which the edge checks, are published as schema keywords
+//! (`minLength`, `pattern`, `format: email`, `minimum`, `minItems`, a shorter `enum`,
+//! a `pattern` of the numbers in range for 64-bit integers...; see `constraints`). A
+//! key is `required` when leaving it out is refused: its zero value breaks a rule, or
+//! it is a message or `optional` field marked `REQUIRED`. A `REQUIRED` scalar whose
+//! zero value is valid is not a required key, since the JSON mapping leaves out zero
+//! values (an answer with a price of 0 has no price key) and the edge reads a missing
+//! key as zero.
 //!
 //! # Security
 //!
@@ -81,6 +92,7 @@
 //! so no route is lost from the document.
 
 mod comments;
+mod constraints;
 mod paths;
 mod schemas;
 mod security;

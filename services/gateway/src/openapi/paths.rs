@@ -12,9 +12,10 @@ use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
 use serde_json::{Map, Value};
 
 use super::comments::summary;
+use super::constraints;
 use super::schemas::{
-    STATUS, SchemaOrRef, Schemas, array_of, component_ref, is_deprecated, is_required, string,
-    typed,
+    STATUS, SchemaOrRef, Schemas, array_of, component_ref, is_deprecated, is_required,
+    required_by_rules, string, typed,
 };
 use super::security;
 use super::template::{
@@ -259,7 +260,7 @@ fn variable_parameter(
         .and_then(|path| path.last().cloned());
     let (mut schema, mut description) = match &leaf {
         Some(field) => (
-            schemas.kind_schema(&field.kind()),
+            constraints::constrain_element(schemas.kind_schema(&field.kind()), field),
             schemas.comments().of_field(field),
         ),
         None => (ReferenceOr::Item(typed(string(None))), None),
@@ -333,6 +334,7 @@ fn walk_query(
     prefix: &str,
     required_so_far: bool,
 ) {
+    let by_rules = required_by_rules(desc);
     for field in desc.fields() {
         // The body field covers its whole subtree; maps have no text form.
         if (prefix.is_empty() && walk.body_field == Some(&field)) || field.is_map() {
@@ -341,7 +343,8 @@ fn walk_query(
         let name = format!("{prefix}{}", field.name());
         // Required as a parameter only if every field on the way is required:
         // an optional parent may be left out altogether.
-        let required = required_so_far && is_required(&field);
+        let required =
+            required_so_far && (is_required(&field) || by_rules.iter().any(|n| n == field.name()));
         if fields::is_text_kind(&field) {
             if !walk.bound.contains(&name.as_str()) {
                 let parameter = query_parameter(schemas, &field, name, required);
@@ -371,6 +374,7 @@ fn query_parameter(
     } else {
         (element, None)
     };
+    let schema = constraints::constrain(schema, field);
     let description = schemas.comments().of_field(field);
     let data = ParameterData {
         required,
@@ -412,7 +416,8 @@ fn request_body(schemas: &mut Schemas, route: &Route) -> Option<RequestBody> {
                 .collect();
             let reference = schemas.message_ref(&input);
             if bound.is_empty() || matches!(reference, ReferenceOr::Item(_)) {
-                let required = input.fields().any(|f| is_required(&f));
+                let required = input.fields().any(|f| is_required(&f))
+                    || !required_by_rules(&input).is_empty();
                 (reference, required, None)
             } else {
                 // The path sets these fields: the body need not, and is not

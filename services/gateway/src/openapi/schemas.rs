@@ -4,7 +4,9 @@
 //! A message is a component referred to by `$ref`, written once however often it is
 //! used (which is also what lets a type contain itself). The well-known types with a
 //! JSON form of their own are inlined, `google.protobuf.Any` aside. Field behaviors
-//! and comments become `required`, `readOnly`, `writeOnly` and `description`.
+//! and comments become `required`, `readOnly`, `writeOnly` and `description`; the
+//! `buf.validate` rules become the keywords listed in `constraints`, and a field whose
+//! absence breaks a rule (an empty `email` that must be an address) is `required`.
 
 use std::collections::HashSet;
 
@@ -15,7 +17,10 @@ use openapiv3::{
 };
 use prost_reflect::{DescriptorPool, EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor};
 
+use platform_api::rules::Validator;
+
 use super::comments::Comments;
+use super::constraints;
 use crate::fields::WellKnown;
 
 /// Full name of the error body message.
@@ -98,6 +103,7 @@ impl Schemas {
             }
             _ => self.field_type_schema(field),
         };
+        let base = constraints::constrain(base, field);
         let output_only = behaviors.contains(&Behavior::OutputOnly);
         let input_only = behaviors.contains(&Behavior::InputOnly);
         let notes = SchemaData {
@@ -241,10 +247,15 @@ impl Schemas {
         if desc.full_name() == ANY {
             return any_schema();
         }
-        let mut object = ObjectType::default();
+        // The edge refuses a key the message does not have.
+        let mut object = ObjectType {
+            additional_properties: Some(AdditionalProperties::Any(false)),
+            ..ObjectType::default()
+        };
+        let by_rules = required_by_rules(desc);
         for field in desc.fields() {
             let behaviors = field_behaviors(&field);
-            if behaviors.contains(&Behavior::Required) {
+            if is_required_key(&field, &behaviors, &by_rules) {
                 object.required.push(field.json_name().to_owned());
             }
             let property = self.field_schema(&field, &behaviors);
@@ -256,6 +267,17 @@ impl Schemas {
         schema.schema_data.description = self.comments.of(&desc.parent_file(), desc.path());
         schema
     }
+}
+
+/// Whether a message's JSON must have the key of `field`. The JSON mapping leaves out
+/// a field at its zero value, and the edge reads a missing key as that value, so a
+/// `REQUIRED` field without presence (a scalar, a list) is a required key only when
+/// its zero value is refused (`by_rules`); a message or `optional` field is one when
+/// `REQUIRED`. So an answer holding a price of 0, written without the key, still
+/// matches its schema.
+fn is_required_key(field: &FieldDescriptor, behaviors: &[Behavior], by_rules: &[String]) -> bool {
+    by_rules.iter().any(|n| n == field.name())
+        || (behaviors.contains(&Behavior::Required) && field.supports_presence())
 }
 
 /// `#/components/schemas/{name}`.
@@ -467,6 +489,14 @@ fn field_behaviors(field: &FieldDescriptor) -> Vec<Behavior> {
             _ => None,
         })
         .collect()
+}
+
+/// The fields of `desc` whose absence breaks one of its `buf.validate` rules (an unset
+/// `required` field, an empty string that must be an email, an empty list with
+/// `min_items`), by proto name: a request without them is refused, so the document
+/// says they are required.
+pub(super) fn required_by_rules(desc: &MessageDescriptor) -> Vec<String> {
+    Validator::new(desc.parent_pool().clone()).required_fields(desc)
 }
 
 /// Whether the field is `(google.api.field_behavior) = REQUIRED`.

@@ -39,6 +39,7 @@ fn edge(settings: &Settings, upstream: &str) -> Arc<Edge> {
     let channel = Upstream::new(client.clone(), client);
     Arc::new(Edge {
         table,
+        rules: platform_api::rules::Validator::new(pool.clone()),
         pool,
         upstreams: names
             .iter()
@@ -84,6 +85,46 @@ async fn unmatched_paths_and_methods_are_404_and_405_with_a_request_id() {
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(response.headers()[header::ALLOW], "GET, POST");
     assert_eq!(body["code"], 12);
+}
+
+#[tokio::test]
+async fn requests_that_break_the_proto_rules_are_400_before_any_call() {
+    // The upstream is NOWHERE: had the request been sent, the answer would be 503.
+    let router = router(&Settings::default());
+    let sign_up = Request::post("/v1/users")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(
+            r#"{"email": "", "displayName": "Ada", "password": "short"}"#,
+        ))
+        .unwrap();
+    let (response, body) = send(&router, sign_up).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(body["code"], 3);
+    assert_eq!(
+        body["message"],
+        "invalid request: email: value is empty, which is not a valid email address; \
+         password: must be at least 8 characters"
+    );
+    assert_eq!(
+        body["details"][0]["@type"],
+        "type.googleapis.com/google.rpc.BadRequest"
+    );
+    let fields: Vec<&str> = body["details"][0]["fieldViolations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["email", "password"]);
+
+    // A valid one goes on to the (absent) upstream.
+    let valid = Request::post("/v1/users")
+        .body(Body::from(
+            r#"{"email": "ada@example.com", "displayName": "Ada", "password": "correct horse battery"}"#,
+        ))
+        .unwrap();
+    let (response, _) = send(&router, valid).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
 
 #[tokio::test]

@@ -281,7 +281,7 @@ fn list_orders_query_parameters() {
     let page_size = parameter(op, "page_size");
     assert_eq!(
         page_size["schema"],
-        json!({"type": "integer", "format": "int32"})
+        json!({"type": "integer", "format": "int32", "minimum": 0})
     );
     assert!(
         page_size["description"]
@@ -423,15 +423,50 @@ fn message_schemas_follow_the_json_mapping() {
     let item = schema(&doc, "orders.v1.OrderItem");
     assert_eq!(item["properties"]["quantity"]["format"], "int32");
     assert_eq!(item["properties"]["unitPriceCents"]["type"], "string");
+    // A price of 0 is valid, and written without its key: not a required key.
+    assert_eq!(item["required"], json!(["sku", "quantity"]));
     assert_eq!(
-        item["required"],
-        json!(["sku", "quantity", "unitPriceCents"])
+        item["additionalProperties"], false,
+        "unknown keys are refused"
     );
+    // Prices have bounds: exactly the numbers from 0 to 10^10 in the string.
+    let price = &item["properties"]["unitPriceCents"];
+    assert_eq!(price["pattern"], "^(?:[0-9]|[1-9][0-9]{1,9}|10000000000)$");
     let token = schema(&doc, "users.v1.CreateTokenResponse");
+    let expires = &token["properties"]["expiresIn"];
     assert_eq!(
-        token["properties"]["expiresIn"],
-        json!({"type": "string", "format": "int64", "description": "Seconds until the access token expires."})
+        (
+            &expires["type"],
+            &expires["format"],
+            &expires["description"]
+        ),
+        (
+            &json!("string"),
+            &json!("int64"),
+            &json!("Seconds until the access token expires.")
+        )
     );
+    // Any int64: the decimal numbers of its range, and nothing else.
+    let any = regex::Regex::new(expires["pattern"].as_str().unwrap()).unwrap();
+    for ok in [
+        "0",
+        "-1",
+        "300",
+        "9223372036854775807",
+        "-9223372036854775808",
+    ] {
+        assert!(any.is_match(ok), "{ok}");
+    }
+    for bad in [
+        "",
+        "01",
+        "1e3",
+        " 1",
+        "9223372036854775808",
+        "-9223372036854775809",
+    ] {
+        assert!(!any.is_match(bad), "{bad}");
+    }
 }
 
 #[test]
@@ -730,7 +765,14 @@ message Node {
         json!({"type": "object", "additionalProperties": {"$ref": "#/components/schemas/edge.v1.Node"}})
     );
     assert_eq!(thing["small"]["maximum"], u32::MAX);
-    assert_eq!(thing["hash"], json!({"type": "string", "format": "uint64"}));
+    assert_eq!(thing["hash"]["format"], "uint64");
+    assert_eq!(
+        thing["hash"]["pattern"]
+            .as_str()
+            .map(|p| p.starts_with("^(?:")),
+        Some(true),
+        "64-bit integers are decimal strings of their range"
+    );
     assert_eq!(thing["blob"], json!({"type": "string", "format": "byte"}));
     assert_eq!(thing["list"]["type"], "array");
     assert_eq!(thing["old"]["deprecated"], true);
@@ -754,4 +796,115 @@ message Node {
             "old"
         ]
     );
+}
+
+#[test]
+fn validation_rules_become_schema_keywords() {
+    let table = table_from_source(
+        "edge_rules_test.proto",
+        r#"
+syntax = "proto3";
+package edge.v1;
+import "buf/validate/validate.proto";
+import "google/api/annotations.proto";
+
+service Edge {
+  rpc PutThing(Thing) returns (Thing) {
+    option (google.api.http) = {
+      post: "/v1/things/{id}"
+      body: "*"
+    };
+  }
+  rpc ListThings(ListThingsRequest) returns (Thing) {
+    option (google.api.http) = {get: "/v1/things"};
+  }
+}
+
+enum Kind {
+  KIND_UNSPECIFIED = 0;
+  KIND_BIG = 1;
+  KIND_SMALL = 2;
+}
+
+message Thing {
+  string id = 1 [(buf.validate.field).string.uuid = true];
+  string email = 2 [(buf.validate.field).string = {email: true, max_len: 254}];
+  string code = 3 [(buf.validate.field).string = {min_len: 2, max_len: 8, pattern: "^[A-Z]+$"}];
+  int32 count = 4 [(buf.validate.field).int32 = {gt: 0, lte: 10}];
+  int64 cents = 5 [(buf.validate.field).int64 = {gte: 0, lte: 999}];
+  Kind kind = 6 [(buf.validate.field).enum = {defined_only: true, not_in: [0]}];
+  repeated string tags = 7 [(buf.validate.field).repeated = {min_items: 1, max_items: 3, unique: true, items: {string: {max_len: 5}}}];
+  optional string note = 8 [(buf.validate.field).string.max_len = 20];
+  double ratio = 9 [(buf.validate.field).double = {gte: 0, lt: 1}];
+  Part part = 10 [(buf.validate.field).required = true];
+  string color = 11 [(buf.validate.field).string = {in: ["red", "blue"]}];
+}
+
+message Part {
+  string name = 1;
+}
+
+message ListThingsRequest {
+  int32 page_size = 1 [(buf.validate.field).int32 = {gte: 0, lte: 100}];
+  Kind kind = 2 [(buf.validate.field).enum = {in: [1]}];
+  string owner = 3 [(buf.validate.field).string.uuid = true, (buf.validate.field).ignore = IGNORE_IF_ZERO_VALUE];
+}
+"#,
+    );
+    let doc = openapi::document(&table, &info(), &|_| true);
+    write(&doc, "openapi-rules.json");
+    assert_refs_resolve(&doc);
+
+    let thing = schema(&doc, "edge.v1.Thing");
+    let property = |name: &str| thing["properties"][name].clone();
+    assert_eq!(property("id")["format"], "uuid");
+    assert_eq!(property("email")["format"], "email");
+    assert_eq!(property("email")["maxLength"], 254);
+    assert_eq!(property("code")["minLength"], 2);
+    assert_eq!(property("code")["maxLength"], 8);
+    assert_eq!(property("code")["pattern"], "^[A-Z]+$");
+    assert_eq!(property("count")["minimum"], 0);
+    assert_eq!(property("count")["exclusiveMinimum"], true);
+    assert_eq!(property("count")["maximum"], 10);
+    assert_eq!(property("cents")["type"], "string");
+    assert_eq!(property("cents")["pattern"], "^(?:[0-9]|[1-9][0-9]{1,2})$");
+    assert_eq!(property("kind")["enum"], json!(["KIND_BIG", "KIND_SMALL"]));
+    let tags = property("tags");
+    assert_eq!(
+        (&tags["minItems"], &tags["maxItems"], &tags["uniqueItems"]),
+        (&json!(1), &json!(3), &json!(true))
+    );
+    assert_eq!(tags["items"]["maxLength"], 5);
+    assert_eq!(property("note")["maxLength"], 20);
+    assert_eq!(property("ratio")["minimum"], 0.0);
+    assert_eq!(property("ratio")["maximum"], 1.0);
+    assert_eq!(property("ratio")["exclusiveMaximum"], true);
+    assert_eq!(property("color")["enum"], json!(["red", "blue"]));
+    // Required: what an absent key (the zero value) would break. The optional note and
+    // the ratio, whose zero is valid, are not.
+    assert_eq!(
+        thing["required"],
+        json!([
+            "id", "email", "code", "count", "kind", "tags", "part", "color"
+        ])
+    );
+
+    // The path parameter and the query parameters carry their rules too; the body
+    // without the path's `id` still requires the rest.
+    let put = operation(&doc, "/v1/things/{id}", "post");
+    assert_eq!(parameter(put, "id")["schema"]["format"], "uuid");
+    assert!(body_required(put));
+    let list = operation(&doc, "/v1/things", "get");
+    let page_size = &parameter(list, "page_size")["schema"];
+    assert_eq!(
+        (&page_size["minimum"], &page_size["maximum"]),
+        (&json!(0), &json!(100))
+    );
+    assert_eq!(
+        parameter(list, "kind")["schema"]["enum"],
+        json!(["KIND_BIG"])
+    );
+    assert_eq!(parameter(list, "kind")["required"], true);
+    assert_eq!(parameter(list, "owner")["schema"]["format"], "uuid");
+    assert!(parameter(list, "owner").get("required").is_none());
 }

@@ -89,22 +89,29 @@ async fn invalid_sign_up_lists_every_field_violation(db: TestDatabase) {
 
 async fn duplicate_email_is_already_exists(db: TestDatabase) {
     let app = TestApp::spawn(db).await;
-    // One visible address, however it is typed: in another case, and with `é` as one
-    // code point or as `e` and a combining acute accent.
+    // One address, whatever its case.
     app.api.sign_up("ada@example.com").await;
-    app.api.sign_up("ren\u{e9}@example.com").await;
-    for again in ["ADA@example.COM", "rene\u{301}@example.com"] {
-        let status = app
-            .api
-            .create_user(again, "Another", PASSWORD)
-            .await
-            .unwrap_err();
-        assert_eq!(status.code(), Code::AlreadyExists, "{again}");
-    }
-    app.api
-        .sign_in("rene\u{301}@example.com", PASSWORD)
+    let status = app
+        .api
+        .create_user("ADA@example.COM", "Another", PASSWORD)
         .await
-        .unwrap();
+        .unwrap_err();
+    assert_eq!(status.code(), Code::AlreadyExists);
+    app.api.sign_in("Ada@Example.com", PASSWORD).await.unwrap();
+    // An address as HTML forms take them, so ASCII: the `email` rule of the proto.
+    let status = app
+        .api
+        .create_user("ren\u{e9}@example.com", "Ren\u{e9}e", PASSWORD)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(
+        violations(&status),
+        [(
+            "email".to_owned(),
+            "must be a valid email address".to_owned()
+        )]
+    );
     app.stop().await;
 }
 
@@ -265,7 +272,7 @@ async fn bad_ids_are_invalid_arguments(db: TestDatabase) {
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(
         violations(&status),
-        [("id".to_owned(), "must be a UUID".to_owned())]
+        [("id".to_owned(), "must be a valid UUID".to_owned())]
     );
     app.stop().await;
 }

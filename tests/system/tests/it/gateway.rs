@@ -124,7 +124,11 @@ async fn client_errors_are_4xx_with_a_status_body() {
         .iter()
         .map(|v| v["field"].as_str().unwrap())
         .collect();
-    assert_eq!(fields, ["email", "display_name", "password"]);
+    // An empty display name is both too short and not the pattern.
+    assert_eq!(
+        fields,
+        ["email", "display_name", "display_name", "password"]
+    );
 
     // 401 without a token, with a bad one, and with `alg: none`.
     let anonymous = http.get(system.url("/v1/orders")).send().await.unwrap();
@@ -371,6 +375,71 @@ async fn a_team_service_is_exposed_by_configuration_alone() {
         .await;
     assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
     assert_eq!(body(refused).await["message"], "not enough stock");
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn a_team_request_that_breaks_its_rules_is_400_and_never_sent() {
+    let system = System::start().await;
+    let (_, token) = system.user("ada@example.com").await;
+    // The rules come from the team's descriptor set, loaded at start: the gateway was
+    // never built with them.
+    let invalid = json!({
+        "quantity": 0,
+        "deliverTo": { "warehouse": "north 1" },
+        "tags": ["ok", "", "much too long"],
+    });
+    let refused = system
+        .post("/v1/inventory/SKU-RULES:reserve", &token, &invalid)
+        .await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let refused = body(refused).await;
+    assert_eq!(refused["code"], 3);
+    assert_eq!(
+        refused["details"][0]["@type"],
+        "type.googleapis.com/google.rpc.BadRequest"
+    );
+    let violations: Vec<(String, String)> = refused["details"][0]["fieldViolations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let text = |key: &str| v[key].as_str().unwrap().to_owned();
+            (text("field"), text("description"))
+        })
+        .collect();
+    let expected = [
+        (
+            "quantity",
+            "must be greater than or equal to 1 and less than or equal to 1000",
+        ),
+        (
+            "deliver_to.warehouse",
+            "does not match regex pattern `^[A-Z0-9]*$`",
+        ),
+        ("tags[1]", "must be at least 1 characters"),
+        ("tags[2]", "must be at most 8 characters"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(f, d)| ((*f).to_owned(), (*d).to_owned()))
+        .collect();
+    assert_eq!(violations, expected);
+    assert_eq!(
+        system_tests::reservations("SKU-RULES"),
+        0,
+        "the backend was never called"
+    );
+
+    let accepted = system
+        .post(
+            "/v1/inventory/SKU-RULES:reserve",
+            &token,
+            &json!({ "quantity": 1, "deliverTo": { "warehouse": "NORTH1" }, "tags": ["ok"] }),
+        )
+        .await;
+    assert_eq!(accepted.status(), StatusCode::OK);
+    assert_eq!(system_tests::reservations("SKU-RULES"), 1);
     system.stop().await;
 }
 
