@@ -56,6 +56,10 @@ fuzz-api: ## schemathesis over /openapi.json of the running system: no 5xx, no s
 deny: ## cargo deny: advisories (offline RustSec snapshot), bans, licenses, sources
 	bash scripts/ensure-tools.sh cargo-deny
 	bash scripts/advisory-db.sh
+	# cargo-deny reads the metadata of every platform's dependencies; a build only
+	# downloads this platform's, so fetch the rest (the registry is reachable, the
+	# advisory database host is not: hence --offline below).
+	$(CARGO) fetch --locked
 	cargo-deny --locked --offline check
 
 deps: ## Dependencies declared once in the workspace, none unused (cargo-machete)
