@@ -10,7 +10,7 @@ use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MapKey, ReflectMessag
 use super::Validator;
 use super::plan::{
     Bound, EnumRules, FieldRules, Format, Ignore, KindRules, LengthRules, MapRules, Range,
-    RepeatedRules, StringRules,
+    RepeatedRules, StringRules, as_float, as_integer,
 };
 use super::text;
 use crate::FieldViolation;
@@ -139,12 +139,12 @@ fn check_value(
             check_length(rules, b.len(), "bytes", path, &mut out);
         }
         (KindRules::Integer(rules), value) => {
-            if let Some(n) = integer(value) {
+            if let Some(n) = as_integer(value) {
                 check_range(rules, n, path, &mut out);
             }
         }
         (KindRules::Float(rules), value) => {
-            if let Some(n) = float(value) {
+            if let Some(n) = as_float(value) {
                 if rules.finite && !n.is_finite() {
                     out.push(path, "must be finite");
                 }
@@ -164,24 +164,6 @@ fn check_value(
             check_map(validator, field, rules, entries, path, out.0);
         }
         _ => {}
-    }
-}
-
-fn integer(value: &Value) -> Option<i128> {
-    match value {
-        Value::I32(v) => Some(i128::from(*v)),
-        Value::I64(v) => Some(i128::from(*v)),
-        Value::U32(v) => Some(i128::from(*v)),
-        Value::U64(v) => Some(i128::from(*v)),
-        _ => None,
-    }
-}
-
-fn float(value: &Value) -> Option<f64> {
-    match value {
-        Value::F32(v) => Some(f64::from(*v)),
-        Value::F64(v) => Some(*v),
-        _ => None,
     }
 }
 
@@ -499,7 +481,7 @@ impl Unique {
             Value::EnumNumber(n) => Self::Integer(i128::from(*n)),
             Value::F32(f) => Self::Float(f64::from(*f).to_bits()),
             Value::F64(f) => Self::Float(f.to_bits()),
-            other => integer(other).map_or_else(
+            other => as_integer(other).map_or_else(
                 || Self::Other(std::ptr::from_ref(other) as usize),
                 Self::Integer,
             ),

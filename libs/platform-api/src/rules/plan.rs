@@ -464,7 +464,9 @@ fn as_u64(value: &Value) -> Option<u64> {
     value.as_u64()
 }
 
-fn as_integer(value: &Value) -> Option<i128> {
+/// A protobuf integer of any width, widened; `None` for other kinds. Shared by the
+/// rules' bounds (read from options) and the evaluation of field values.
+pub(super) fn as_integer(value: &Value) -> Option<i128> {
     match value {
         Value::I32(v) => Some(i128::from(*v)),
         Value::I64(v) => Some(i128::from(*v)),
@@ -474,7 +476,8 @@ fn as_integer(value: &Value) -> Option<i128> {
     }
 }
 
-fn as_float(value: &Value) -> Option<f64> {
+/// A protobuf float or double, widened; `None` for other kinds.
+pub(super) fn as_float(value: &Value) -> Option<f64> {
     match value {
         Value::F32(v) => Some(f64::from(*v)),
         Value::F64(v) => Some(*v),
