@@ -4,6 +4,9 @@
 //! 0 with its own SQLite database, plus a stand-in "team" backend (`inventory.v1`) that
 //! the gateway only knows from a descriptor set file named in its configuration.
 //!
+//! Tests reach the gateway through [`edge::Edge`], which both [`System`] and
+//! [`processes::Processes`] dereference to.
+//!
 //! [`processes`] runs the three components as real processes instead, [`replicas`]
 //! runs several of each behind DNS names, [`otlp`] is a trace receiver for them to
 //! export to, and [`prometheus`] reads `/metrics` pages strictly.
@@ -21,6 +24,9 @@ use platform_shutdown::{Shutdown, Trigger};
 use platform_testing::TestDatabase;
 use tokio::task::JoinHandle;
 
+use crate::edge::Edge;
+
+pub mod edge;
 pub mod otlp;
 pub mod processes;
 pub mod prometheus;
@@ -382,8 +388,7 @@ pub struct System {
     pub orders_settings: orders::Settings,
     /// The users service's settings (for the admin command).
     pub users_settings: users::Settings,
-    /// An HTTP client for the gateway.
-    pub http: reqwest::Client,
+    edge: Edge,
     dir: tempfile::TempDir,
     _dbs: (TestDatabase, TestDatabase),
 }
@@ -392,6 +397,15 @@ impl System {
     /// Starts everything with test defaults.
     pub async fn start() -> Self {
         Self::start_with(Options::default()).await
+    }
+
+    /// Starts everything, the gateway's settings changed by `tweak`.
+    pub async fn start_with_gateway(tweak: fn(&mut gateway::Settings)) -> Self {
+        Self::start_with(Options {
+            gateway: Some(tweak),
+            ..Options::default()
+        })
+        .await
     }
 
     /// Starts everything, with `options` applied.
@@ -447,23 +461,18 @@ impl System {
         let gateway = start::<gateway::Gateway>(gs).await;
 
         let system = Self {
+            edge: Edge::new(gateway.addr),
             users: Some(users),
             orders: Some(orders),
             inventory: Some(inventory),
             gateway: Some(gateway),
             orders_settings: os,
             users_settings: us,
-            http: reqwest::Client::new(),
             dir,
             _dbs: (users_db, orders_db),
         };
         system.wait_ready().await;
         system
-    }
-
-    /// The gateway URL of `path`.
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.gateway().addr)
     }
 
     /// The gateway's public address.
@@ -492,16 +501,7 @@ impl System {
     pub async fn wait_ready(&self) {
         let running = [&self.users, &self.orders, &self.gateway];
         for admin in running.into_iter().flatten().filter_map(|r| r.admin) {
-            let url = format!("http://{admin}/readyz");
-            platform_testing::wait::until(
-                &format!("{url} answers 200"),
-                Duration::from_secs(15),
-                async || {
-                    let response = self.http.get(&url).send().await;
-                    response.is_ok_and(|r| r.status().is_success())
-                },
-            )
-            .await;
+            wait_ready(&self.http, "a component", admin, Duration::from_secs(15)).await;
         }
     }
 
@@ -513,45 +513,7 @@ impl System {
 
     /// The text of the gateway's admin `/metrics` page.
     pub async fn metrics(&self) -> String {
-        let response = self.http.get(self.admin_url("/metrics")).send().await;
-        let response = response.expect("the admin port answers");
-        response.text().await.expect("a text body")
-    }
-
-    /// `GET path` on the gateway as the holder of `token`.
-    pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
-        self.http
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("the gateway answers")
-    }
-
-    /// `POST path` on the gateway with a JSON `body`, as the holder of `token`.
-    pub async fn post(
-        &self,
-        path: &str,
-        token: &str,
-        body: &serde_json::Value,
-    ) -> reqwest::Response {
-        self.http
-            .post(self.url(path))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .expect("the gateway answers")
-    }
-
-    /// Signs up through the gateway and returns the account id and a token.
-    pub async fn user(&self, email: &str) -> (String, String) {
-        sign_up(&self.http, &self.url(""), email).await
-    }
-
-    /// A token for `email` through the gateway.
-    pub async fn token(&self, email: &str) -> String {
-        token(&self.http, &self.url(""), email).await
+        edge::page(&self.http, &self.admin_url("/metrics")).await
     }
 
     /// An admin made with the operator path, and a token for it.
@@ -578,39 +540,29 @@ impl System {
     }
 }
 
-/// Signs `email` up through the gateway at `base` and returns the account id and a token.
-pub async fn sign_up(http: &reqwest::Client, base: &str, email: &str) -> (String, String) {
-    let created: serde_json::Value = http
-        .post(format!("{base}/v1/users"))
-        .json(&serde_json::json!({ "email": email, "displayName": "Test", "password": PASSWORD }))
-        .send()
-        .await
-        .expect("sign-up answered")
-        .json()
-        .await
-        .expect("sign-up JSON");
-    let id = created["id"].as_str().expect("an id").to_owned();
-    (id, token(http, base, email).await)
+impl std::ops::Deref for System {
+    type Target = Edge;
+
+    /// The gateway's public port, where tests send their requests.
+    fn deref(&self) -> &Edge {
+        &self.edge
+    }
 }
 
-/// A token for `email` through the gateway at `base`.
-pub async fn token(http: &reqwest::Client, base: &str, email: &str) -> String {
-    let response = http
-        .post(format!("{base}/v1/auth/token"))
-        .json(&serde_json::json!({ "email": email, "password": PASSWORD }))
-        .send()
-        .await
-        .expect("token answered");
-    assert_eq!(
-        response
-            .headers()
-            .get("cache-control")
-            .map(|v| v.as_bytes()),
-        Some(&b"no-store"[..]),
-        "a token response must not be cached"
-    );
-    let token: serde_json::Value = response.json().await.expect("token JSON");
-    token["accessToken"].as_str().expect("a token").to_owned()
+/// Waits (bounded by `within`) until the `/readyz` of `what`'s admin port at `admin`
+/// answers 200.
+pub async fn wait_ready(
+    http: &reqwest::Client,
+    what: &str,
+    admin: impl std::fmt::Display,
+    within: Duration,
+) {
+    let url = format!("http://{admin}/readyz");
+    platform_testing::wait::until(&format!("{what} is ready ({url})"), within, async || {
+        let response = http.get(&url).send().await;
+        response.is_ok_and(|r| r.status().is_success())
+    })
+    .await;
 }
 
 fn loopback() -> SocketAddr {

@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::edge::{Edge, page};
+
 /// Where the binary `name` of this workspace was built.
 pub fn binary(name: &str) -> PathBuf {
     let test_exe = std::env::current_exe().expect("the test executable's path");
@@ -135,6 +137,37 @@ impl Process {
         }
     }
 
+    /// Starts component `name` (`users`, `orders` or `gateway`) with `settings` in its
+    /// environment (each `KEY` as `NAME__KEY`), its `public` port (`grpc` or `http`)
+    /// and admin port on port 0 of loopback; returns it with the two addresses it
+    /// logged as bound.
+    pub async fn launch(
+        name: &'static str,
+        public: &str,
+        config: &Config,
+        settings: &[(&str, String)],
+        dir: &Path,
+    ) -> (Self, String, String) {
+        let any_port = "127.0.0.1:0".to_owned();
+        let public_key = format!("{}__ADDR", public.to_uppercase());
+        let mut settings = settings.to_vec();
+        settings.extend([
+            (public_key.as_str(), any_port.clone()),
+            ("ADMIN__ADDR", any_port),
+        ]);
+        let env = vars(&name.to_uppercase(), config, &settings);
+        let mut process = Self::spawn(name, &env, dir);
+        let bound = process.wait_for(&format!("{name} bound")).await;
+        let addr = |key: &str| {
+            bound[key]
+                .as_str()
+                .unwrap_or_else(|| panic!("`{key}` in {bound}"))
+                .to_owned()
+        };
+        let (public, admin) = (addr(&format!("{public}.addr")), addr("admin.addr"));
+        (process, public, admin)
+    }
+
     /// Kills the process with SIGKILL, as a crash or the OOM killer would, and reaps it.
     pub fn kill(&mut self) {
         self.child.kill().expect("SIGKILL delivered");
@@ -215,12 +248,9 @@ pub struct Processes {
     pub orders: Process,
     /// The gateway.
     pub gateway: Process,
-    /// The gateway's public address.
-    pub http: String,
     /// Admin addresses of users, orders and the gateway.
     pub admin: [String; 3],
-    /// An HTTP client.
-    pub client: reqwest::Client,
+    edge: Edge,
     _dir: tempfile::TempDir,
 }
 
@@ -248,86 +278,61 @@ fn vars(prefix: &str, config: &Config, pairs: &[(&str, String)]) -> Vec<(String,
     env
 }
 
-fn field(line: &Value, key: &str) -> String {
-    line[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("`{key}` in {line}"))
-        .to_owned()
-}
-
 impl Processes {
     /// Starts users, then orders, then the gateway, and waits until the gateway is
     /// ready.
     pub async fn start(config: Config) -> Self {
         let dir = tempfile::tempdir().expect("temporary folder");
         let sqlite = |name: &str| format!("sqlite://{}", dir.path().join(name).display());
-        let any_port = "127.0.0.1:0".to_owned();
 
-        let mut users = Process::spawn(
+        let (users, users_grpc, users_admin) = Process::launch(
             "users",
-            &vars(
-                "USERS",
-                &config,
-                &[
-                    ("GRPC__ADDR", any_port.clone()),
-                    ("ADMIN__ADDR", any_port.clone()),
-                    ("DATABASE__URL", sqlite("users.db")),
-                    (
-                        "AUTH__SIGNING_KEY_FILE",
-                        dir.path().join("key.pem").display().to_string(),
-                    ),
-                    ("PASSWORD__MEMORY_KIB", "1024".to_owned()),
-                    ("PASSWORD__ITERATIONS", "1".to_owned()),
-                ],
-            ),
+            "grpc",
+            &config,
+            &[
+                ("DATABASE__URL", sqlite("users.db")),
+                (
+                    "AUTH__SIGNING_KEY_FILE",
+                    dir.path().join("key.pem").display().to_string(),
+                ),
+                ("PASSWORD__MEMORY_KIB", "1024".to_owned()),
+                ("PASSWORD__ITERATIONS", "1".to_owned()),
+            ],
             dir.path(),
-        );
-        let bound = users.wait_for("users bound").await;
-        let (users_grpc, users_admin) = (field(&bound, "grpc.addr"), field(&bound, "admin.addr"));
-
-        let mut orders = Process::spawn(
+        )
+        .await;
+        let users_url = format!("http://{users_grpc}");
+        let (orders, orders_grpc, orders_admin) = Process::launch(
             "orders",
-            &vars(
-                "ORDERS",
-                &config,
-                &[
-                    ("GRPC__ADDR", any_port.clone()),
-                    ("ADMIN__ADDR", any_port.clone()),
-                    ("DATABASE__URL", sqlite("orders.db")),
-                    ("USERS__URL", format!("http://{users_grpc}")),
-                ],
-            ),
+            "grpc",
+            &config,
+            &[
+                ("DATABASE__URL", sqlite("orders.db")),
+                ("USERS__URL", users_url.clone()),
+            ],
             dir.path(),
-        );
-        let bound = orders.wait_for("orders bound").await;
-        let (orders_grpc, orders_admin) = (field(&bound, "grpc.addr"), field(&bound, "admin.addr"));
-
-        let mut gateway = Process::spawn(
+        )
+        .await;
+        let (gateway, http, gateway_admin) = Process::launch(
             "gateway",
-            &vars(
-                "GATEWAY",
-                &config,
-                &[
-                    ("HTTP__ADDR", any_port.clone()),
-                    ("ADMIN__ADDR", any_port),
-                    ("USERS__URL", format!("http://{users_grpc}")),
-                    ("ORDERS__URL", format!("http://{orders_grpc}")),
-                    ("RATE_LIMIT__PER_SECOND", "100000".to_owned()),
-                    ("RATE_LIMIT__BURST", "100000".to_owned()),
-                ],
-            ),
+            "http",
+            &config,
+            &[
+                ("USERS__URL", users_url),
+                ("ORDERS__URL", format!("http://{orders_grpc}")),
+                ("RATE_LIMIT__PER_SECOND", "100000".to_owned()),
+                ("RATE_LIMIT__BURST", "100000".to_owned()),
+            ],
             dir.path(),
-        );
-        let bound = gateway.wait_for("gateway bound").await;
-        let (http, gateway_admin) = (field(&bound, "http.addr"), field(&bound, "admin.addr"));
+        )
+        .await;
 
         let system = Self {
             users,
             orders,
             gateway,
-            http,
             admin: [users_admin, orders_admin, gateway_admin],
-            client: reqwest::Client::new(),
+            edge: Edge::new(http),
             _dir: dir,
         };
         system.wait_ready().await;
@@ -337,40 +342,14 @@ impl Processes {
     /// Waits until every component's `/readyz` answers 200: readiness does not
     /// cascade, so the gateway's alone says nothing of users and orders.
     async fn wait_ready(&self) {
-        for admin in &self.admin {
-            let url = format!("http://{admin}/readyz");
-            platform_testing::wait::until(
-                &format!("{url} answers 200"),
-                Duration::from_secs(30),
-                async || {
-                    let response = self.client.get(&url).send().await;
-                    response.is_ok_and(|r| r.status().is_success())
-                },
-            )
-            .await;
+        for (admin, name) in self.admin.iter().zip(["users", "orders", "gateway"]) {
+            crate::wait_ready(&self.http, name, admin, Duration::from_secs(30)).await;
         }
-    }
-
-    /// The gateway URL of `path`.
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.http)
     }
 
     /// The `/metrics` page of admin address `index` (0 users, 1 orders, 2 gateway).
     pub async fn metrics(&self, index: usize) -> String {
-        self.client
-            .get(format!("http://{}/metrics", self.admin[index]))
-            .send()
-            .await
-            .expect("metrics answered")
-            .text()
-            .await
-            .expect("metrics text")
-    }
-
-    /// Signs up through the gateway; returns the account id and a token.
-    pub async fn user(&self, email: &str) -> (String, String) {
-        crate::sign_up(&self.client, &self.url(""), email).await
+        page(&self.http, &format!("http://{}/metrics", self.admin[index])).await
     }
 
     /// Every log line of the three processes.
@@ -391,5 +370,14 @@ impl Processes {
             assert_eq!(status.code(), Some(0), "{} exits 0", process.name);
         }
         self.all_logs()
+    }
+}
+
+impl std::ops::Deref for Processes {
+    type Target = Edge;
+
+    /// The gateway's public port, where tests send their requests.
+    fn deref(&self) -> &Edge {
+        &self.edge
     }
 }

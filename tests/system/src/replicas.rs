@@ -395,14 +395,12 @@ impl Cluster {
     }
 
     async fn wait_ready(&self, replica: &Replica) {
-        let url = format!("http://{}/readyz", replica.admin);
-        platform_testing::wait::until(
-            &format!("{} is ready", replica.label()),
+        let label = replica.label();
+        crate::wait_ready(
+            &self.client,
+            &label,
+            &replica.admin,
             Duration::from_secs(30),
-            async || {
-                let response = self.client.get(&url).send().await;
-                response.is_ok_and(|r| r.status().is_success())
-            },
         )
         .await;
     }

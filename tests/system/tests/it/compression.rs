@@ -4,9 +4,10 @@
 
 use std::io::{Read, Write};
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use system_tests::{Options, System};
+use system_tests::System;
+use system_tests::edge::answered;
 
 fn gunzip(bytes: &[u8]) -> String {
     let mut text = String::new();
@@ -23,14 +24,19 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 }
 
 async fn get(system: &System, path: &str, token: &str, encoding: &str) -> reqwest::Response {
-    system
-        .http
-        .get(system.url(path))
-        .bearer_auth(token)
-        .header("Accept-Encoding", encoding)
-        .send()
-        .await
-        .unwrap()
+    let accepted = [("Accept-Encoding", encoding)];
+    system.get_with(path, token, &accepted).await
+}
+
+/// `POST /v1/inventory/BOOK-1:reserve` with `body` gzipped and these `headers` too.
+async fn reserve_gzipped(
+    system: &System,
+    token: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> reqwest::Response {
+    let request = system.request(Method::POST, "/v1/inventory/BOOK-1:reserve", token, headers);
+    answered(request.header("Content-Encoding", "gzip").body(gzip(body))).await
 }
 
 #[tokio::test]
@@ -74,14 +80,12 @@ async fn streams_are_not_compressed_and_still_flush_each_message() {
     let (_, token) = system.user("ada@example.com").await;
     for accept in ["application/x-ndjson", "text/event-stream"] {
         let mut response = system
-            .http
-            .get(system.url("/v1/inventory/SKU-Z:watch?count=3&intervalMs=200"))
-            .bearer_auth(&token)
-            .header("Accept-Encoding", "gzip")
-            .header("Accept", accept)
-            .send()
-            .await
-            .unwrap();
+            .get_with(
+                "/v1/inventory/SKU-Z:watch?count=3&intervalMs=200",
+                &token,
+                &[("Accept-Encoding", "gzip"), ("Accept", accept)],
+            )
+            .await;
         assert!(
             !response.headers().contains_key("content-encoding"),
             "{accept}"
@@ -109,48 +113,25 @@ async fn streams_are_not_compressed_and_still_flush_each_message() {
 
 #[tokio::test]
 async fn compressed_request_bodies_are_accepted_within_the_body_limit() {
-    let system = System::start_with(Options {
-        gateway: Some(|g| g.http.max_body_bytes = 4096),
-        ..Options::default()
-    })
-    .await;
+    let system = System::start_with_gateway(|g| g.http.max_body_bytes = 4096).await;
     let (_, token) = system.user("ada@example.com").await;
     let body = serde_json::to_vec(&json!({ "quantity": 2 })).unwrap();
-    let reserved = system
-        .http
-        .post(system.url("/v1/inventory/BOOK-1:reserve"))
-        .bearer_auth(&token)
-        .header("Content-Type", "application/json")
-        .header("Content-Encoding", "gzip")
-        .body(gzip(&body))
-        .send()
-        .await
-        .unwrap();
+    let json = [("Content-Type", "application/json")];
+    let reserved = reserve_gzipped(&system, &token, &json, &body).await;
     assert_eq!(reserved.status(), StatusCode::OK);
     assert_eq!(reserved.json::<Value>().await.unwrap()["inStock"], "40");
 
     // The limit counts the decompressed bytes: a small bomb is still 413.
     let bomb = format!("{{\"quantity\": 2{}}}", " ".repeat(100_000));
-    let refused = system
-        .http
-        .post(system.url("/v1/inventory/BOOK-1:reserve"))
-        .bearer_auth(&token)
-        .header("Content-Encoding", "gzip")
-        .body(gzip(bomb.as_bytes()))
-        .send()
-        .await
-        .unwrap();
+    let refused = reserve_gzipped(&system, &token, &[], bomb.as_bytes()).await;
     assert_eq!(refused.status(), StatusCode::PAYLOAD_TOO_LARGE);
     system.stop().await;
 }
 
 #[tokio::test]
 async fn grpc_compression_to_an_upstream_is_a_setting() {
-    let system = System::start_with(Options {
-        gateway: Some(|g| {
-            g.upstreams[0].options.compression = gateway::settings::GrpcCompression::Gzip
-        }),
-        ..Options::default()
+    let system = System::start_with_gateway(|g| {
+        g.upstreams[0].options.compression = gateway::settings::GrpcCompression::Gzip
     })
     .await;
     let (_, token) = system.user("ada@example.com").await;

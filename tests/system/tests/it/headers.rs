@@ -5,7 +5,10 @@
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use system_tests::{Options, System};
+use system_tests::System;
+
+/// Answers with the metadata it received, or fails with `?failWith=<code>`.
+const INSPECT: &str = "/v1/inventory:inspect";
 
 /// Inventory forwards `X-Tenant` and returns `x-stock-source` and `x-checksum`;
 /// loopback is a trusted proxy.
@@ -25,25 +28,17 @@ async fn received(response: reqwest::Response) -> serde_json::Map<String, Value>
 
 #[tokio::test]
 async fn allow_listed_headers_travel_both_ways_and_nothing_else() {
-    let system = System::start_with(Options {
-        gateway: Some(allow_lists),
-        ..Options::default()
-    })
-    .await;
+    let system = System::start_with_gateway(allow_lists).await;
     let (_, token) = system.user("ada@example.com").await;
 
-    let response = system
-        .http
-        .get(system.url("/v1/inventory:inspect"))
-        .bearer_auth(&token)
-        .header("X-Tenant", "acme")
-        .header("X-Not-Listed", "secret")
-        .header("Grpc-Metadata-X-Trace-Tag", "checkout")
-        .header("Grpc-Metadata-Authorization", "Bearer forged")
-        .header("Grpc-Metadata-X-Forwarded-For", "6.6.6.6")
-        .send()
-        .await
-        .unwrap();
+    let sent = [
+        ("X-Tenant", "acme"),
+        ("X-Not-Listed", "secret"),
+        ("Grpc-Metadata-X-Trace-Tag", "checkout"),
+        ("Grpc-Metadata-Authorization", "Bearer forged"),
+        ("Grpc-Metadata-X-Forwarded-For", "6.6.6.6"),
+    ];
+    let response = system.get_with(INSPECT, &token, &sent).await;
     assert_eq!(response.status(), StatusCode::OK);
     let headers = response.headers().clone();
     assert_eq!(headers["grpc-metadata-x-stock-source"], "warehouse-7");
@@ -71,23 +66,19 @@ async fn allow_listed_headers_travel_both_ways_and_nothing_else() {
     assert_eq!(metadata["x-forwarded-proto"], "http");
 
     // Through a trusted proxy: the client it names, the host and scheme it saw.
-    let proxied = system
-        .http
-        .get(system.url("/v1/inventory:inspect"))
-        .bearer_auth(&token)
-        .header("X-Forwarded-For", "6.6.6.6, 198.51.100.7")
-        .header("X-Forwarded-Host", "api.example.com")
-        .header("X-Forwarded-Proto", "https")
-        .send()
-        .await
-        .unwrap();
+    let through_proxy = [
+        ("X-Forwarded-For", "6.6.6.6, 198.51.100.7"),
+        ("X-Forwarded-Host", "api.example.com"),
+        ("X-Forwarded-Proto", "https"),
+    ];
+    let proxied = system.get_with(INSPECT, &token, &through_proxy).await;
     let metadata = received(proxied).await;
     assert_eq!(metadata["x-forwarded-for"], "198.51.100.7");
     assert_eq!(metadata["x-forwarded-host"], "api.example.com");
     assert_eq!(metadata["x-forwarded-proto"], "https");
 
     // An error's trailers come back as Grpc-Trailer-*, allow-listed too.
-    let failed = system.get("/v1/inventory:inspect?failWith=9", &token).await;
+    let failed = system.get(&format!("{INSPECT}?failWith=9"), &token).await;
     assert_eq!(failed.status(), StatusCode::BAD_REQUEST);
     assert_eq!(failed.headers()["grpc-trailer-x-checksum"], "abc123");
     assert!(!failed.headers().contains_key("grpc-trailer-x-internal"));
@@ -99,13 +90,8 @@ async fn by_default_no_response_metadata_comes_back() {
     let system = System::start().await;
     let (_, token) = system.user("ada@example.com").await;
     let response = system
-        .http
-        .get(system.url("/v1/inventory:inspect"))
-        .bearer_auth(&token)
-        .header("X-Tenant", "acme")
-        .send()
-        .await
-        .unwrap();
+        .get_with(INSPECT, &token, &[("X-Tenant", "acme")])
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     let leaked: Vec<_> = response
         .headers()
@@ -122,9 +108,7 @@ async fn by_default_no_response_metadata_comes_back() {
 async fn an_upstream_unauthenticated_is_a_401_with_a_bearer_challenge() {
     let system = System::start().await;
     let (_, token) = system.user("ada@example.com").await;
-    let response = system
-        .get("/v1/inventory:inspect?failWith=16", &token)
-        .await;
+    let response = system.get(&format!("{INSPECT}?failWith=16"), &token).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
         response.headers()["www-authenticate"],

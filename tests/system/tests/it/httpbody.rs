@@ -2,9 +2,10 @@
 //! type, chunked downloads, raw request bodies, and binary media in the OpenAPI
 //! document.
 
-use reqwest::StatusCode;
-use serde_json::{Value, json};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
 use system_tests::System;
+use system_tests::edge::{answered, expect_json, remaining_chunks};
 
 #[tokio::test]
 async fn an_http_body_answer_is_its_bytes_with_its_content_type() {
@@ -38,10 +39,7 @@ async fn a_stream_of_http_bodies_is_a_download_written_as_it_arrives() {
     );
     let first = response.chunk().await.unwrap().expect("a first chunk");
     assert_eq!(&first[..], b"BOOK-1,0\n", "the first chunk alone");
-    let mut rest = Vec::new();
-    while let Some(chunk) = response.chunk().await.unwrap() {
-        rest.extend_from_slice(&chunk);
-    }
+    let rest = remaining_chunks(&mut response).await.unwrap().concat();
     assert_eq!(rest, b"BOOK-1,1\nBOOK-1,2\n");
 
     // Failing before the first chunk: an ordinary error answer.
@@ -51,8 +49,7 @@ async fn a_stream_of_http_bodies_is_a_download_written_as_it_arrives() {
             &token,
         )
         .await;
-    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
-    let body: Value = refused.json().await.unwrap();
+    let body = expect_json(refused, StatusCode::FORBIDDEN).await;
     assert_eq!(body["message"], "the download failed");
 
     // Failing after it began: the download is cut off, never passed off as complete.
@@ -60,17 +57,7 @@ async fn a_stream_of_http_bodies_is_a_download_written_as_it_arrives() {
         .get("/v1/inventory/BOOK-1:download?count=1&failWith=14", &token)
         .await;
     assert_eq!(cut.status(), StatusCode::OK);
-    let mut outcome = Ok(());
-    loop {
-        match cut.chunk().await {
-            Ok(Some(_)) => {}
-            Ok(None) => break,
-            Err(error) => {
-                outcome = Err(error);
-                break;
-            }
-        }
-    }
+    let outcome = remaining_chunks(&mut cut).await;
     assert!(outcome.is_err(), "the client sees an incomplete body");
     system.stop().await;
 }
@@ -81,32 +68,23 @@ async fn a_raw_request_body_reaches_the_service_with_its_content_type() {
     let (_, token) = system.user("ada@example.com").await;
     let png = [0x89, b'P', b'N', b'G', 0, 1, 2, 3, 0xff];
 
-    let stored = system
-        .http
-        .put(system.url("/v1/inventory/BOOK-1/picture"))
-        .bearer_auth(&token)
-        .header("Content-Type", "image/png")
-        .body(png.to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(stored.status(), StatusCode::OK);
-    let stored: Value = stored.json().await.unwrap();
+    let picture = system.request(
+        Method::PUT,
+        "/v1/inventory/BOOK-1/picture",
+        &token,
+        &[("Content-Type", "image/png")],
+    );
+    let stored = answered(picture.body(png.to_vec())).await;
+    let stored = expect_json(stored, StatusCode::OK).await;
     assert_eq!(
         stored,
         json!({ "sku": "BOOK-1", "contentType": "image/png", "size": "9" })
     );
 
     // The request itself an HttpBody (`body: "*"`), and the answer too.
-    let echoed = system
-        .http
-        .post(system.url("/v1/inventory:echo"))
-        .bearer_auth(&token)
-        .header("Content-Type", "application/xml")
-        .body("<stock sku=\"BOOK-1\"/>")
-        .send()
-        .await
-        .unwrap();
+    let xml = [("Content-Type", "application/xml")];
+    let echo = system.request(Method::POST, "/v1/inventory:echo", &token, &xml);
+    let echoed = answered(echo.body("<stock sku=\"BOOK-1\"/>")).await;
     assert_eq!(echoed.status(), StatusCode::OK);
     assert_eq!(echoed.headers()["content-type"], "application/xml");
     assert_eq!(echoed.text().await.unwrap(), "<stock sku=\"BOOK-1\"/>");
@@ -116,15 +94,7 @@ async fn a_raw_request_body_reaches_the_service_with_its_content_type() {
 #[tokio::test]
 async fn the_openapi_document_shows_http_bodies_as_binary() {
     let system = System::start().await;
-    let document: Value = system
-        .http
-        .get(system.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let document = system.openapi().await;
     let paths = &document["paths"];
     let binary = json!({ "type": "string", "format": "binary" });
     let export = &paths["/v1/inventory/{sku}:export"]["get"]["responses"]["200"]["content"];

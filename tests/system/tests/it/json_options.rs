@@ -3,32 +3,26 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use system_tests::{Options, System};
+use system_tests::System;
+use system_tests::edge::expect_json;
 
 #[tokio::test]
 async fn an_upstream_can_have_its_own_json() {
-    let system = System::start_with(Options {
-        gateway: Some(|g| {
-            let json = &mut g.upstreams[0].options.json;
-            json.emit_unpopulated = true;
-            json.proto_field_names = true;
-            json.enums_as_numbers = true;
-            json.unknown_query_parameters = gateway::settings::UnknownQueryParameters::Ignore;
-        }),
-        ..Options::default()
+    let system = System::start_with_gateway(|g| {
+        let json = &mut g.upstreams[0].options.json;
+        json.emit_unpopulated = true;
+        json.proto_field_names = true;
+        json.enums_as_numbers = true;
+        json.unknown_query_parameters = gateway::settings::UnknownQueryParameters::Ignore;
     })
     .await;
     let (_, token) = system.user("ada@example.com").await;
 
+    // The unknown parameter is ignored.
     let item = system
         .get("/v1/inventory/BOOK-1?utm_source=mail", &token)
         .await;
-    assert_eq!(
-        item.status(),
-        StatusCode::OK,
-        "the unknown parameter is ignored"
-    );
-    let item: Value = item.json().await.unwrap();
+    let item = expect_json(item, StatusCode::OK).await;
     assert_eq!(
         item,
         json!({

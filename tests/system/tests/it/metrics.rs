@@ -11,16 +11,9 @@ async fn the_metrics_page_parses_strictly_and_has_the_expected_series() {
     let system = System::start().await;
     let (_, token) = system.user("metrics@example.com").await;
     for _ in 0..3 {
-        let response = system
-            .http
-            .post(system.url("/v1/orders"))
-            .bearer_auth(&token)
-            .json(
-                &json!({ "items": [{ "sku": "BOOK-1", "quantity": 1, "unitPriceCents": "100" }] }),
-            )
-            .send()
-            .await
-            .unwrap();
+        let order =
+            json!({ "items": [{ "sku": "BOOK-1", "quantity": 1, "unitPriceCents": "100" }] });
+        let response = system.post("/v1/orders", &token, &order).await;
         assert!(response.status().is_success());
     }
     let missing = system

@@ -149,12 +149,7 @@ async fn kill_and_return(cluster: &mut Cluster, load: &Load, role: Role, index: 
 
     cluster.restart(role, index).await;
     let restarted = Instant::now();
-    wait::until(
-        &format!("{label} serves again once restarted"),
-        Duration::from_secs(45),
-        async || cluster.served(&cluster.replicas(role)[index]).await > 0.0,
-    )
-    .await;
+    wait_serving(cluster, role, index, Duration::from_secs(45)).await;
     let to_readmit = restarted.elapsed();
 
     let tally = load.tally().since(&before);
@@ -164,6 +159,16 @@ async fn kill_and_return(cluster: &mut Cluster, load: &Load, role: Role, index: 
         tally.sent, tally.failed
     );
     assert_no_failures(&format!("kill -9 of {label}"), &tally);
+}
+
+/// Waits (bounded by `within`) until replica `index` of `role`, just restarted, has
+/// served calls again.
+async fn wait_serving(cluster: &Cluster, role: Role, index: usize, within: Duration) {
+    let label = cluster.replicas(role)[index].label();
+    wait::until(&format!("{label} serves again"), within, async || {
+        cluster.served(&cluster.replicas(role)[index]).await > 0.0
+    })
+    .await;
 }
 
 /// SIGTERM, start again, wait ready (and, for users and orders, until it serves),
@@ -180,13 +185,7 @@ async fn rolling_restart(cluster: &mut Cluster, load: &Load) {
             cluster.restart(role, index).await;
             // The next replica goes only once this one takes calls again, so the
             // load crosses every step of the rollout.
-            let label = cluster.replicas(role)[index].label();
-            wait::until(
-                &format!("{label} serves again"),
-                Duration::from_secs(30),
-                async || cluster.served(&cluster.replicas(role)[index]).await > 0.0,
-            )
-            .await;
+            wait_serving(cluster, role, index, Duration::from_secs(30)).await;
         }
     }
     let urls = cluster.gateway_urls();

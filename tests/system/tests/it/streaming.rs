@@ -6,15 +6,16 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use system_tests::{Options, System};
+use system_tests::System;
+use system_tests::edge::remaining_chunks;
 
 /// Every chunk of the body as it arrives, as text.
 async fn chunks(mut response: reqwest::Response) -> Vec<String> {
-    let mut chunks = Vec::new();
-    while let Some(chunk) = response.chunk().await.expect("the body streams") {
-        chunks.push(String::from_utf8(chunk.to_vec()).expect("UTF-8"));
-    }
+    let chunks = remaining_chunks(&mut response).await;
+    let chunks = chunks.expect("the body streams").into_iter();
     chunks
+        .map(|chunk| String::from_utf8(chunk).expect("UTF-8"))
+        .collect()
 }
 
 fn records(text: &str) -> Vec<Value> {
@@ -69,11 +70,7 @@ async fn a_stream_is_ndjson_one_record_per_message_then_its_error() {
 
 #[tokio::test]
 async fn each_message_is_flushed_as_it_arrives_and_streams_outlive_the_call_deadline() {
-    let system = System::start_with(Options {
-        gateway: Some(|g| g.http.default_timeout_ms = 300),
-        ..Options::default()
-    })
-    .await;
+    let system = System::start_with_gateway(|g| g.http.default_timeout_ms = 300).await;
     let (_, token) = system.user("ada@example.com").await;
     // Three updates 250 ms apart: longer than the unary deadline in all.
     let mut response = system
@@ -93,20 +90,15 @@ async fn each_message_is_flushed_as_it_arrives_and_streams_outlive_the_call_dead
 
 #[tokio::test]
 async fn server_sent_events_with_heartbeats_and_an_error_event() {
-    let system = System::start_with(Options {
-        gateway: Some(|g| g.http.sse_heartbeat_ms = 100),
-        ..Options::default()
-    })
-    .await;
+    let system = System::start_with_gateway(|g| g.http.sse_heartbeat_ms = 100).await;
     let (_, token) = system.user("ada@example.com").await;
     let response = system
-        .http
-        .get(system.url("/v1/inventory/SKU-S:watch?count=1&failWith=5&intervalMs=450"))
-        .bearer_auth(&token)
-        .header("Accept", "text/event-stream")
-        .send()
-        .await
-        .unwrap();
+        .get_with(
+            "/v1/inventory/SKU-S:watch?count=1&failWith=5&intervalMs=450",
+            &token,
+            &[("Accept", "text/event-stream")],
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let text = chunks(response).await.concat();
@@ -149,25 +141,10 @@ async fn a_client_that_goes_away_cancels_the_upstream_stream() {
 async fn client_streaming_methods_are_left_out_and_the_rest_is_served() {
     let system = System::start().await;
     let (_, token) = system.user("ada@example.com").await;
-    let count = system
-        .http
-        .post(system.url("/v1/inventory:count"))
-        .bearer_auth(&token)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
+    let count = system.post("/v1/inventory:count", &token, &json!({})).await;
     assert_eq!(count.status(), StatusCode::NOT_FOUND);
 
-    let document: Value = system
-        .http
-        .get(system.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let document = system.openapi().await;
     let paths = document["paths"].as_object().unwrap();
     assert!(!paths.contains_key("/v1/inventory:count"));
     let watch = &paths["/v1/inventory/{sku}:watch"]["get"]["responses"]["200"]["content"];

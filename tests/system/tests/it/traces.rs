@@ -13,8 +13,9 @@
 
 use std::time::{Duration, Instant};
 
-use reqwest::StatusCode;
-use serde_json::{Value, json};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use system_tests::edge::{Edge, answered, two_books};
 use system_tests::otlp::{KIND_CLIENT, KIND_SERVER, ReceivedSpan, Receiver, render_tree};
 use system_tests::processes::{Config, Export, Process, Processes};
 use system_tests::{PASSWORD, prometheus};
@@ -31,10 +32,6 @@ fn client_context() -> (String, String, String) {
     let span = uuid::Uuid::new_v4().simple().to_string()[..16].to_owned();
     let header = format!("00-{trace}-{span}-01");
     (trace, span, header)
-}
-
-fn order() -> Value {
-    json!({ "items": [{ "sku": "BOOK-1", "quantity": 2, "unitPriceCents": "1250" }] })
 }
 
 /// The one span of `spans` that `matches`, or a failure showing the tree.
@@ -61,6 +58,30 @@ fn rpc(span: &ReceivedSpan, service: &str, kind: i32, method: &str) -> bool {
     is(span, service, kind) && span.attr("rpc.method").as_deref() == Some(method)
 }
 
+/// The one span of `spans` that `matches`: a child of span `parent`, with each
+/// `(key, value)` of `attrs` among its attributes.
+fn hop<'a>(
+    spans: &'a [ReceivedSpan],
+    what: &str,
+    matches: impl Fn(&ReceivedSpan) -> bool,
+    parent: &str,
+    attrs: &[(&str, &str)],
+) -> &'a ReceivedSpan {
+    let span = one(spans, what, matches);
+    let tree = render_tree(spans);
+    assert_eq!(span.parent_id(), parent, "the parent of the {what}\n{tree}");
+    assert_attrs(span, attrs);
+    span
+}
+
+/// Asserts each `(key, value)` attribute of `span`.
+fn assert_attrs(span: &ReceivedSpan, expected: &[(&str, &str)]) {
+    for (key, value) in expected {
+        let name = &span.span.name;
+        assert_eq!(span.attr(key).as_deref(), Some(*value), "{key} of {name}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_request_is_one_trace_across_the_three_services() {
     let _serial = SERIAL.lock().await;
@@ -74,15 +95,7 @@ async fn one_request_is_one_trace_across_the_three_services() {
 
     // A request that succeeds, continuing the client's trace.
     let (ok_trace, ok_parent, traceparent) = client_context();
-    let created = system
-        .client
-        .post(system.url("/v1/orders"))
-        .bearer_auth(&ada_token)
-        .header("traceparent", traceparent)
-        .json(&order())
-        .send()
-        .await
-        .unwrap();
+    let created = order_in_trace(&system, &ada_token, &traceparent).await;
     assert_eq!(created.status(), StatusCode::OK);
 
     check_metrics_pages(&system).await;
@@ -92,15 +105,7 @@ async fn one_request_is_one_trace_across_the_three_services() {
     let users_exit = system.users.terminate().await;
     assert_eq!(users_exit.code(), Some(0), "users exits 0 on SIGTERM");
     let (err_trace, err_parent, traceparent) = client_context();
-    let refused = system
-        .client
-        .post(system.url("/v1/orders"))
-        .bearer_auth(&bob_token)
-        .header("traceparent", traceparent)
-        .json(&order())
-        .send()
-        .await
-        .unwrap();
+    let refused = order_in_trace(&system, &bob_token, &traceparent).await;
     assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
 
     // SIGTERM flushes each process's spans before it exits 0.
@@ -138,6 +143,13 @@ async fn one_request_is_one_trace_across_the_three_services() {
     check_only_traffic_is_traced(&spans);
 }
 
+/// `POST /v1/orders` as the holder of `token`, continuing the client's trace.
+async fn order_in_trace(edge: &Edge, token: &str, traceparent: &str) -> reqwest::Response {
+    let traced = [("traceparent", traceparent)];
+    let create = edge.request(Method::POST, "/v1/orders", token, &traced);
+    answered(create.json(&two_books())).await
+}
+
 /// The tree of the successful order, hop by hop.
 fn check_successful_trace(spans: &[ReceivedSpan], client_span: &str, user_id: &str) {
     let tree = render_tree(spans);
@@ -150,78 +162,71 @@ fn check_successful_trace(spans: &[ReceivedSpan], client_span: &str, user_id: &s
         "continues the client's span\n{tree}"
     );
     assert_eq!(gw_server.span.name, "POST /v1/orders");
-    assert_eq!(gw_server.attr("http.route").as_deref(), Some("/v1/orders"));
-    assert_eq!(
-        gw_server.attr("http.request.method").as_deref(),
-        Some("POST")
-    );
-    assert_eq!(
-        gw_server.attr("http.response.status_code").as_deref(),
-        Some("200")
-    );
-
-    let gw_client = one(spans, "gateway client span to orders", |s| {
-        rpc(s, "gateway", KIND_CLIENT, "CreateOrder")
-    });
-    assert_eq!(gw_client.parent_id(), gw_server.span_id(), "{tree}");
-    assert_eq!(
-        gw_client.attr("rpc.service").as_deref(),
-        Some("orders.v1.OrderService")
+    assert_attrs(
+        gw_server,
+        &[
+            ("http.route", "/v1/orders"),
+            ("http.request.method", "POST"),
+            ("http.response.status_code", "200"),
+        ],
     );
 
-    let orders_server = one(spans, "orders server span", |s| {
-        rpc(s, "orders", KIND_SERVER, "CreateOrder")
-    });
-    assert_eq!(orders_server.parent_id(), gw_client.span_id(), "{tree}");
+    let gw_client = hop(
+        spans,
+        "gateway client span to orders",
+        |s| rpc(s, "gateway", KIND_CLIENT, "CreateOrder"),
+        &gw_server.span_id(),
+        &[("rpc.service", "orders.v1.OrderService")],
+    );
+    let orders_server = hop(
+        spans,
+        "orders server span",
+        |s| rpc(s, "orders", KIND_SERVER, "CreateOrder"),
+        &gw_client.span_id(),
+        &[
+            ("rpc.system", "grpc"),
+            ("rpc.service", "orders.v1.OrderService"),
+            ("rpc.grpc.status_code", "0"),
+        ],
+    );
     assert_eq!(
         orders_server.span.name,
         "orders.v1.OrderService/CreateOrder"
     );
-    assert_eq!(orders_server.attr("rpc.system").as_deref(), Some("grpc"));
-    assert_eq!(
-        orders_server.attr("rpc.service").as_deref(),
-        Some("orders.v1.OrderService")
+    let orders_client = hop(
+        spans,
+        "orders client span to users",
+        |s| rpc(s, "orders", KIND_CLIENT, "GetUser"),
+        &orders_server.span_id(),
+        &[],
     );
-    assert_eq!(
-        orders_server.attr("rpc.grpc.status_code").as_deref(),
-        Some("0")
-    );
-
-    let orders_client = one(spans, "orders client span to users", |s| {
-        rpc(s, "orders", KIND_CLIENT, "GetUser")
-    });
-    assert_eq!(orders_client.parent_id(), orders_server.span_id(), "{tree}");
-
-    let users_server = one(spans, "users server span", |s| {
-        rpc(s, "users", KIND_SERVER, "GetUser")
-    });
-    assert_eq!(users_server.parent_id(), orders_client.span_id(), "{tree}");
-    assert_eq!(
-        users_server.attr("rpc.grpc.status_code").as_deref(),
-        Some("0")
+    let users_server = hop(
+        spans,
+        "users server span",
+        |s| rpc(s, "users", KIND_SERVER, "GetUser"),
+        &orders_client.span_id(),
+        &[("rpc.grpc.status_code", "0")],
     );
 
-    let orders_insert = one(spans, "orders INSERT span", |s| {
-        is(s, "orders", KIND_CLIENT) && s.span.name == "INSERT orders"
-    });
-    assert_eq!(orders_insert.parent_id(), orders_server.span_id(), "{tree}");
-    assert_eq!(orders_insert.attr("db.system").as_deref(), Some("sqlite"));
-    assert_eq!(
-        orders_insert.attr("db.operation").as_deref(),
-        Some("INSERT")
+    let orders_insert = hop(
+        spans,
+        "orders INSERT span",
+        |s| is(s, "orders", KIND_CLIENT) && s.span.name == "INSERT orders",
+        &orders_server.span_id(),
+        &[("db.system", "sqlite"), ("db.operation", "INSERT")],
     );
     let text = orders_insert.attr("db.query.text").unwrap_or_default();
     assert!(
         text.starts_with("INSERT INTO orders") && text.contains("?1"),
         "{text}"
     );
-
-    let users_select = one(spans, "users SELECT span", |s| {
-        is(s, "users", KIND_CLIENT) && s.span.name == "SELECT users"
-    });
-    assert_eq!(users_select.parent_id(), users_server.span_id(), "{tree}");
-    assert_eq!(users_select.attr("db.system").as_deref(), Some("sqlite"));
-    assert_eq!(users_select.attr("db.operation").as_deref(), Some("SELECT"));
+    hop(
+        spans,
+        "users SELECT span",
+        |s| is(s, "users", KIND_CLIENT) && s.span.name == "SELECT users",
+        &users_server.span_id(),
+        &[("db.system", "sqlite"), ("db.operation", "SELECT")],
+    );
 
     for span in spans {
         assert!(
@@ -257,10 +262,7 @@ fn check_failed_trace(spans: &[ReceivedSpan], client_span: &str) {
         is(s, "gateway", KIND_SERVER)
     });
     assert_eq!(gw_server.parent_id(), client_span, "{tree}");
-    assert_eq!(
-        gw_server.attr("http.response.status_code").as_deref(),
-        Some("503")
-    );
+    assert_attrs(gw_server, &[("http.response.status_code", "503")]);
     let gw_client = one(spans, "gateway client span", |s| {
         rpc(s, "gateway", KIND_CLIENT, "CreateOrder")
     });
@@ -462,13 +464,7 @@ async fn time_alternately(
         for (index, (system, id, token)) in systems.iter().enumerate() {
             let started = Instant::now();
             for _ in 0..per_round {
-                let response = system
-                    .client
-                    .get(system.url(&format!("/v1/users/{id}")))
-                    .bearer_auth(token)
-                    .send()
-                    .await
-                    .unwrap();
+                let response = system.get(&format!("/v1/users/{id}"), token).await;
                 assert_eq!(response.status(), StatusCode::OK);
             }
             totals[index] += started.elapsed();
@@ -493,20 +489,12 @@ async fn a_dead_collector_neither_fails_nor_slows_requests_and_export_off_still_
     // An order on each (through all three components), the one with export off
     // continuing a client's trace: it still runs through all three processes.
     let (trace, client_span, traceparent) = client_context();
-    for (system, token, traceparent) in [
-        (&exporting, &exporting_token, None),
-        (&off, &off_token, Some(traceparent)),
-    ] {
-        let mut request = system
-            .client
-            .post(system.url("/v1/orders"))
-            .bearer_auth(token)
-            .json(&order());
-        if let Some(traceparent) = traceparent {
-            request = request.header("traceparent", traceparent);
-        }
-        assert_eq!(request.send().await.unwrap().status(), StatusCode::OK);
-    }
+    let placed = exporting
+        .post("/v1/orders", &exporting_token, &two_books())
+        .await;
+    assert_eq!(placed.status(), StatusCode::OK);
+    let placed = order_in_trace(&off, &off_token, &traceparent).await;
+    assert_eq!(placed.status(), StatusCode::OK);
     let gateway_line = logged_in_trace(&off.gateway, "request finished", None, &trace).await;
     assert_ne!(
         gateway_line["span_id"],

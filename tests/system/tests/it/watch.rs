@@ -5,9 +5,10 @@
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
-use serde_json::{Value, json};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
 use system_tests::System;
+use system_tests::edge::{Edge, expect_json, page, two_books};
 use system_tests::processes::{Config, Export, Processes};
 
 /// Long enough for a change to cross the system on a loaded machine.
@@ -51,6 +52,15 @@ impl Lines {
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?} is not JSON: {e}"))
     }
 
+    /// The next `count` NDJSON records.
+    async fn records(&mut self, count: usize) -> Vec<Value> {
+        let mut records = Vec::with_capacity(count);
+        for _ in 0..count {
+            records.push(self.record().await);
+        }
+        records
+    }
+
     /// The data of the next Server-Sent Event, heartbeats skipped.
     async fn event(&mut self) -> Value {
         loop {
@@ -62,36 +72,31 @@ impl Lines {
     }
 }
 
-async fn watch(http: &reqwest::Client, url: String, token: &str, sse: bool) -> Lines {
-    let mut request = http.get(url).bearer_auth(token);
-    if sse {
-        request = request.header("Accept", "text/event-stream");
-    }
-    let response = request.send().await.expect("the gateway answers");
-    assert_eq!(response.status(), StatusCode::OK);
+/// `GET path` (a watch) as NDJSON, or as Server-Sent Events when `sse`.
+async fn watch(edge: &Edge, path: &str, token: &str, sse: bool) -> Lines {
     let kind = if sse {
         "text/event-stream"
     } else {
         "application/x-ndjson"
     };
+    let accept: &[(&str, &str)] = if sse { &[("Accept", kind)] } else { &[] };
+    let response = edge.get_with(path, token, accept).await;
+    assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], kind);
     Lines::new(response)
 }
 
-fn order() -> Value {
-    json!({ "items": [{ "sku": "BOOK-1", "quantity": 2, "unitPriceCents": "1250" }] })
+/// A JSON string's text.
+fn text(value: &Value) -> &str {
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("{value} is not a string"))
 }
 
-async fn place(http: &reqwest::Client, base: &str, token: &str) -> String {
-    let response = http
-        .post(format!("{base}/v1/orders"))
-        .bearer_auth(token)
-        .json(&order())
-        .send()
-        .await
-        .expect("the gateway answers");
-    assert_eq!(response.status(), StatusCode::OK);
-    let order: Value = response.json().await.expect("JSON");
+/// Places an order and returns its id.
+async fn place(edge: &Edge, token: &str) -> String {
+    let response = edge.post("/v1/orders", token, &two_books()).await;
+    let order = expect_json(response, StatusCode::OK).await;
     order["id"].as_str().expect("an id").to_owned()
 }
 
@@ -101,11 +106,11 @@ async fn place(http: &reqwest::Client, base: &str, token: &str) -> String {
 async fn a_watch_over_http_shows_orders_as_they_are_placed() {
     let system = System::start().await;
     let (ada, token) = system.user("ada@example.com").await;
-    let url = system.url("/v1/orders:watch");
-    let mut ndjson = watch(&system.http, url.clone(), &token, false).await;
-    let mut sse = watch(&system.http, url.clone(), &token, true).await;
+    let url = "/v1/orders:watch";
+    let mut ndjson = watch(&system, url, &token, false).await;
+    let mut sse = watch(&system, url, &token, true).await;
 
-    let first = place(&system.http, &system.url(""), &token).await;
+    let first = place(&system, &token).await;
     let change = ndjson.record().await;
     assert_eq!(change["kind"], "ORDER_CHANGE_KIND_CREATED", "{change}");
     assert_eq!(change["order"]["id"], first.as_str());
@@ -116,22 +121,14 @@ async fn a_watch_over_http_shows_orders_as_they_are_placed() {
     let event = sse.event().await;
     assert_eq!(event, change, "the same change either way");
 
-    let second = place(&system.http, &system.url(""), &token).await;
+    let second = place(&system, &token).await;
     let resume = format!("{url}?afterEventId={}", change["eventId"].as_str().unwrap());
-    let mut resumed = watch(&system.http, resume, &token, false).await;
+    let mut resumed = watch(&system, &resume, &token, false).await;
     assert_eq!(resumed.record().await["order"]["id"], second.as_str());
 
     // The orders service counts its watchers.
     let orders_admin = system.orders.as_ref().unwrap().admin.unwrap();
-    let metrics = system
-        .http
-        .get(format!("http://{orders_admin}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = page(&system.http, &format!("http://{orders_admin}/metrics")).await;
     let watchers: f64 = metrics
         .lines()
         .find_map(|line| line.strip_prefix("orders_active_watchers "))
@@ -178,56 +175,44 @@ async fn deleting_an_account_shows_its_orders_cancelled_to_a_watcher() {
     config.nats_url = Some(nats.url());
     let system = Processes::start(config).await;
     let (ada, token) = system.user("ada@example.com").await;
-    let base = system.url("");
-    let http = &system.client;
-    let mut watcher = watch(http, system.url("/v1/orders:watch"), &token, false).await;
+    let mut watcher = watch(&system, "/v1/orders:watch", &token, false).await;
 
-    let kept = place(http, &base, &token).await;
-    let other = place(http, &base, &token).await;
-    let done = place(http, &base, &token).await;
-    let cancelled = http
-        .post(format!("{base}/v1/orders/{done}:cancel"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let kept = place(&system, &token).await;
+    let other = place(&system, &token).await;
+    let done = place(&system, &token).await;
+    let cancel = format!("/v1/orders/{done}:cancel");
+    let cancelled = system.send(Method::POST, &cancel, &token).await;
     assert_eq!(cancelled.status(), StatusCode::OK);
-    let mut before = Vec::new();
-    for _ in 0..4 {
-        let change = watcher.record().await;
-        let kind = change["kind"].as_str().unwrap().to_owned();
-        before.push((kind, change["order"]["id"].as_str().unwrap().to_owned()));
-    }
-    let created = "ORDER_CHANGE_KIND_CREATED".to_owned();
+    let before = watcher.records(4).await;
+    let before: Vec<(&str, &str)> = before
+        .iter()
+        .map(|change| (text(&change["kind"]), text(&change["order"]["id"])))
+        .collect();
+    let created = "ORDER_CHANGE_KIND_CREATED";
     assert_eq!(
         before,
         [
-            (created.clone(), kept.clone()),
-            (created.clone(), other.clone()),
-            (created, done.clone()),
-            ("ORDER_CHANGE_KIND_CANCELLED".to_owned(), done.clone()),
+            (created, kept.as_str()),
+            (created, other.as_str()),
+            (created, done.as_str()),
+            ("ORDER_CHANGE_KIND_CANCELLED", done.as_str()),
         ]
     );
 
-    let deleted = http
-        .delete(format!("{base}/v1/users/{ada}"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let account = format!("/v1/users/{ada}");
+    let deleted = system.send(Method::DELETE, &account, &token).await;
     assert_eq!(deleted.status(), StatusCode::OK);
 
-    let mut seen = Vec::new();
-    for _ in 0..2 {
-        let change = watcher.record().await;
+    let after = watcher.records(2).await;
+    for change in &after {
         assert_eq!(change["kind"], "ORDER_CHANGE_KIND_CANCELLED", "{change}");
         assert_eq!(change["reason"], "account deleted");
         assert_eq!(change["order"]["status"], "ORDER_STATUS_CANCELLED");
-        seen.push(change["order"]["id"].as_str().unwrap().to_owned());
     }
-    seen.sort();
-    let mut expected = vec![kept, other];
-    expected.sort();
+    let mut seen: Vec<&str> = after.iter().map(|c| text(&c["order"]["id"])).collect();
+    seen.sort_unstable();
+    let mut expected = [kept.as_str(), other.as_str()];
+    expected.sort_unstable();
     assert_eq!(seen, expected, "the pending orders, once each");
     drop(watcher);
     system.stop().await;
