@@ -11,7 +11,7 @@ use serde_json::Value;
 
 /// Compiles `files` (relative to `tests/protos`) with their imports, keeping options,
 /// with `/proto/vendor` as an include dir for `google/api/*.proto`.
-pub(crate) fn pool(files: &[&str]) -> DescriptorPool {
+fn pool(files: &[&str]) -> DescriptorPool {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut compiler = protox::Compiler::new([
         manifest.join("tests/protos"),
