@@ -1,5 +1,6 @@
 //! gRPC plumbing every service's tests need: a channel to a server on port 0, a
-//! request carrying an access token, and waiting on the health protocol.
+//! request carrying an access token, the message or the code a call ended with, and waiting on the
+//! health protocol.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -29,6 +30,29 @@ pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
         .unwrap_or_else(|e| panic!("a token is ASCII metadata: {e}"));
     request.metadata_mut().insert("authorization", value);
     request
+}
+
+/// The message a unary call answered with, or the status it failed with.
+pub async fn answer<T>(
+    call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T, tonic::Status> {
+    call.await.map(tonic::Response::into_inner)
+}
+
+/// The status a call that must fail failed with; panics, naming the answer, if it
+/// succeeded.
+pub async fn refused<T: std::fmt::Debug>(
+    call: impl Future<Output = Result<T, tonic::Status>>,
+) -> tonic::Status {
+    match call.await {
+        Ok(answer) => panic!("expected a refusal, got {answer:?}"),
+        Err(status) => status,
+    }
+}
+
+/// The status code a call ended with: `Ok` when it succeeded.
+pub fn code<T>(result: Result<T, tonic::Status>) -> tonic::Code {
+    result.map_or_else(|status| status.code(), |_| tonic::Code::Ok)
 }
 
 /// The health status `service` reports over `channel`, `None` when the call fails.

@@ -6,23 +6,25 @@
 //! dropped when the test ends. Tests never share state, so they run in parallel.
 //!
 //! [`wait`] waits (bounded) for a condition instead of for a fixed time, [`grpc`]
-//! connects, authenticates requests and waits on the health protocol, and [`users`]
-//! is the users API as tests call it: sign-up, sign-in and one method per RPC.
-//! [`nats`] runs a throwaway NATS server with JetStream that a test can stop and
-//! start again. [`fake_users`] stands in for the users service where another
-//! component calls it. With
-//! the `dns` feature, [`dns`] is a DNS server on a loopback port answering one name
-//! with the addresses the test sets, changed at run time.
+//! connects, authenticates requests, reads what a call ended with and waits on the
+//! health protocol, and [`users`] is the users API as tests call it: sign-up, sign-in
+//! and one method per RPC. [`metrics`] reads the samples a test looks for on a
+//! Prometheus page. [`nats`] runs a throwaway NATS server with JetStream that a test
+//! can stop and start again. [`fake_users`] stands in for the users service where
+//! another component calls it. With the `dns` feature, [`dns`] is a DNS server on a
+//! loopback port answering one name with the addresses the test sets, changed at run
+//! time.
 
 #[cfg(feature = "dns")]
 pub mod dns;
 pub mod fake_users;
 pub mod grpc;
+pub mod metrics;
 pub mod nats;
 pub mod users;
 pub mod wait;
 
-pub use grpc::{authed, connect, wait_serving, wait_status};
+pub use grpc::{answer, authed, code, connect, refused, wait_serving, wait_status};
 pub use users::{PASSWORD, UsersApi};
 
 use std::str::FromStr;

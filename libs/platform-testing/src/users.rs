@@ -6,7 +6,7 @@ use platform_proto::users::v1::user_service_client::UserServiceClient;
 use tonic::Status;
 use tonic::transport::Channel;
 
-use crate::grpc::authed;
+use crate::grpc::{answer, authed};
 
 /// The password every test account signs up with.
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -37,14 +37,12 @@ impl UsersApi {
         display_name: &str,
         password: &str,
     ) -> Result<pb::User, Status> {
-        self.client()
-            .create_user(pb::CreateUserRequest {
-                email: email.to_owned(),
-                display_name: display_name.to_owned(),
-                password: password.to_owned(),
-            })
-            .await
-            .map(tonic::Response::into_inner)
+        let request = pb::CreateUserRequest {
+            email: email.to_owned(),
+            display_name: display_name.to_owned(),
+            password: password.to_owned(),
+        };
+        answer(self.client().create_user(request)).await
     }
 
     /// Signs `email` up as "Test User" with [`PASSWORD`]; panics if refused.
@@ -60,13 +58,11 @@ impl UsersApi {
         email: &str,
         password: &str,
     ) -> Result<pb::CreateTokenResponse, Status> {
-        self.client()
-            .create_token(pb::CreateTokenRequest {
-                email: email.to_owned(),
-                password: password.to_owned(),
-            })
-            .await
-            .map(tonic::Response::into_inner)
+        let request = pb::CreateTokenRequest {
+            email: email.to_owned(),
+            password: password.to_owned(),
+        };
+        answer(self.client().create_token(request)).await
     }
 
     /// Signs in: the access token for `email` and `password`.
@@ -78,12 +74,10 @@ impl UsersApi {
 
     /// `RefreshToken`: a new pair for `refresh_token`.
     pub async fn refresh(&self, refresh_token: &str) -> Result<pb::CreateTokenResponse, Status> {
-        self.client()
-            .refresh_token(pb::RefreshTokenRequest {
-                refresh_token: refresh_token.to_owned(),
-            })
-            .await
-            .map(tonic::Response::into_inner)
+        let request = pb::RefreshTokenRequest {
+            refresh_token: refresh_token.to_owned(),
+        };
+        answer(self.client().refresh_token(request)).await
     }
 
     /// `RevokeToken`: signs the session of `refresh_token` out.
@@ -109,10 +103,7 @@ impl UsersApi {
     /// `GetUser` of `id` as the holder of `token`.
     pub async fn get_user(&self, id: &str, token: &str) -> Result<pb::User, Status> {
         let request = pb::GetUserRequest { id: id.to_owned() };
-        self.client()
-            .get_user(authed(request, token))
-            .await
-            .map(tonic::Response::into_inner)
+        answer(self.client().get_user(authed(request, token))).await
     }
 
     /// `UpdateUser` as the holder of `token`.
@@ -121,10 +112,7 @@ impl UsersApi {
         request: pb::UpdateUserRequest,
         token: &str,
     ) -> Result<pb::User, Status> {
-        self.client()
-            .update_user(authed(request, token))
-            .await
-            .map(tonic::Response::into_inner)
+        answer(self.client().update_user(authed(request, token))).await
     }
 
     /// `DeleteUser` of `id` as the holder of `token`.
@@ -147,10 +135,7 @@ impl UsersApi {
             page_size,
             page_token: page_token.to_owned(),
         };
-        self.client()
-            .list_users(authed(request, token))
-            .await
-            .map(tonic::Response::into_inner)
+        answer(self.client().list_users(authed(request, token))).await
     }
 
     /// The published key set.

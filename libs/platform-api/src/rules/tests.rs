@@ -138,10 +138,7 @@ fn every_violation_is_named_by_its_path() {
         // Oneofs after the fields.
         ("contact", "exactly one field is required in oneof"),
     ];
-    let expected: Vec<(String, String)> = expected
-        .iter()
-        .map(|(f, d)| ((*f).to_owned(), (*d).to_owned()))
-        .collect();
+    let found: Vec<(&str, &str)> = found.iter().map(|(f, d)| (&f[..], &d[..])).collect();
     assert_eq!(found, expected);
 }
 

@@ -43,6 +43,11 @@ fn verifier_for(keys: &[&SigningKey]) -> Verifier {
     .unwrap()
 }
 
+/// `verifier` rejects `token`, for exactly the reason `why`.
+async fn assert_rejects(verifier: &Verifier, token: &str, why: VerifyError) {
+    assert_eq!(verifier.verify(token).await, Err(why), "{token}");
+}
+
 fn now() -> i64 {
     i64::try_from(
         SystemTime::now()
@@ -79,6 +84,11 @@ fn sign_raw(key: &SigningKey, kid: Option<&str>, claims: &Value) -> String {
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
     header.kid = kid.map(str::to_owned);
     jsonwebtoken::encode(&header, claims, &encoding_key).unwrap()
+}
+
+/// `claims` signed by `key`, under its own kid.
+fn signed(key: &SigningKey, claims: &Value) -> String {
+    sign_raw(key, Some(key.kid()), claims)
 }
 
 #[tokio::test]
@@ -144,7 +154,7 @@ async fn zero_ttl_token_is_expired_without_leeway() {
         .unwrap()
         .access_token;
     let strict = verifier_for(&[&key]).with_leeway(Duration::ZERO);
-    assert_eq!(strict.verify(&token).await, Err(VerifyError::Expired));
+    assert_rejects(&strict, &token, VerifyError::Expired).await;
     // The default 30 s leeway for clock skew still accepts it.
     assert!(verifier_for(&[&key]).verify(&token).await.is_ok());
 }
@@ -158,7 +168,7 @@ async fn old_or_negative_exp_is_expired_and_leeway_is_30s() {
         claims["exp"] = json!(exp);
         claims["iat"] = json!(exp - 600);
         claims["nbf"] = json!(exp - 600);
-        let token = sign_raw(&key, Some(key.kid()), &claims);
+        let token = signed(&key, &claims);
         assert_eq!(
             verifier.verify(&token).await,
             Err(VerifyError::Expired),
@@ -167,7 +177,7 @@ async fn old_or_negative_exp_is_expired_and_leeway_is_30s() {
     }
     let mut within_leeway = valid_claims();
     within_leeway["exp"] = json!(now() - 10);
-    let token = sign_raw(&key, Some(key.kid()), &within_leeway);
+    let token = signed(&key, &within_leeway);
     assert!(verifier.verify(&token).await.is_ok());
 }
 
@@ -177,11 +187,8 @@ async fn future_nbf_is_not_yet_valid() {
     let mut claims = valid_claims();
     claims["nbf"] = json!(now() + 3600);
     claims["exp"] = json!(now() + 7200);
-    let token = sign_raw(&key, Some(key.kid()), &claims);
-    assert_eq!(
-        verifier_for(&[&key]).verify(&token).await,
-        Err(VerifyError::NotYetValid)
-    );
+    let token = signed(&key, &claims);
+    assert_rejects(&verifier_for(&[&key]), &token, VerifyError::NotYetValid).await;
 }
 
 #[tokio::test]
@@ -191,16 +198,10 @@ async fn wrong_issuer_and_wrong_audience_are_rejected() {
 
     let other_issuer =
         Verifier::new(vec![key.public_jwk()], "https://evil.test", AUDIENCE).unwrap();
-    assert_eq!(
-        other_issuer.verify(&token).await,
-        Err(VerifyError::WrongIssuer)
-    );
+    assert_rejects(&other_issuer, &token, VerifyError::WrongIssuer).await;
 
     let other_audience = Verifier::new(vec![key.public_jwk()], ISSUER, "billing").unwrap();
-    assert_eq!(
-        other_audience.verify(&token).await,
-        Err(VerifyError::WrongAudience)
-    );
+    assert_rejects(&other_audience, &token, VerifyError::WrongAudience).await;
 }
 
 #[tokio::test]
@@ -209,19 +210,10 @@ async fn audience_may_be_an_array() {
     let verifier = verifier_for(&[&key]);
     let mut claims = valid_claims();
     claims["aud"] = json!(["billing", AUDIENCE]);
-    assert!(
-        verifier
-            .verify(&sign_raw(&key, Some(key.kid()), &claims))
-            .await
-            .is_ok()
-    );
+    assert!(verifier.verify(&signed(&key, &claims)).await.is_ok());
     claims["aud"] = json!(["billing", "search"]);
-    assert_eq!(
-        verifier
-            .verify(&sign_raw(&key, Some(key.kid()), &claims))
-            .await,
-        Err(VerifyError::WrongAudience)
-    );
+    let token = signed(&key, &claims);
+    assert_rejects(&verifier, &token, VerifyError::WrongAudience).await;
 }
 
 #[tokio::test]
@@ -229,10 +221,7 @@ async fn token_from_an_unknown_key_is_rejected() {
     let trusted = SigningKey::generate().unwrap();
     let stranger = SigningKey::generate().unwrap();
     let token = token_of(&stranger, "u", Role::Admin);
-    assert_eq!(
-        verifier_for(&[&trusted]).verify(&token).await,
-        Err(VerifyError::UnknownKey)
-    );
+    assert_rejects(&verifier_for(&[&trusted]), &token, VerifyError::UnknownKey).await;
 }
 
 #[tokio::test]
@@ -240,10 +229,12 @@ async fn stranger_signature_under_a_trusted_kid_is_a_bad_signature() {
     let trusted = SigningKey::generate().unwrap();
     let stranger = SigningKey::generate().unwrap();
     let token = sign_raw(&stranger, Some(trusted.kid()), &valid_claims());
-    assert_eq!(
-        verifier_for(&[&trusted]).verify(&token).await,
-        Err(VerifyError::BadSignature)
-    );
+    assert_rejects(
+        &verifier_for(&[&trusted]),
+        &token,
+        VerifyError::BadSignature,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -261,18 +252,12 @@ async fn tampered_payload_or_signature_is_a_bad_signature() {
         b64(&serde_json::to_vec(&claims).unwrap()),
         parts[2]
     );
-    assert_eq!(
-        verifier.verify(&escalated).await,
-        Err(VerifyError::BadSignature)
-    );
+    assert_rejects(&verifier, &escalated, VerifyError::BadSignature).await;
 
     let mut signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
     signature[0] ^= 1;
     let forged = format!("{}.{}.{}", parts[0], parts[1], b64(&signature));
-    assert_eq!(
-        verifier.verify(&forged).await,
-        Err(VerifyError::BadSignature)
-    );
+    assert_rejects(&verifier, &forged, VerifyError::BadSignature).await;
 }
 
 #[tokio::test]
@@ -289,11 +274,7 @@ async fn alg_none_and_hs256_are_unsupported() {
         let header = b64(&serde_json::to_vec(&header).unwrap());
         for signature in ["", "AAAA"] {
             let token = format!("{header}.{claims}.{signature}");
-            assert_eq!(
-                verifier.verify(&token).await,
-                Err(VerifyError::UnsupportedAlgorithm),
-                "{token}"
-            );
+            assert_rejects(&verifier, &token, VerifyError::UnsupportedAlgorithm).await;
         }
     }
 
@@ -308,10 +289,7 @@ async fn alg_none_and_hs256_are_unsupported() {
         &jsonwebtoken::EncodingKey::from_secret(&public_key),
     )
     .unwrap();
-    assert_eq!(
-        verifier.verify(&hs256).await,
-        Err(VerifyError::UnsupportedAlgorithm)
-    );
+    assert_rejects(&verifier, &hs256, VerifyError::UnsupportedAlgorithm).await;
 }
 
 #[tokio::test]
@@ -362,7 +340,7 @@ async fn missing_or_unknown_claims_are_malformed() {
         } else {
             claims[claim] = value.clone();
         }
-        let token = sign_raw(&key, Some(key.kid()), &claims);
+        let token = signed(&key, &claims);
         assert_eq!(
             verifier.verify(&token).await,
             Err(VerifyError::Malformed),
@@ -371,7 +349,7 @@ async fn missing_or_unknown_claims_are_malformed() {
     }
     // A signed token with no kid cannot be matched to a key.
     let token = sign_raw(&key, None, &valid_claims());
-    assert_eq!(verifier.verify(&token).await, Err(VerifyError::Malformed));
+    assert_rejects(&verifier, &token, VerifyError::Malformed).await;
 }
 
 #[tokio::test]
@@ -395,10 +373,7 @@ async fn replace_keys_swaps_the_set_and_rejects_foreign_keys() {
 
     verifier.replace_keys(vec![new.public_jwk()]).unwrap();
     assert!(verifier.verify(&new_token).await.is_ok());
-    assert_eq!(
-        verifier.verify(&old_token).await,
-        Err(VerifyError::UnknownKey)
-    );
+    assert_rejects(&verifier, &old_token, VerifyError::UnknownKey).await;
 
     let rsa = with_members(&old.public_jwk(), json!({"kty": "RSA", "crv": null}));
     let err = verifier
@@ -407,10 +382,7 @@ async fn replace_keys_swaps_the_set_and_rejects_foreign_keys() {
     assert!(matches!(err, KeyError::UnsupportedJwk { .. }), "{err}");
     // A rejected replacement leaves the previous set in place.
     assert!(verifier.verify(&new_token).await.is_ok());
-    assert_eq!(
-        verifier.verify(&old_token).await,
-        Err(VerifyError::UnknownKey)
-    );
+    assert_rejects(&verifier, &old_token, VerifyError::UnknownKey).await;
 }
 
 #[test]
@@ -511,10 +483,7 @@ async fn rotated_key_is_picked_up_after_the_refresh_interval() {
     assert!(verifier.verify(&second_token).await.is_ok());
     assert_eq!(source.fetches(), 2);
     // The fetched set replaced the old one: the retired key is no longer trusted.
-    assert_eq!(
-        verifier.verify(&first_token).await,
-        Err(VerifyError::UnknownKey)
-    );
+    assert_rejects(&verifier, &first_token, VerifyError::UnknownKey).await;
 }
 
 #[tokio::test]
@@ -530,7 +499,7 @@ async fn flood_of_forged_kids_causes_at_most_two_fetches() {
     let results = futures_util::future::join_all(forged.iter().map(|t| verifier.verify(t))).await;
     assert!(results.iter().all(|r| *r == Err(VerifyError::UnknownKey)));
     for token in &forged {
-        assert_eq!(verifier.verify(token).await, Err(VerifyError::UnknownKey));
+        assert_rejects(&verifier, token, VerifyError::UnknownKey).await;
     }
     assert!(
         (1..=2).contains(&source.fetches()),
@@ -580,15 +549,9 @@ async fn failing_source_yields_keys_unavailable() {
     });
     let verifier = sourced(source.clone(), Duration::from_secs(60));
     let token = token_of(&key, "u", Role::User);
-    assert_eq!(
-        verifier.verify(&token).await,
-        Err(VerifyError::KeysUnavailable)
-    );
+    assert_rejects(&verifier, &token, VerifyError::KeysUnavailable).await;
     // Still rate limited after a failure, and still reported as unavailable.
-    assert_eq!(
-        verifier.verify(&token).await,
-        Err(VerifyError::KeysUnavailable)
-    );
+    assert_rejects(&verifier, &token, VerifyError::KeysUnavailable).await;
     assert_eq!(source.fetches(), 1);
 }
 

@@ -18,18 +18,16 @@ use tonic::Code;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::support::{
-    Echo, FakeDns, answered_by, client_calls, client_of, get_user, record_metrics, serve, serve_on,
-    trace,
+    Echo, FakeDns, answered_by, client_calls, client_of, get_user, observe, serve, serve_on, trace,
 };
 
 // ---- the tests ----
 
 #[tokio::test]
 async fn every_call_gets_a_client_span_trace_context_and_a_metric() {
-    let (spans, _tracing) = trace();
-    let (metrics, _metrics) = record_metrics();
+    let (spans, metrics, _observing) = observe();
     let server = serve().await;
-    let client = client_of(&format!("http://{}", server.addr), Duration::from_secs(5));
+    let client = server.client(Duration::from_secs(5));
 
     let caller = tracing::info_span!("caller");
     let caller_cx = caller.context().span().span_context().clone();
@@ -86,10 +84,9 @@ async fn every_call_gets_a_client_span_trace_context_and_a_metric() {
 
 #[tokio::test]
 async fn the_caller_s_deadline_travels_and_is_enforced() {
-    let (spans, _tracing) = trace();
-    let (metrics, _metrics) = record_metrics();
+    let (spans, metrics, _observing) = observe();
     let server = serve().await;
-    let client = client_of(&format!("http://{}", server.addr), Duration::from_secs(3));
+    let client = server.client(Duration::from_secs(3));
 
     // No deadline of its own: the client's default.
     get_user(&client, "0", None).await.unwrap();
@@ -213,7 +210,7 @@ async fn a_real_dns_name_resolves() {
 async fn the_health_probe_says_whether_a_service_is_serving() {
     let (spans, _tracing) = trace();
     let server = serve().await;
-    let client = client_of(&format!("http://{}", server.addr), Duration::from_secs(5));
+    let client = server.client(Duration::from_secs(5));
     let probe = Duration::from_secs(1);
     assert!(is_serving(&client, "users.v1.UserService", probe).await);
     assert!(

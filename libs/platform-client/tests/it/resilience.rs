@@ -12,12 +12,13 @@ use platform_client::{
 };
 use platform_proto::users::v1 as pb;
 use platform_proto::users::v1::user_service_client::UserServiceClient;
+use platform_testing::code;
 use tokio::net::TcpListener;
 use tonic::{Code, Status};
 
 use crate::support::{
-    FakeDns, answered_by, ejections, get_user, get_user_request, record_metrics, retries,
-    send_get_user, serve, serve_on, trace,
+    FakeDns, answered_by, ejections, get_user, get_user_request, observe, retries, send_get_user,
+    serve, serve_on, trace,
 };
 
 const SECOND: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
@@ -49,8 +50,7 @@ async fn create(client: &Client) -> Result<(), Status> {
 
 #[tokio::test]
 async fn a_dead_address_is_retried_on_a_live_one() {
-    let (_spans, _tracing) = trace();
-    let (metrics, _guard) = record_metrics();
+    let (_, metrics, _observing) = observe();
     let live = serve().await;
     let port = live.addr.port();
     // Nothing listens on 127.0.0.2 at that port.
@@ -77,8 +77,7 @@ async fn a_dead_address_is_retried_on_a_live_one() {
 
 #[tokio::test]
 async fn a_draining_server_loses_no_safe_call() {
-    let (_spans, _tracing) = trace();
-    let (metrics, _guard) = record_metrics();
+    let (_, metrics, _observing) = observe();
     let draining = serve().await;
     let port = draining.addr.port();
     let staying = serve_on(TcpListener::bind((SECOND, port)).await.unwrap()).await;
@@ -123,32 +122,22 @@ async fn a_draining_server_loses_no_safe_call() {
 
 #[tokio::test]
 async fn a_call_that_reached_a_handler_is_repeated_only_if_safe() {
-    let (_spans, _tracing) = trace();
-    let (metrics, _guard) = record_metrics();
+    let (_, metrics, _observing) = observe();
     let server = serve().await;
-    let url = format!("http://{}", server.addr);
-    let client = Channels::new(ChannelOptions::default())
-        .client(&url, Duration::from_secs(5))
-        .unwrap();
+    let client = server.client(Duration::from_secs(5));
 
     // A create without an idempotency key: the handler ran, once is all it gets.
-    assert_eq!(create(&client).await.unwrap_err().code(), Code::Unavailable);
+    assert_eq!(code(create(&client).await), Code::Unavailable);
     assert_eq!(server.calls("CreateUser"), 1);
     // An unmarked read: the same.
     assert_eq!(
-        get_user(&client, "unavailable", None)
-            .await
-            .unwrap_err()
-            .code(),
+        code(get_user(&client, "unavailable", None).await),
         Code::Unavailable
     );
     assert_eq!(server.calls("GetUser"), 1);
     // A read marked safe: every attempt.
     assert_eq!(
-        safe_get(&client, "unavailable", None)
-            .await
-            .unwrap_err()
-            .code(),
+        code(safe_get(&client, "unavailable", None).await),
         Code::Unavailable
     );
     assert_eq!(server.calls("GetUser"), 1 + 3);
@@ -164,6 +153,7 @@ async fn a_call_that_reached_a_handler_is_repeated_only_if_safe() {
         },
         ..ChannelOptions::default()
     };
+    let url = format!("http://{}", server.addr);
     let reads_safe = Channels::new(options)
         .client(&url, Duration::from_secs(5))
         .unwrap();
@@ -177,8 +167,7 @@ async fn a_call_that_reached_a_handler_is_repeated_only_if_safe() {
 
 #[tokio::test]
 async fn the_budget_stops_a_retry_storm() {
-    let (_spans, _tracing) = trace();
-    let (metrics, _guard) = record_metrics();
+    let (_, metrics, _observing) = observe();
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
@@ -249,8 +238,7 @@ async fn retries_stay_within_the_deadline() {
 
 #[tokio::test]
 async fn a_failing_endpoint_is_ejected_then_readmitted() {
-    let (_spans, _tracing) = trace();
-    let (metrics, _guard) = record_metrics();
+    let (_, metrics, _observing) = observe();
     let live = serve().await;
     let port = live.addr.port();
     let options = ChannelOptions {

@@ -105,6 +105,11 @@ impl Server {
         self.seen.lock().unwrap().clone()
     }
 
+    /// A client of this server alone, by its address.
+    pub(crate) fn client(&self, default_timeout: Duration) -> Client {
+        client_of(&format!("http://{}", self.addr), default_timeout)
+    }
+
     /// Calls received of `method`.
     pub(crate) fn calls(&self, method: &str) -> usize {
         self.seen().iter().filter(|s| s.method == method).count()
@@ -210,16 +215,27 @@ impl Resolve for FakeDns {
     }
 }
 
-/// A recorder for this thread (each test runs on one).
-pub(crate) fn record_metrics() -> (PrometheusHandle, metrics::LocalRecorderGuard<'static>) {
+/// Spans and metrics, recorded for this thread (each test runs on one) while it lives.
+pub(crate) struct Observing {
+    _tracing: tracing::subscriber::DefaultGuard,
+    _metrics: metrics::LocalRecorderGuard<'static>,
+}
+
+/// [`trace`], then a metrics recorder for this thread: the spans, the metrics, and
+/// what keeps both recording.
+pub(crate) fn observe() -> (Spans, PrometheusHandle, Observing) {
+    let (spans, tracing) = trace();
     let recorder = Box::leak(Box::new(
         metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder(),
     ));
-    let handle = recorder.handle();
-    (handle, metrics::set_default_local_recorder(recorder))
+    let metrics = recorder.handle();
+    let observing = Observing {
+        _tracing: tracing,
+        _metrics: metrics::set_default_local_recorder(recorder),
+    };
+    (spans, metrics, observing)
 }
 
-/// Who answered each of `n` calls.
 pub(crate) async fn answered_by(client: &Client, n: usize) -> HashSet<String> {
     let mut seen = HashSet::new();
     for _ in 0..n {
@@ -327,38 +343,28 @@ pub(crate) fn trace() -> (Spans, tracing::subscriber::DefaultGuard) {
 
 /// The `rpc_client_call_duration_seconds_count` sample with these label values.
 pub(crate) fn client_calls(rendered: &str, method: &str, code: Code) -> Option<f64> {
-    let method = format!("rpc_method=\"{method}\"");
-    let code = format!("rpc_grpc_status_code=\"{}\"", code as i32);
-    rendered
-        .lines()
-        .filter(|l| l.starts_with("rpc_client_call_duration_seconds_count{"))
-        .find(|l| {
-            l.contains(&method)
-                && l.contains(&code)
-                && l.contains("rpc_service=\"users.v1.UserService\"")
-        })
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|n| n.parse().ok())
+    let code = (code as i32).to_string();
+    let labels = [
+        ("rpc_service", "users.v1.UserService"),
+        ("rpc_method", method),
+        ("rpc_grpc_status_code", &code),
+    ];
+    platform_testing::metrics::sample(rendered, "rpc_client_call_duration_seconds_count", &labels)
 }
 
 /// The `rpc_client_retries_total` samples of `method`, summed over reasons, or those of
 /// `reason` only.
 pub(crate) fn retries(rendered: &str, method: &str, reason: Option<&str>) -> f64 {
-    let method = format!("rpc_method=\"{method}\"");
-    rendered
-        .lines()
-        .filter(|l| l.starts_with("rpc_client_retries_total{") && l.contains(&method))
-        .filter(|l| reason.is_none_or(|r| l.contains(&format!("reason=\"{r}\""))))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    let mut labels = vec![("rpc_method", method)];
+    labels.extend(reason.map(|reason| ("reason", reason)));
+    platform_testing::metrics::sum(rendered, "rpc_client_retries_total", &labels)
 }
 
 /// The `rpc_client_ejections_total` sample of `upstream`.
 pub(crate) fn ejections(rendered: &str, upstream: &str) -> f64 {
-    let upstream = format!("upstream=\"{upstream}\"");
-    rendered
-        .lines()
-        .filter(|l| l.starts_with("rpc_client_ejections_total{") && l.contains(&upstream))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    platform_testing::metrics::sum(
+        rendered,
+        "rpc_client_ejections_total",
+        &[("upstream", upstream)],
+    )
 }

@@ -15,14 +15,20 @@ use gateway::Settings;
 use gateway::client_address::ClientAddresses;
 use gateway::edge::{self, Edge};
 use gateway::ratelimit::Limiter;
-use gateway::routing::RouteTable;
 use gateway::upstream::Upstream;
 use platform_auth::Verifier;
 use platform_client::{ChannelOptions, Channels};
+use platform_testing::metrics;
+use platform_testing::wait::until;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
+
+use crate::common;
+
+/// How long the edge may take to notice a request arrive or go.
+const WITHIN: Duration = Duration::from_secs(5);
 
 /// Where nothing listens: the tests that use it never reach an upstream.
 const NOWHERE: &str = "http://127.0.0.1:1";
@@ -31,8 +37,7 @@ const NOWHERE: &str = "http://127.0.0.1:1";
 fn edge(settings: &Settings, upstream: &str) -> Arc<Edge> {
     let pool = platform_proto::descriptor_pool().clone();
     let names = ["users.v1.UserService", "orders.v1.OrderService"];
-    let services = names.map(|name| pool.get_service_by_name(name).expect("service in pool"));
-    let table = RouteTable::build(&pool, services).expect("the platform's routes build");
+    let table = common::platform();
     let client = Channels::new(ChannelOptions::default())
         .client(upstream, Duration::from_secs(10))
         .expect("a valid URL");
@@ -67,6 +72,21 @@ async fn send(router: &Router, request: Request<Body>) -> (Response, Value) {
     (Response::from_parts(parts, Body::empty()), json)
 }
 
+/// The edge answered on its own: `status`, and a `google.rpc.Status` body of `code`.
+#[track_caller]
+fn assert_answer(response: &Response, body: &Value, status: StatusCode, code: u64) {
+    assert_eq!(response.status(), status, "{body}");
+    assert_eq!(body["code"], code, "{body}");
+}
+
+/// The response carries an `x-request-id` the edge made: a fresh UUID, in place of
+/// `sent`.
+#[track_caller]
+fn assert_fresh_request_id(response: &Response, sent: &str) {
+    let id = response.headers()["x-request-id"].to_str().unwrap();
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{sent:?} replaced: {id}");
+}
+
 fn get(path: &str) -> Request<Body> {
     Request::get(path).body(Body::empty()).unwrap()
 }
@@ -75,16 +95,13 @@ fn get(path: &str) -> Request<Body> {
 async fn unmatched_paths_and_methods_are_404_and_405_with_a_request_id() {
     let router = router(&Settings::default());
     let (response, body) = send(&router, get("/v2/nothing/here")).await;
-    assert_eq!(response.status(), StatusCode::NOT_FOUND);
-    assert_eq!(body["code"], 5);
-    let id = response.headers()["x-request-id"].to_str().unwrap();
-    assert!(uuid::Uuid::parse_str(id).is_ok(), "a fresh UUID: {id}");
+    assert_answer(&response, &body, StatusCode::NOT_FOUND, 5);
+    assert_fresh_request_id(&response, "none sent");
 
     let delete = Request::delete("/v1/orders").body(Body::empty()).unwrap();
     let (response, body) = send(&router, delete).await;
-    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_answer(&response, &body, StatusCode::METHOD_NOT_ALLOWED, 12);
     assert_eq!(response.headers()[header::ALLOW], "GET, POST");
-    assert_eq!(body["code"], 12);
 }
 
 #[tokio::test]
@@ -98,8 +115,7 @@ async fn requests_that_break_the_proto_rules_are_400_before_any_call() {
         ))
         .unwrap();
     let (response, body) = send(&router, sign_up).await;
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(body["code"], 3);
+    assert_answer(&response, &body, StatusCode::BAD_REQUEST, 3);
     assert_eq!(
         body["message"],
         "invalid request: email: value is empty, which is not a valid email address; \
@@ -109,12 +125,7 @@ async fn requests_that_break_the_proto_rules_are_400_before_any_call() {
         body["details"][0]["@type"],
         "type.googleapis.com/google.rpc.BadRequest"
     );
-    let fields: Vec<&str> = body["details"][0]["fieldViolations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["field"].as_str().unwrap())
-        .collect();
+    let fields = common::each(&body["details"][0]["fieldViolations"], "field");
     assert_eq!(fields, ["email", "password"]);
 
     // A valid one goes on to the (absent) upstream.
@@ -140,11 +151,7 @@ async fn a_sane_client_request_id_is_kept_and_any_other_replaced() {
     assert_eq!(response.headers()["x-request-id"], "req-abc-123");
     for insane in ["has space", &"x".repeat(129)] {
         let (response, _) = send(&router, with_id(insane)).await;
-        let id = response.headers()["x-request-id"].to_str().unwrap();
-        assert!(
-            uuid::Uuid::parse_str(id).is_ok(),
-            "{insane:?} replaced: {id}"
-        );
+        assert_fresh_request_id(&response, insane);
     }
 }
 
@@ -152,8 +159,7 @@ async fn a_sane_client_request_id_is_kept_and_any_other_replaced() {
 async fn protected_routes_need_a_valid_token() {
     let router = router(&Settings::default());
     let (response, body) = send(&router, get("/v1/orders")).await;
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(body["code"], 16);
+    assert_answer(&response, &body, StatusCode::UNAUTHORIZED, 16);
     assert_eq!(body["message"], "missing access token");
     assert_eq!(
         response.headers()[header::WWW_AUTHENTICATE],
@@ -183,8 +189,7 @@ async fn refused_requests_spend_the_address_budget_so_guessing_gets_429() {
     let (first, _) = send(&router, get("/v1/orders")).await;
     assert_eq!(first.status(), StatusCode::UNAUTHORIZED);
     let (second, body) = send(&router, get("/v1/orders")).await;
-    assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(body["code"], 8);
+    assert_answer(&second, &body, StatusCode::TOO_MANY_REQUESTS, 8);
     let seconds: u64 = second.headers()[header::RETRY_AFTER]
         .to_str()
         .unwrap()
@@ -210,8 +215,7 @@ async fn bodies_over_the_limit_are_413_declared_or_not() {
         .unwrap();
     for request in [declared, streamed] {
         let (response, json) = send(&router, request).await;
-        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
-        assert_eq!(json["code"], 3);
+        assert_answer(&response, &json, StatusCode::PAYLOAD_TOO_LARGE, 3);
         assert_eq!(json["message"], "request body larger than 16 bytes");
         assert!(response.headers().contains_key("x-request-id"));
     }
@@ -219,29 +223,13 @@ async fn bodies_over_the_limit_are_413_declared_or_not() {
 
 /// The value of `http_server_active_requests` for `GET route`, 0 when absent.
 fn active_requests(route: &str) -> f64 {
-    gauge_value(
-        &platform_server::metrics::handle().render(),
-        "http_server_active_requests{",
-        &format!("http_route=\"{route}\""),
+    let page = platform_server::metrics::handle().render();
+    metrics::sample(
+        &page,
+        "http_server_active_requests",
+        &[("http_route", route)],
     )
-}
-
-fn gauge_value(page: &str, series: &str, label: &str) -> f64 {
-    page.lines()
-        .find(|line| line.starts_with(series) && line.contains(label))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(0.0)
-}
-
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    for _ in 0..100 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("never happened: {what}");
+    .unwrap_or(0.0)
 }
 
 #[tokio::test]
@@ -275,7 +263,7 @@ async fn a_client_that_disconnects_mid_request_leaves_no_request_in_flight() {
         .write_all(format!("GET {route} HTTP/1.1\r\nHost: gateway\r\n\r\n").as_bytes())
         .await
         .unwrap();
-    eventually("the request is in flight", || {
+    until("the request is in flight", WITHIN, async || {
         (active_requests(route) - 1.0).abs() < f64::EPSILON
     })
     .await;
@@ -288,14 +276,14 @@ async fn a_client_that_disconnects_mid_request_leaves_no_request_in_flight() {
     );
 
     drop(client);
-    eventually("the gauge is back to 0", || active_requests(route) == 0.0).await;
+    until("the gauge is back to 0", WITHIN, async || {
+        active_requests(route) == 0.0
+    })
+    .await;
     let page = platform_server::metrics::handle().render();
+    let status = [("http_response_status_code", "499")];
     assert!(
-        gauge_value(
-            &page,
-            "http_server_requests_total{",
-            "http_response_status_code=\"499\""
-        ) >= 1.0,
+        metrics::sum(&page, "http_server_requests_total", &status) >= 1.0,
         "the abandoned request is counted as 499\n{page}"
     );
 }

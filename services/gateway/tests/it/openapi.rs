@@ -1,6 +1,7 @@
 //! The OpenAPI document: over the real APIs (`users.v1`, `orders.v1`) as a client sees
 //! them, and over the test `routing.v1.LibraryService` for the template features the
-//! real APIs do not use. The documents are also written to `CARGO_TARGET_TMPDIR` so
+//! real APIs do not use, and over the `edge.v1` test protos for well-known types,
+//! recursion and validation rules. The documents are also written to `CARGO_TARGET_TMPDIR` so
 //! that an external validator can check them:
 //! `openapi-spec-validator target/tmp/openapi.json` (pip package
 //! `openapi-spec-validator`, in a virtualenv).
@@ -28,19 +29,12 @@ fn info() -> ApiInfo {
     }
 }
 
-fn platform_table() -> RouteTable {
-    let pool = platform_proto::descriptor_pool();
-    let services = ["users.v1.UserService", "orders.v1.OrderService"]
-        .map(|name| pool.get_service_by_name(name).expect("service in pool"));
-    RouteTable::build(pool, services).expect("the platform's annotations are valid")
-}
-
 fn is_public(method: &MethodDescriptor) -> bool {
     PUBLIC.contains(&method.full_name())
 }
 
 fn platform() -> (RouteTable, Value) {
-    let table = platform_table();
+    let table = common::platform();
     let doc = openapi::document(&table, &info(), &is_public);
     (table, doc)
 }
@@ -97,6 +91,13 @@ fn parameter_names(op: &Value, location: &str) -> Vec<String> {
         .filter(|p| p["in"] == location)
         .map(|p| p["name"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// The `description` of an object of the document, which must have one.
+fn description(object: &Value) -> &str {
+    object["description"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no description in {object:#}"))
 }
 
 fn schema<'a>(doc: &'a Value, name: &str) -> &'a Value {
@@ -206,24 +207,16 @@ fn header_and_security_scheme() {
         doc["components"]["securitySchemes"]["bearer"]["bearerFormat"],
         "JWT"
     );
-    let tags: Vec<&str> = doc["tags"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(tags, ["UserService", "OrderService"]);
-    assert!(
-        doc["tags"][1]["description"]
-            .as_str()
-            .unwrap()
-            .starts_with("The orders of signed-in users.")
+    assert_eq!(
+        common::each(&doc["tags"], "name"),
+        ["UserService", "OrderService"]
     );
+    assert!(description(&doc["tags"][1]).starts_with("The orders of signed-in users."));
 }
 
 #[test]
 fn json_is_the_typed_model() {
-    let table = platform_table();
+    let table = common::platform();
     let typed = openapi::spec(&table, &info(), &is_public);
     let (_, doc) = platform();
     // The JSON reads back as an OpenAPI 3.0 document, and as the same one.
@@ -283,12 +276,7 @@ fn list_orders_query_parameters() {
         page_size["schema"],
         json!({"type": "integer", "format": "int32", "minimum": 0})
     );
-    assert!(
-        page_size["description"]
-            .as_str()
-            .unwrap()
-            .contains("50 when unset")
-    );
+    assert!(description(page_size).contains("50 when unset"));
     assert!(page_size.get("required").is_none());
     let status = parameter(op, "status");
     assert_eq!(status["schema"]["type"], "string");
@@ -395,19 +383,14 @@ fn message_schemas_follow_the_json_mapping() {
         ]
     );
     // The field's comment, then the values' comments; enums are by name.
-    let role = properties["role"]["description"].as_str().unwrap();
+    let role = description(&properties["role"]);
     assert!(
         role.starts_with("What the account may do.\n\n- `ROLE_UNSPECIFIED`: "),
         "{role}"
     );
     assert!(role.contains("- `ROLE_ADMIN`: An operator account"));
     assert_eq!(properties["role"]["type"], "string");
-    assert!(
-        user["description"]
-            .as_str()
-            .unwrap()
-            .starts_with("An account.")
-    );
+    assert!(description(user).starts_with("An account."));
 
     let order = schema(&doc, "orders.v1.Order");
     assert_eq!(
@@ -475,10 +458,7 @@ fn comments_become_descriptions() {
     let op = operation(&doc, "/v1/orders", "post");
     assert_eq!(op["summary"], "Places an order for the caller.");
     assert!(
-        op["description"]
-            .as_str()
-            .unwrap()
-            .contains("Places an order for the caller"),
+        description(op).contains("Places an order for the caller"),
         "{op:#}"
     );
     let get = operation(&doc, "/v1/users/{id}", "get");
@@ -519,12 +499,7 @@ fn library_template_features() {
     let get_book = operation(&doc, "/v1/{name}", "get");
     let name = parameter(get_book, "name");
     assert_eq!(name["schema"]["pattern"], "^shelves/[^/]+/books/[^/]+$");
-    assert!(
-        name["description"]
-            .as_str()
-            .unwrap()
-            .contains("not percent-encoded")
-    );
+    assert!(description(name).contains("not percent-encoded"));
     let get_file = operation(&doc, "/v1/files/{path}", "get");
     assert_eq!(parameter(get_file, "path")["schema"]["pattern"], "^.*$");
 
@@ -649,78 +624,19 @@ fn library_template_features() {
     );
 }
 
-/// Compiles one proto file given as text (written under `CARGO_TARGET_TMPDIR`, with
-/// `/proto/vendor` for the google/api imports) and builds the table of its `Edge` service.
-fn table_from_source(file: &str, source: &str) -> RouteTable {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("openapi-protos");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(file), source).unwrap();
-    let protos = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto/vendor");
-    let mut compiler = protox::Compiler::new([dir, protos]).unwrap();
-    compiler.include_imports(true).include_source_info(true);
-    compiler.open_files([file]).unwrap();
-    let pool =
-        prost_reflect::DescriptorPool::decode(compiler.encode_file_descriptor_set().as_slice())
-            .unwrap();
-    let service = pool.get_service_by_name("edge.v1.Edge").unwrap();
-    RouteTable::build(&pool, [service]).unwrap()
+/// The document of `edge.v1.Edge` in the test proto `edge/v1/{file}.proto`, every
+/// method public, written to `out`; its every `$ref` resolves.
+fn edge_document(file: &str, out: &str) -> (RouteTable, Value) {
+    let table = common::table_of(&format!("edge/v1/{file}.proto"), "edge.v1.Edge").unwrap();
+    let doc = openapi::document(&table, &info(), &|_| true);
+    write(&doc, out);
+    assert_refs_resolve(&doc);
+    (table, doc)
 }
 
 #[test]
 fn collisions_recursion_and_well_known_types() {
-    let table = table_from_source(
-        "edge_openapi_test.proto",
-        r#"
-syntax = "proto3";
-package edge.v1;
-import "google/api/annotations.proto";
-import "google/protobuf/struct.proto";
-import "google/protobuf/any.proto";
-import "google/protobuf/duration.proto";
-import "google/protobuf/field_mask.proto";
-import "google/protobuf/wrappers.proto";
-
-service Edge {
-  // Two parents, one rendered path.
-  rpc GetThing(Thing) returns (Thing) {
-    option (google.api.http) = {
-      get: "/v1/{name=shelves/*}"
-      additional_bindings {get: "/v1/{name=authors/*}"}
-    };
-  }
-  rpc WalkNode(Node) returns (Node) {
-    option (google.api.http) = {get: "/v1/nodes"};
-  }
-}
-
-// A thing of every well-known type.
-message Thing {
-  string name = 1;
-  google.protobuf.Struct attributes = 2;
-  google.protobuf.Value extra = 3;
-  google.protobuf.Any payload = 4;
-  google.protobuf.Duration ttl = 5;
-  google.protobuf.FieldMask mask = 6;
-  google.protobuf.UInt64Value big = 7;
-  map<string, Node> nodes = 8;
-  uint32 small = 9;
-  fixed64 hash = 10;
-  bytes blob = 11;
-  google.protobuf.ListValue list = 12;
-  string old = 13 [deprecated = true];
-}
-
-// Contains itself.
-message Node {
-  string id = 1;
-  Node child = 2;
-  repeated Node children = 3;
-}
-"#,
-    );
-    let doc = openapi::document(&table, &info(), &|_| true);
-    write(&doc, "openapi-edge.json");
-    assert_refs_resolve(&doc);
+    let (table, doc) = edge_document("types", "openapi-edge.json");
 
     // The later binding cannot share `GET /v1/{name}`: it is kept aside, not lost.
     let item = &doc["paths"]["/v1/{name}"];
@@ -800,60 +716,7 @@ message Node {
 
 #[test]
 fn validation_rules_become_schema_keywords() {
-    let table = table_from_source(
-        "edge_rules_test.proto",
-        r#"
-syntax = "proto3";
-package edge.v1;
-import "buf/validate/validate.proto";
-import "google/api/annotations.proto";
-
-service Edge {
-  rpc PutThing(Thing) returns (Thing) {
-    option (google.api.http) = {
-      post: "/v1/things/{id}"
-      body: "*"
-    };
-  }
-  rpc ListThings(ListThingsRequest) returns (Thing) {
-    option (google.api.http) = {get: "/v1/things"};
-  }
-}
-
-enum Kind {
-  KIND_UNSPECIFIED = 0;
-  KIND_BIG = 1;
-  KIND_SMALL = 2;
-}
-
-message Thing {
-  string id = 1 [(buf.validate.field).string.uuid = true];
-  string email = 2 [(buf.validate.field).string = {email: true, max_len: 254}];
-  string code = 3 [(buf.validate.field).string = {min_len: 2, max_len: 8, pattern: "^[A-Z]+$"}];
-  int32 count = 4 [(buf.validate.field).int32 = {gt: 0, lte: 10}];
-  int64 cents = 5 [(buf.validate.field).int64 = {gte: 0, lte: 999}];
-  Kind kind = 6 [(buf.validate.field).enum = {defined_only: true, not_in: [0]}];
-  repeated string tags = 7 [(buf.validate.field).repeated = {min_items: 1, max_items: 3, unique: true, items: {string: {max_len: 5}}}];
-  optional string note = 8 [(buf.validate.field).string.max_len = 20];
-  double ratio = 9 [(buf.validate.field).double = {gte: 0, lt: 1}];
-  Part part = 10 [(buf.validate.field).required = true];
-  string color = 11 [(buf.validate.field).string = {in: ["red", "blue"]}];
-}
-
-message Part {
-  string name = 1;
-}
-
-message ListThingsRequest {
-  int32 page_size = 1 [(buf.validate.field).int32 = {gte: 0, lte: 100}];
-  Kind kind = 2 [(buf.validate.field).enum = {in: [1]}];
-  string owner = 3 [(buf.validate.field).string.uuid = true, (buf.validate.field).ignore = IGNORE_IF_ZERO_VALUE];
-}
-"#,
-    );
-    let doc = openapi::document(&table, &info(), &|_| true);
-    write(&doc, "openapi-rules.json");
-    assert_refs_resolve(&doc);
+    let (_, doc) = edge_document("rules", "openapi-rules.json");
 
     let thing = schema(&doc, "edge.v1.Thing");
     let property = |name: &str| thing["properties"][name].clone();

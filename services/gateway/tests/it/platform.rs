@@ -1,45 +1,17 @@
 //! The real APIs: routes and transcoding over `platform_proto::descriptor_pool()` for
 //! `users.v1.UserService` and `orders.v1.OrderService`, as a client of the edge sees them.
 
-use gateway::routing::{RouteMatch, RouteTable};
-use gateway::{TranscodeError, build_request, render_response};
-use http::Method;
+use gateway::{TranscodeError, render_response};
 use platform_proto::users::v1 as users;
 use prost_reflect::prost_types::Timestamp;
 use prost_reflect::{DynamicMessage, ReflectMessage, Value};
 use serde_json::{Value as Json, json};
 
-use crate::common::{assert_not_allowed, assert_not_found};
-
-fn table() -> RouteTable {
-    let pool = platform_proto::descriptor_pool();
-    let services = ["users.v1.UserService", "orders.v1.OrderService"]
-        .map(|name| pool.get_service_by_name(name).expect("service in pool"));
-    RouteTable::build(pool, services).expect("the platform's annotations are valid")
-}
-
-fn request(
-    table: &RouteTable,
-    method: Method,
-    target: &str,
-    body: &str,
-) -> (String, Result<DynamicMessage, TranscodeError>) {
-    let (path, query) = match target.split_once('?') {
-        Some((path, query)) => (path, Some(query)),
-        None => (target, None),
-    };
-    match table.find(&method, path) {
-        RouteMatch::Found { route, bindings } => (
-            route.grpc_path().to_owned(),
-            build_request(&route, &bindings, query, body.as_bytes()),
-        ),
-        other => panic!("{method} {path}: expected a route, got {other:?}"),
-    }
-}
+use crate::common;
 
 #[test]
 fn every_annotated_rpc_is_routed() {
-    let table = table();
+    let table = common::platform();
     let mut paths: Vec<String> = table
         .routes()
         .map(|r| format!("{} {} {}", r.http_method(), r.template(), r.grpc_path()))
@@ -68,10 +40,9 @@ fn every_annotated_rpc_is_routed() {
 
 #[test]
 fn get_user() {
-    let table = table();
-    let (grpc, message) = request(&table, Method::GET, "/v1/users/abc", "");
+    let table = common::platform();
+    let (grpc, message) = common::built(&table, "GET /v1/users/abc", "");
     assert_eq!(grpc, "/users.v1.UserService/GetUser");
-    let message = message.unwrap();
     assert_eq!(message.descriptor().full_name(), "users.v1.GetUserRequest");
     assert_eq!(
         message.get_field_by_name("id").unwrap().as_str(),
@@ -81,29 +52,24 @@ fn get_user() {
 
 #[test]
 fn cancel_order() {
-    let table = table();
-    let (grpc, message) = request(&table, Method::POST, "/v1/orders/o1:cancel", "");
+    let table = common::platform();
+    let (grpc, message) = common::built(&table, "POST /v1/orders/o1:cancel", "");
     assert_eq!(grpc, "/orders.v1.OrderService/CancelOrder");
     assert_eq!(
-        message.unwrap().get_field_by_name("id").unwrap().as_str(),
+        message.get_field_by_name("id").unwrap().as_str(),
         Some("o1")
     );
     // Without the verb, the same id is GetOrder.
-    let (grpc, _) = request(&table, Method::GET, "/v1/orders/o1", "");
+    let (grpc, _) = common::request(&table, "GET /v1/orders/o1", "");
     assert_eq!(grpc, "/orders.v1.OrderService/GetOrder");
 }
 
 #[test]
 fn list_orders_from_query() {
-    let table = table();
-    let (grpc, message) = request(
-        &table,
-        Method::GET,
-        "/v1/orders?page_size=10&status=ORDER_STATUS_PENDING",
-        "",
-    );
+    let table = common::platform();
+    let query = "page_size=10&status=ORDER_STATUS_PENDING";
+    let (grpc, message) = common::built(&table, &format!("GET /v1/orders?{query}"), "");
     assert_eq!(grpc, "/orders.v1.OrderService/ListOrders");
-    let message = message.unwrap();
     assert_eq!(
         message.descriptor().full_name(),
         "orders.v1.ListOrdersRequest"
@@ -127,22 +93,25 @@ fn list_orders_from_query() {
 
 #[test]
 fn wrong_method_and_unknown_path() {
-    let table = table();
-    let allowed = [Method::GET, Method::POST];
-    assert_not_allowed(&table, Method::DELETE, "/v1/orders", &allowed);
-    assert_not_found(&table, Method::GET, "/v2/nothing");
+    let table = common::platform();
+    common::assert_routes(
+        &table,
+        &[
+            "DELETE /v1/orders -> 405 GET, POST",
+            "GET /v2/nothing -> 404",
+        ],
+    );
 }
 
 #[test]
 fn create_user_in_either_naming() {
-    let table = table();
+    let table = common::platform();
     for body in [
         r#"{"email":"a@b.c","displayName":"A","password":"x"}"#,
         r#"{"email":"a@b.c","display_name":"A","password":"x"}"#,
     ] {
-        let (grpc, message) = request(&table, Method::POST, "/v1/users", body);
+        let (grpc, message) = common::built(&table, "POST /v1/users", body);
         assert_eq!(grpc, "/users.v1.UserService/CreateUser");
-        let message = message.unwrap_or_else(|e| panic!("{body}: {e}"));
         let request: users::CreateUserRequest = message.transcode_to().unwrap();
         assert_eq!(
             request,
@@ -157,20 +126,14 @@ fn create_user_in_either_naming() {
 
 #[test]
 fn create_user_body_errors() {
-    let table = table();
-    let (_, result) = request(
-        &table,
-        Method::POST,
-        "/v1/users",
-        r#"{"emial":"a@b.c","displayName":"A","password":"x"}"#,
-    );
-    let e = result.unwrap_err();
+    let table = common::platform();
+    let misspelt = r#"{"emial":"a@b.c","displayName":"A","password":"x"}"#;
+    let e = common::refused(&table, "POST /v1/users", misspelt);
     assert_eq!(e.to_string(), "unknown field \"emial\" in request body");
     assert_eq!(e.field(), Some("emial"));
     assert!(e.is_client_error());
 
-    let (_, result) = request(&table, Method::POST, "/v1/users", r#"{"email": "#);
-    let e = result.unwrap_err();
+    let e = common::refused(&table, "POST /v1/users", r#"{"email": "#);
     assert!(
         matches!(e, TranscodeError::MalformedJson { line: 1, .. }),
         "{e:?}"
@@ -184,11 +147,8 @@ fn create_user_body_errors() {
 
 #[test]
 fn render_user() {
-    let table = table();
-    let route = table
-        .routes()
-        .find(|r| r.grpc_path() == "/users.v1.UserService/GetUser")
-        .unwrap();
+    let table = common::platform();
+    let route = common::route(&table, "/users.v1.UserService/GetUser");
     let user = users::User {
         id: "0190c0de-0000-7000-8000-000000000001".to_owned(),
         email: "a@b.c".to_owned(),
@@ -218,11 +178,8 @@ fn render_user() {
 
 #[test]
 fn render_empty_for_delete() {
-    let table = table();
-    let route = table
-        .routes()
-        .find(|r| r.grpc_path() == "/users.v1.UserService/DeleteUser")
-        .unwrap();
+    let table = common::platform();
+    let route = common::route(&table, "/users.v1.UserService/DeleteUser");
     let message = DynamicMessage::new(route.method().output());
     assert_eq!(render_response(route, &message).unwrap(), b"{}");
 }

@@ -200,11 +200,7 @@ async fn backend_errors(http: &reqwest::Client, gateway: &Running) -> f64 {
         .text()
         .await
         .unwrap();
-    page.lines()
-        .find(|line| line.starts_with("gateway_rate_limit_backend_errors_total"))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(0.0)
+    platform_testing::metrics::sum(&page, "gateway_rate_limit_backend_errors_total", &[])
 }
 
 /// Sends `n` anonymous requests to the public method, alternating between

@@ -12,7 +12,7 @@ use platform_proto::orders::v1::order_service_client::OrderServiceClient;
 use platform_proto::users::v1 as users_pb;
 use platform_shutdown::{Shutdown, Trigger};
 use platform_testing::fake_users::{self, Reply, UsersFake};
-use platform_testing::{TestDatabase, authed};
+use platform_testing::{TestDatabase, answer, authed};
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
@@ -129,11 +129,7 @@ impl FakeUsers {
     pub(crate) async fn stop(&mut self) {
         let (trigger, handle) = self.running.take().expect("users is running");
         trigger.fire();
-        tokio::time::timeout(Duration::from_secs(10), handle)
-            .await
-            .expect("users stops in time")
-            .expect("task ran")
-            .expect("clean stop");
+        platform_testing::wait::stopped("users", handle).await;
     }
 
     /// Forgets an account, as deleting it would.
@@ -202,11 +198,7 @@ impl Replica {
 
     pub(crate) async fn stop(self) {
         self.trigger.fire();
-        tokio::time::timeout(Duration::from_secs(10), self.handle)
-            .await
-            .expect("orders stops in time")
-            .expect("task ran")
-            .expect("clean stop");
+        platform_testing::wait::stopped("orders", self.handle).await;
     }
 }
 
@@ -284,31 +276,19 @@ impl Stack {
         request: pb::CreateOrderRequest,
         token: &str,
     ) -> Result<pb::Order, Status> {
-        self.orders
-            .clone()
-            .create_order(authed(request, token))
-            .await
-            .map(Response::into_inner)
+        answer(self.orders.clone().create_order(authed(request, token))).await
     }
 
     /// `GetOrder` of `id` as the holder of `token`.
     pub(crate) async fn get_order(&self, id: &str, token: &str) -> Result<pb::Order, Status> {
         let request = pb::GetOrderRequest { id: id.to_owned() };
-        self.orders
-            .clone()
-            .get_order(authed(request, token))
-            .await
-            .map(Response::into_inner)
+        answer(self.orders.clone().get_order(authed(request, token))).await
     }
 
     /// `CancelOrder` of `id` as the holder of `token`.
     pub(crate) async fn cancel_order(&self, id: &str, token: &str) -> Result<pb::Order, Status> {
         let request = pb::CancelOrderRequest { id: id.to_owned() };
-        self.orders
-            .clone()
-            .cancel_order(authed(request, token))
-            .await
-            .map(Response::into_inner)
+        answer(self.orders.clone().cancel_order(authed(request, token))).await
     }
 
     /// `WatchOrders` as the holder of `token`: the stream once the server accepted it.
@@ -326,11 +306,7 @@ impl Stack {
         request: pb::ListOrdersRequest,
         token: &str,
     ) -> Result<pb::ListOrdersResponse, Status> {
-        self.orders
-            .clone()
-            .list_orders(authed(request, token))
-            .await
-            .map(Response::into_inner)
+        answer(self.orders.clone().list_orders(authed(request, token))).await
     }
 }
 
@@ -340,9 +316,5 @@ pub(crate) async fn watch_on(
     request: pb::WatchOrdersRequest,
     token: &str,
 ) -> Result<tonic::Streaming<pb::OrderChange>, Status> {
-    orders
-        .clone()
-        .watch_orders(authed(request, token))
-        .await
-        .map(Response::into_inner)
+    answer(orders.clone().watch_orders(authed(request, token))).await
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use platform_proto::orders::v1 as pb;
 use platform_proto::users::v1 as users_pb;
-use platform_testing::{TestDatabase, authed};
+use platform_testing::{TestDatabase, authed, refused};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_types::StatusExt;
@@ -26,6 +26,11 @@ fn order_request(key: &str) -> pb::CreateOrderRequest {
         items: vec![item("BOOK-1", 2, 1250), item("PEN-7", 1, 99)],
         request_id: key.to_owned(),
     }
+}
+
+/// A `ListOrders` of every order the caller may see.
+fn visible() -> pb::ListOrdersRequest {
+    pb::ListOrdersRequest::default()
 }
 
 /// A `ListOrders` of one status.
@@ -57,16 +62,13 @@ async fn full_lifecycle(db: TestDatabase) {
     let read = stack.get_order(&created.id, &token).await.unwrap();
     assert_eq!(read, created);
 
-    let listed = stack
-        .list_orders(pb::ListOrdersRequest::default(), &token)
-        .await
-        .unwrap();
+    let listed = stack.list_orders(visible(), &token).await.unwrap();
     assert_eq!(listed.orders, vec![created.clone()]);
     assert!(listed.next_page_token.is_empty());
 
     let cancelled = stack.cancel_order(&created.id, &token).await.unwrap();
     assert_eq!(cancelled.status, pb::OrderStatus::Cancelled as i32);
-    let again = stack.cancel_order(&created.id, &token).await.unwrap_err();
+    let again = refused(stack.cancel_order(&created.id, &token)).await;
     assert_eq!(again.code(), Code::FailedPrecondition);
 
     let pending = stack
@@ -95,15 +97,12 @@ async fn retries_with_one_key_make_one_order(db: TestDatabase) {
         "fifty identical answers"
     );
 
-    let listed = stack
-        .list_orders(pb::ListOrdersRequest::default(), &token)
-        .await
-        .unwrap();
+    let listed = stack.list_orders(visible(), &token).await.unwrap();
     assert_eq!(listed.orders.len(), 1);
 
     let mut different = order_request("checkout-42");
     different.items[0].quantity = 5;
-    let status = stack.create_order(different, &token).await.unwrap_err();
+    let status = refused(stack.create_order(different, &token)).await;
     assert_eq!(status.code(), Code::AlreadyExists);
     stack.stop().await;
 }
@@ -119,10 +118,7 @@ async fn invalid_orders_list_their_violations(db: TestDatabase) {
             .unwrap_or_default()
     };
 
-    let empty = stack
-        .create_order(pb::CreateOrderRequest::default(), &token)
-        .await
-        .unwrap_err();
+    let empty = refused(stack.create_order(pb::CreateOrderRequest::default(), &token)).await;
     assert_eq!(empty.code(), Code::InvalidArgument);
     assert_eq!(fields(&empty), ["items"]);
 
@@ -130,7 +126,7 @@ async fn invalid_orders_list_their_violations(db: TestDatabase) {
         items: vec![item("", 0, -5), item(&"X".repeat(65), 1, 1)],
         request_id: "k".repeat(129),
     };
-    let bad = stack.create_order(bad, &token).await.unwrap_err();
+    let bad = refused(stack.create_order(bad, &token)).await;
     assert_eq!(
         fields(&bad),
         [
@@ -149,7 +145,7 @@ async fn invalid_orders_list_their_violations(db: TestDatabase) {
         items: vec![item("A", 1_000_000, i64::MAX / 1000)],
         request_id: String::new(),
     };
-    let overflow = stack.create_order(overflow, &token).await.unwrap_err();
+    let overflow = refused(stack.create_order(overflow, &token)).await;
     assert_eq!(overflow.code(), Code::InvalidArgument);
     assert_eq!(fields(&overflow), ["items[0].unit_price_cents"]);
     assert!(
@@ -160,10 +156,7 @@ async fn invalid_orders_list_their_violations(db: TestDatabase) {
         overflow.message()
     );
 
-    let listed = stack
-        .list_orders(pb::ListOrdersRequest::default(), &token)
-        .await
-        .unwrap();
+    let listed = stack.list_orders(visible(), &token).await.unwrap();
     assert!(listed.orders.is_empty(), "nothing stored");
     stack.stop().await;
 }
@@ -181,26 +174,17 @@ async fn others_orders_are_not_found_and_admins_see_all(db: TestDatabase) {
         .await
         .unwrap();
 
-    let get = stack.get_order(&adas.id, &bob_token).await.unwrap_err();
+    let get = refused(stack.get_order(&adas.id, &bob_token)).await;
     assert_eq!(get.code(), Code::NotFound);
-    let cancel = stack.cancel_order(&adas.id, &bob_token).await.unwrap_err();
+    let cancel = refused(stack.cancel_order(&adas.id, &bob_token)).await;
     assert_eq!(cancel.code(), Code::NotFound);
-    let snoop = stack
-        .list_orders(of_user(&ada), &bob_token)
-        .await
-        .unwrap_err();
+    let snoop = refused(stack.list_orders(of_user(&ada), &bob_token)).await;
     assert_eq!(snoop.code(), Code::PermissionDenied);
-    let bobs_view = stack
-        .list_orders(pb::ListOrdersRequest::default(), &bob_token)
-        .await
-        .unwrap();
+    let bobs_view = stack.list_orders(visible(), &bob_token).await.unwrap();
     assert!(bobs_view.orders.iter().all(|o| o.user_id != ada));
 
     let (_, admin_token) = stack.admin("root@example.com");
-    let all = stack
-        .list_orders(pb::ListOrdersRequest::default(), &admin_token)
-        .await
-        .unwrap();
+    let all = stack.list_orders(visible(), &admin_token).await.unwrap();
     assert_eq!(all.orders.len(), 2);
     let only_ada = stack
         .list_orders(of_user(&ada), &admin_token)
@@ -227,14 +211,11 @@ async fn a_demoted_admin_loses_admin_rights_at_once(db: TestDatabase) {
 
     // The token still says admin; the account no longer does.
     stack.users.set_role(&root, users_pb::Role::User);
-    let get = stack.get_order(&adas.id, &root_token).await.unwrap_err();
+    let get = refused(stack.get_order(&adas.id, &root_token)).await;
     assert_eq!(get.code(), Code::NotFound);
-    let cancel = stack.cancel_order(&adas.id, &root_token).await.unwrap_err();
+    let cancel = refused(stack.cancel_order(&adas.id, &root_token)).await;
     assert_eq!(cancel.code(), Code::NotFound);
-    let all = stack
-        .list_orders(pb::ListOrdersRequest::default(), &root_token)
-        .await
-        .unwrap();
+    let all = stack.list_orders(visible(), &root_token).await.unwrap();
     assert!(all.orders.is_empty(), "only its own orders now");
     stack.stop().await;
 }
@@ -242,17 +223,11 @@ async fn a_demoted_admin_loses_admin_rights_at_once(db: TestDatabase) {
 async fn missing_or_bad_tokens_are_unauthenticated(db: TestDatabase) {
     let stack = Stack::spawn(db).await;
     let mut orders = stack.orders.clone();
-    let none = orders.create_order(order_request("")).await.unwrap_err();
+    let none = refused(orders.create_order(order_request(""))).await;
     assert_eq!(none.code(), Code::Unauthenticated);
-    let bad = stack
-        .create_order(order_request(""), "not.a.jwt")
-        .await
-        .unwrap_err();
+    let bad = refused(stack.create_order(order_request(""), "not.a.jwt")).await;
     assert_eq!(bad.code(), Code::Unauthenticated);
-    let listed = orders
-        .list_orders(pb::ListOrdersRequest::default())
-        .await
-        .unwrap_err();
+    let listed = refused(orders.list_orders(visible())).await;
     assert_eq!(listed.code(), Code::Unauthenticated);
     stack.stop().await;
 }
@@ -261,10 +236,7 @@ async fn a_deleted_user_cannot_order(db: TestDatabase) {
     let stack = Stack::spawn(db).await;
     let (ada, token) = stack.user("ada@example.com");
     stack.users.delete(&ada);
-    let status = stack
-        .create_order(order_request(""), &token)
-        .await
-        .unwrap_err();
+    let status = refused(stack.create_order(order_request(""), &token)).await;
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
     assert!(status.message().contains("no longer exists"));
     stack.stop().await;
@@ -307,10 +279,7 @@ async fn users_down_means_unavailable_and_nothing_stored(db: TestDatabase) {
 
     // Users comes back on the same address; orders recovers by itself.
     stack.users.start().await;
-    let bobs = stack
-        .list_orders(pb::ListOrdersRequest::default(), &bob_token)
-        .await
-        .unwrap();
+    let bobs = stack.list_orders(visible(), &bob_token).await.unwrap();
     assert!(bobs.orders.is_empty(), "the refused order was not written");
     stack
         .create_order(order_request("bob-1"), &bob_token)

@@ -10,8 +10,8 @@ use orders::domain::{Items, OrderId, RawItem, UserId};
 use orders::store::{self, Created, MIGRATIONS, NewOrder, OrderStore};
 use platform_db::{Database, DatabaseSettings};
 use platform_proto::orders::v1 as pb;
-use platform_testing::TestDatabase;
 use platform_testing::nats::NatsServer;
+use platform_testing::{TestDatabase, refused};
 use tonic::{Code, Streaming};
 use tonic_types::StatusExt;
 use uuid::Uuid;
@@ -146,14 +146,9 @@ async fn own_changes(stack: &Stack) {
         cancelled(&bobs.id, "cancelled by an admin")
     );
 
-    let refused = stack.watch(of_user(&ada), &bob_token).await.unwrap_err();
-    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
-    let anonymous = stack
-        .orders
-        .clone()
-        .watch_orders(everything())
-        .await
-        .unwrap_err();
+    let denied = refused(stack.watch(of_user(&ada), &bob_token)).await;
+    assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
+    let anonymous = refused(stack.orders.clone().watch_orders(everything())).await;
     assert_eq!(anonymous.code(), Code::Unauthenticated);
 }
 
@@ -215,7 +210,7 @@ async fn refuses_what_it_cannot_resume(stack: &Stack) {
     stack.create_order(order_request(), &token).await.unwrap();
     next(&mut watch).await;
 
-    let malformed = stack.watch(after("yesterday"), &token).await.unwrap_err();
+    let malformed = refused(stack.watch(after("yesterday"), &token)).await;
     assert_eq!(malformed.code(), Code::InvalidArgument, "{malformed:?}");
     let violations = malformed
         .get_details_bad_request()
@@ -224,7 +219,7 @@ async fn refuses_what_it_cannot_resume(stack: &Stack) {
     assert_eq!(violations[0].field, "after_event_id");
 
     let unknown = Uuid::now_v7().to_string();
-    let unknown = stack.watch(after(&unknown), &token).await.unwrap_err();
+    let unknown = refused(stack.watch(after(&unknown), &token)).await;
     assert_eq!(unknown.code(), Code::InvalidArgument, "{unknown:?}");
     assert!(unknown.message().contains("after_event_id"), "{unknown:?}");
 
@@ -232,55 +227,47 @@ async fn refuses_what_it_cannot_resume(stack: &Stack) {
     let ancient = uuid::Builder::from_unix_timestamp_millis(1_600_000_000_000, &[7; 10])
         .into_uuid()
         .to_string();
-    let expired = stack.watch(after(&ancient), &token).await.unwrap_err();
+    let expired = refused(stack.watch(after(&ancient), &token)).await;
     assert_eq!(expired.code(), Code::FailedPrecondition, "{expired:?}");
     assert!(expired.message().contains("no longer kept"), "{expired:?}");
 }
 
-async fn embedded_own_changes(db: TestDatabase) {
-    let stack = Stack::spawn(db).await;
-    own_changes(&stack).await;
+/// Runs `scenario` against orders on `db`: with changes read from its own database,
+/// or, with `broker`, from a NATS broker.
+async fn watched(db: TestDatabase, broker: bool, scenario: impl AsyncFnOnce(&Stack)) {
+    let (stack, nats) = if broker {
+        let (stack, nats) = with_broker(db).await;
+        (stack, Some(nats))
+    } else {
+        (Stack::spawn(db).await, None)
+    };
+    scenario(&stack).await;
     stack.stop().await;
+    drop(nats);
 }
 
-async fn embedded_resumes(db: TestDatabase) {
-    let stack = Stack::spawn(db).await;
-    resumes(&stack).await;
-    stack.stop().await;
+/// Each scenario as two tests, orders alone (`embedded_*`) and with a broker
+/// (`broker_*`), each on both databases.
+macro_rules! scenarios {
+    ($($scenario:ident: $embedded:ident, $broker:ident;)*) => {
+        $(
+            async fn $embedded(db: TestDatabase) {
+                watched(db, false, $scenario).await;
+            }
+
+            async fn $broker(db: TestDatabase) {
+                watched(db, true, $scenario).await;
+            }
+        )*
+        platform_testing::database_suite!($($embedded, $broker),*);
+    };
 }
 
-async fn embedded_refuses(db: TestDatabase) {
-    let stack = Stack::spawn(db).await;
-    refuses_what_it_cannot_resume(&stack).await;
-    stack.stop().await;
+scenarios! {
+    own_changes: embedded_own_changes, broker_own_changes;
+    resumes: embedded_resumes, broker_resumes;
+    refuses_what_it_cannot_resume: embedded_refuses, broker_refuses;
 }
-
-async fn broker_own_changes(db: TestDatabase) {
-    let (stack, _nats) = with_broker(db).await;
-    own_changes(&stack).await;
-    stack.stop().await;
-}
-
-async fn broker_resumes(db: TestDatabase) {
-    let (stack, _nats) = with_broker(db).await;
-    resumes(&stack).await;
-    stack.stop().await;
-}
-
-async fn broker_refuses(db: TestDatabase) {
-    let (stack, _nats) = with_broker(db).await;
-    refuses_what_it_cannot_resume(&stack).await;
-    stack.stop().await;
-}
-
-platform_testing::database_suite!(
-    embedded_own_changes,
-    embedded_resumes,
-    embedded_refuses,
-    broker_own_changes,
-    broker_resumes,
-    broker_refuses,
-);
 
 /// Two replicas share one database and broker: a watcher on either sees the changes
 /// made through the other, and resumes on one after what it saw on the other.

@@ -81,11 +81,7 @@ impl TestApp {
     /// Stops the app and hands back its database and key folder.
     pub(crate) async fn stop(self) -> (TestDatabase, tempfile::TempDir, Settings) {
         self.trigger.fire();
-        tokio::time::timeout(Duration::from_secs(10), self.handle)
-            .await
-            .expect("stops in time")
-            .expect("task ran")
-            .expect("clean stop");
+        platform_testing::wait::stopped("users", self.handle).await;
         (self.db, self.dir, self.settings)
     }
 

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use platform_proto::users::v1 as pb;
 use platform_server::faults::FaultRule;
-use platform_testing::TestDatabase;
+use platform_testing::{TestDatabase, refused};
 use serde_json::{Value, json};
 use tonic::Code;
 
@@ -66,7 +66,7 @@ async fn errors_delays_and_aborts_are_injected_and_counted() {
     .await;
 
     // From the settings: every GetJwks fails, other methods are served.
-    let status = jwks(&app).await.unwrap_err();
+    let status = refused(jwks(&app)).await;
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     assert_eq!(status.message(), "injected fault");
     app.api.sign_up("ada@example.com").await;
@@ -104,7 +104,7 @@ async fn errors_delays_and_aborts_are_injected_and_counted() {
     // An abort: the call is cut without a status of the service's.
     let (status, _) = put_faults(&app, json!([{ "method": "*", "abort_rate": 1.0 }])).await;
     assert_eq!(status, 200);
-    let aborted = jwks(&app).await.unwrap_err();
+    let aborted = refused(jwks(&app)).await;
     assert_ne!(aborted.code(), Code::Ok);
     assert_ne!(aborted.message(), "injected fault", "{aborted:?}");
     let scrape = metrics(&app).await;

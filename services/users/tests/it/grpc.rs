@@ -9,7 +9,7 @@ use platform_auth::{
     Clock, ManualClock, Role, SigningKey, SystemClock, TokenIssuer, TokenSettings, Verifier,
 };
 use platform_proto::users::v1 as pb;
-use platform_testing::{PASSWORD, TestDatabase};
+use platform_testing::{PASSWORD, TestDatabase, refused};
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -53,29 +53,21 @@ async fn sign_up_then_read_self(db: TestDatabase) {
 
 async fn invalid_sign_up_lists_every_field_violation(db: TestDatabase) {
     let app = TestApp::spawn(db).await;
-    let status = app
-        .api
-        .create_user("not-an-email", "   ", "short")
-        .await
-        .unwrap_err();
+    let status = refused(app.api.create_user("not-an-email", "   ", "short")).await;
     assert_eq!(status.code(), Code::InvalidArgument);
     let fields: Vec<String> = violations(&status).into_iter().map(|(f, _)| f).collect();
     assert_eq!(fields, ["email", "display_name", "password"]);
 
-    let overlong = app
-        .api
-        .create_user("ok@example.com", &"x".repeat(101), PASSWORD)
-        .await
-        .unwrap_err();
+    let overlong = refused(
+        app.api
+            .create_user("ok@example.com", &"x".repeat(101), PASSWORD),
+    )
+    .await;
     assert_eq!(overlong.code(), Code::InvalidArgument);
     assert_eq!(violations(&overlong)[0].0, "display_name");
 
     for guessable in ["password", "12345678", "ok@example.com"] {
-        let weak = app
-            .api
-            .create_user("ok@example.com", "Ok", guessable)
-            .await
-            .unwrap_err();
+        let weak = refused(app.api.create_user("ok@example.com", "Ok", guessable)).await;
         assert_eq!(weak.code(), Code::InvalidArgument, "{guessable}");
         let (field, why) = violations(&weak).remove(0);
         assert_eq!(field, "password");
@@ -91,11 +83,7 @@ async fn duplicate_email_is_already_exists(db: TestDatabase) {
     let app = TestApp::spawn(db).await;
     // One address, whatever its case.
     app.api.sign_up("ada@example.com").await;
-    let status = app
-        .api
-        .create_user("ADA@example.COM", "Another", PASSWORD)
-        .await
-        .unwrap_err();
+    let status = refused(app.api.create_user("ADA@example.COM", "Another", PASSWORD)).await;
     assert_eq!(status.code(), Code::AlreadyExists);
     app.api.sign_in("Ada@Example.com", PASSWORD).await.unwrap();
     // An address as HTML forms take them, so ASCII: the `email` rule of the proto.
@@ -118,20 +106,12 @@ async fn duplicate_email_is_already_exists(db: TestDatabase) {
 async fn wrong_password_and_unknown_email_look_the_same(db: TestDatabase) {
     let app = TestApp::spawn(db).await;
     app.api.sign_up("ada@example.com").await;
-    let wrong = app
-        .api
-        .sign_in("ada@example.com", "not the password")
-        .await
-        .unwrap_err();
-    let unknown = app
-        .api
-        .sign_in("nobody@example.com", PASSWORD)
-        .await
-        .unwrap_err();
-    let malformed = app.api.sign_in("nobody", PASSWORD).await.unwrap_err();
+    let wrong = refused(app.api.sign_in("ada@example.com", "not the password")).await;
+    let unknown = refused(app.api.sign_in("nobody@example.com", PASSWORD)).await;
+    let malformed = refused(app.api.sign_in("nobody", PASSWORD)).await;
     // Longer than any password can be: refused like a wrong one, never hashed.
     let huge = "x".repeat(900 * 1024);
-    let oversized = app.api.sign_in("ada@example.com", &huge).await.unwrap_err();
+    let oversized = refused(app.api.sign_in("ada@example.com", &huge)).await;
     for status in [&wrong, &unknown, &malformed, &oversized] {
         assert_eq!(status.code(), Code::Unauthenticated);
         assert_eq!(status.message(), wrong.message());
@@ -183,7 +163,7 @@ async fn protected_calls_need_a_valid_token(db: TestDatabase) {
         .await
         .unwrap_err();
     assert_eq!(anonymous.code(), Code::Unauthenticated);
-    let garbage = app.api.get_user(&user.id, "garbage").await.unwrap_err();
+    let garbage = refused(app.api.get_user(&user.id, "garbage")).await;
     assert_eq!(garbage.code(), Code::Unauthenticated);
 
     // Well-formed and correctly signed, but by a key this service does not know.
@@ -196,7 +176,7 @@ async fn protected_calls_need_a_valid_token(db: TestDatabase) {
         },
     );
     let forged = stranger.issue(&user.id, Role::Admin).unwrap().access_token;
-    let status = app.api.get_user(&user.id, &forged).await.unwrap_err();
+    let status = refused(app.api.get_user(&user.id, &forged)).await;
     assert_eq!(status.code(), Code::Unauthenticated);
     assert!(
         status.message().contains("unknown signing key"),
@@ -227,11 +207,7 @@ async fn expired_tokens_are_rejected(db: TestDatabase) {
         .unwrap();
     let ok = app.api.get_user(&user.id, &fresh.access_token).await;
     assert!(ok.is_ok(), "a token issued now works: {ok:?}");
-    let status = app
-        .api
-        .get_user(&user.id, &expired.access_token)
-        .await
-        .unwrap_err();
+    let status = refused(app.api.get_user(&user.id, &expired.access_token)).await;
     assert_eq!(status.code(), Code::Unauthenticated);
     assert!(status.message().contains("expired"), "{}", status.message());
     app.stop().await;
@@ -242,20 +218,20 @@ async fn other_accounts_are_not_found_unless_admin(db: TestDatabase) {
     let (ada, ada_token) = app.api.user("ada@example.com").await;
     let (bob, _) = app.api.user("bob@example.com").await;
 
-    let status = app.api.get_user(&bob.id, &ada_token).await.unwrap_err();
+    let status = refused(app.api.get_user(&bob.id, &ada_token)).await;
     assert_eq!(status.code(), Code::NotFound);
     // Indistinguishable from an id that does not exist.
     let nobody = uuid::Uuid::now_v7().to_string();
-    let missing = app.api.get_user(&nobody, &ada_token).await.unwrap_err();
+    let missing = refused(app.api.get_user(&nobody, &ada_token)).await;
     assert_eq!(
         (missing.code(), missing.message()),
         (status.code(), status.message())
     );
 
     let rename = update(&bob.id, |u| u.display_name = Some("Hacked".into()));
-    let renamed = app.api.update_user(rename, &ada_token).await.unwrap_err();
+    let renamed = refused(app.api.update_user(rename, &ada_token)).await;
     assert_eq!(renamed.code(), Code::NotFound);
-    let delete = app.api.delete_user(&bob.id, &ada_token).await.unwrap_err();
+    let delete = refused(app.api.delete_user(&bob.id, &ada_token)).await;
     assert_eq!(delete.code(), Code::NotFound);
 
     let (_, admin_token) = app.admin("root@example.com").await;
@@ -268,7 +244,7 @@ async fn other_accounts_are_not_found_unless_admin(db: TestDatabase) {
 async fn bad_ids_are_invalid_arguments(db: TestDatabase) {
     let app = TestApp::spawn(db).await;
     let (_, token) = app.api.user("ada@example.com").await;
-    let status = app.api.get_user("42", &token).await.unwrap_err();
+    let status = refused(app.api.get_user("42", &token)).await;
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(
         violations(&status),
@@ -280,7 +256,7 @@ async fn bad_ids_are_invalid_arguments(db: TestDatabase) {
 async fn listing_is_for_admins_and_pages_by_token(db: TestDatabase) {
     let app = TestApp::spawn(db).await;
     let (_, user_token) = app.api.user("ada@example.com").await;
-    let denied = app.api.list_users(0, "", &user_token).await.unwrap_err();
+    let denied = refused(app.api.list_users(0, "", &user_token)).await;
     assert_eq!(denied.code(), Code::PermissionDenied);
 
     for i in 0..6 {
@@ -310,11 +286,7 @@ async fn listing_is_for_admins_and_pages_by_token(db: TestDatabase) {
     sorted.sort_by(|a, b| b.cmp(a));
     assert_eq!(ids, sorted, "newest first");
 
-    let bad = app
-        .api
-        .list_users(3, "not-a-token", &admin_token)
-        .await
-        .unwrap_err();
+    let bad = refused(app.api.list_users(3, "not-a-token", &admin_token)).await;
     assert_eq!(bad.code(), Code::InvalidArgument);
     app.stop().await;
 }
@@ -329,15 +301,11 @@ async fn users_update_themselves_but_not_their_role(db: TestDatabase) {
     assert_eq!(renamed.email, ada.email);
 
     let to_admin = |id: &str| update(id, |u| u.role = Some(pb::Role::Admin as i32));
-    let escalate = app
-        .api
-        .update_user(to_admin(&ada.id), &token)
-        .await
-        .unwrap_err();
+    let escalate = refused(app.api.update_user(to_admin(&ada.id), &token)).await;
     assert_eq!(escalate.code(), Code::PermissionDenied);
 
     let short = update(&ada.id, |u| u.password = Some("short".into()));
-    let invalid = app.api.update_user(short, &token).await.unwrap_err();
+    let invalid = refused(app.api.update_user(short, &token)).await;
     assert_eq!(invalid.code(), Code::InvalidArgument);
     assert_eq!(violations(&invalid)[0].0, "password");
 
@@ -361,11 +329,7 @@ async fn users_update_themselves_but_not_their_role(db: TestDatabase) {
         .unwrap();
     assert_eq!(promoted.role, pb::Role::Admin as i32);
     let no_role = update(&ada.id, |u| u.role = Some(pb::Role::Unspecified as i32));
-    let unspecified = app
-        .api
-        .update_user(no_role, &admin_token)
-        .await
-        .unwrap_err();
+    let unspecified = refused(app.api.update_user(no_role, &admin_token)).await;
     assert_eq!(unspecified.code(), Code::InvalidArgument);
     app.stop().await;
 }
@@ -375,7 +339,7 @@ async fn deleted_accounts_are_gone(db: TestDatabase) {
     let (ada, token) = app.api.user("ada@example.com").await;
     app.api.delete_user(&ada.id, &token).await.unwrap();
     // The access token is still signed and unexpired, but its account is gone.
-    let status = app.api.get_user(&ada.id, &token).await.unwrap_err();
+    let status = refused(app.api.get_user(&ada.id, &token)).await;
     assert_eq!(status.code(), Code::Unauthenticated);
     assert!(status.message().contains("no longer exists"), "{status:?}");
     let signed_in = app.api.sign_in("ada@example.com", PASSWORD).await;

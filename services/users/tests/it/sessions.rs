@@ -12,7 +12,7 @@ use platform_auth::{ManualClock, Role};
 use platform_db::Database;
 use platform_proto::users::v1 as pb;
 use platform_proto::users::v1::user_service_server::UserService;
-use platform_testing::{PASSWORD, TestDatabase};
+use platform_testing::{PASSWORD, TestDatabase, code, refused};
 use tonic::{Code, Request, Status};
 use tonic_types::StatusExt;
 use users::api::UsersApi;
@@ -21,6 +21,9 @@ use users::password::Hasher;
 use users::store::MIGRATIONS;
 
 use crate::common::{TestApp, settings};
+
+/// A password that is not the account's.
+const WRONG: &str = "wrong guess";
 
 /// `ada@example.com` signed up and signed in: her id and the whole token answer.
 async fn ada(app: &TestApp) -> (String, pb::CreateTokenResponse) {
@@ -65,7 +68,7 @@ async fn refresh_rotates_and_a_reused_token_ends_the_session(db: TestDatabase) {
     );
     // Not a token of ours at all: the same answer.
     assert_refused(app.api.refresh("garbage").await, "garbage");
-    let empty = app.api.refresh("").await.unwrap_err();
+    let empty = refused(app.api.refresh("")).await;
     assert_eq!(empty.code(), Code::InvalidArgument);
 
     // Signing in again starts a new session.
@@ -108,7 +111,7 @@ async fn signing_out_ends_one_session_and_is_idempotent(db: TestDatabase) {
     // Again, unknown, or not even shaped like a token: still OK (RFC 7009).
     app.api.revoke(&laptop.refresh_token).await.unwrap();
     app.api.revoke("never issued").await.unwrap();
-    let empty = app.api.revoke("").await.unwrap_err();
+    let empty = refused(app.api.revoke("")).await;
     assert_eq!(empty.code(), Code::InvalidArgument);
     app.stop().await;
 }
@@ -119,11 +122,11 @@ async fn changing_ones_password_needs_the_current_one_and_ends_every_session(db:
     let phone = app.session("ada@example.com").await;
     let new = "a whole new passphrase";
 
-    let missing = app
-        .api
-        .update_user(password_change(&id, new, None), &laptop.access_token)
-        .await
-        .unwrap_err();
+    let missing = refused(
+        app.api
+            .update_user(password_change(&id, new, None), &laptop.access_token),
+    )
+    .await;
     assert_eq!(missing.code(), Code::InvalidArgument);
     let details = missing.get_error_details();
     let field = &details.bad_request().unwrap().field_violations[0];
@@ -196,18 +199,10 @@ async fn a_demoted_admin_is_refused_at_once(db: TestDatabase) {
         .await
         .unwrap();
     // Her access token still says `role: admin` and has minutes to live.
-    let denied = app
-        .api
-        .list_users(10, "", &as_admin.access_token)
-        .await
-        .unwrap_err();
+    let denied = refused(app.api.list_users(10, "", &as_admin.access_token)).await;
     assert_eq!(denied.code(), Code::PermissionDenied);
     let root = app.api.sign_up("someone@example.com").await;
-    let hidden = app
-        .api
-        .get_user(&root.id, &as_admin.access_token)
-        .await
-        .unwrap_err();
+    let hidden = refused(app.api.get_user(&root.id, &as_admin.access_token)).await;
     assert_eq!(
         hidden.code(),
         Code::NotFound,
@@ -245,16 +240,12 @@ async fn repeated_failures_lock_one_email_and_not_another(db: TestDatabase) {
     app.api.sign_up("bob@example.com").await;
     for email in ["ada@example.com", "nobody@example.com"] {
         for attempt in 1..=5 {
-            let status = app.api.sign_in(email, "wrong guess").await.unwrap_err();
+            let status = refused(app.api.sign_in(email, WRONG)).await;
             assert_eq!(status.code(), Code::Unauthenticated, "{email} #{attempt}");
         }
     }
     // Refused before any password check: the right password gets the same answer.
-    let locked = app
-        .api
-        .sign_in("ada@example.com", PASSWORD)
-        .await
-        .unwrap_err();
+    let locked = refused(app.api.sign_in("ada@example.com", PASSWORD)).await;
     assert_eq!(locked.code(), Code::ResourceExhausted);
     let delay = retry_delay(&locked);
     assert!(
@@ -262,11 +253,7 @@ async fn repeated_failures_lock_one_email_and_not_another(db: TestDatabase) {
         "{delay:?}"
     );
     // An email without an account locks the same way: no hint of which has one.
-    let unknown = app
-        .api
-        .sign_in("NoBody@example.com", PASSWORD)
-        .await
-        .unwrap_err();
+    let unknown = refused(app.api.sign_in("NoBody@example.com", PASSWORD)).await;
     assert_eq!(
         (unknown.code(), unknown.message()),
         (locked.code(), locked.message())
@@ -325,27 +312,17 @@ async fn lockouts_double_end_and_reset_on_success(db: TestDatabase) {
     api.create_account("ada@example.com", "Ada", PASSWORD, Role::User)
         .await
         .unwrap();
-    let code = |result: Result<pb::CreateTokenResponse, Status>| match result {
-        Ok(_) => Code::Ok,
-        Err(status) => status.code(),
-    };
 
     for _ in 0..5 {
-        assert_eq!(
-            code(sign_in(&api, "wrong guess").await),
-            Code::Unauthenticated
-        );
+        assert_eq!(code(sign_in(&api, WRONG).await), Code::Unauthenticated);
     }
-    let locked = sign_in(&api, PASSWORD).await.unwrap_err();
+    let locked = refused(sign_in(&api, PASSWORD)).await;
     assert_eq!(retry_delay(&locked), Duration::from_secs(30));
 
     clock.advance(Duration::from_secs(30));
     // The sixth failure doubles the lock-out.
-    assert_eq!(
-        code(sign_in(&api, "wrong guess").await),
-        Code::Unauthenticated
-    );
-    let locked = sign_in(&api, PASSWORD).await.unwrap_err();
+    assert_eq!(code(sign_in(&api, WRONG).await), Code::Unauthenticated);
+    let locked = refused(sign_in(&api, PASSWORD)).await;
     assert_eq!(retry_delay(&locked), Duration::from_secs(60));
     clock.advance(Duration::from_secs(59));
     assert_eq!(code(sign_in(&api, PASSWORD).await), Code::ResourceExhausted);
@@ -354,10 +331,7 @@ async fn lockouts_double_end_and_reset_on_success(db: TestDatabase) {
 
     // The success started the count again.
     for _ in 0..4 {
-        assert_eq!(
-            code(sign_in(&api, "wrong guess").await),
-            Code::Unauthenticated
-        );
+        assert_eq!(code(sign_in(&api, WRONG).await), Code::Unauthenticated);
     }
     assert_eq!(code(sign_in(&api, PASSWORD).await), Code::Ok);
     database.close().await;
@@ -410,7 +384,7 @@ async fn wrong_credentials_take_as_long_for_unknown_and_known_accounts(db: TestD
             ("nobody@example.com", &mut unknown),
         ] {
             let started = Instant::now();
-            let status = app.api.sign_in(email, "wrong guess").await.unwrap_err();
+            let status = refused(app.api.sign_in(email, WRONG)).await;
             samples.push(started.elapsed());
             assert_eq!(status.code(), Code::Unauthenticated);
             assert_eq!(status.message(), "invalid email or password");
