@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use platform_config::InvalidSetting;
 use serde::{Deserialize, Serialize};
 
 use crate::{KeySource, VERIFIED_TOKENS_CACHED, Verifier};
@@ -42,24 +43,11 @@ impl Default for VerificationSettings {
     }
 }
 
-/// Why verification settings are unusable; names the key.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{key}`: {reason}")]
-pub struct InvalidSetting {
-    /// The dotted key, for example `auth.issuer`.
-    pub key: String,
-    /// What is wrong with it.
-    pub reason: &'static str,
-}
-
 impl VerificationSettings {
     /// Checks the rules the types do not express; `section` prefixes the key named in
     /// the error (`auth`).
     pub fn validate(&self, section: &str) -> Result<(), InvalidSetting> {
-        let empty = |field: &str| InvalidSetting {
-            key: format!("{section}.{field}"),
-            reason: "must not be empty",
-        };
+        let empty = |field| InvalidSetting::new(section, field, "must not be empty");
         if self.issuer.is_empty() {
             return Err(empty("issuer"));
         }

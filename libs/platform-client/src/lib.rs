@@ -52,7 +52,7 @@ pub use health::is_serving;
 pub use layer::{ClientLayer, ClientService, grpc_timeout, names};
 pub use pool::{Balanced, BoxError, OutlierOptions};
 pub use retry::{RetryLayer, RetryOptions, SafeToRepeat};
-pub use settings::{ClientSettings, InvalidSetting};
+pub use settings::ClientSettings;
 
 /// What a [`Client`] sends its calls through: a balanced channel, or any other
 /// transport (a plain tonic `Channel` in tests).

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use platform_config::InvalidSetting;
 use serde::{Deserialize, Serialize};
 
 use crate::Channels;
@@ -48,24 +49,11 @@ impl Default for ClientSettings {
     }
 }
 
-/// A setting that breaks a rule its type does not express.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{key}: {reason}")]
-pub struct InvalidSetting {
-    /// The full key (`client.retry_max_attempts`).
-    pub key: String,
-    /// What is wrong with it.
-    pub reason: &'static str,
-}
-
 impl ClientSettings {
     /// Checks the rules the types do not express; `section` prefixes the key named in
     /// the error (`client`).
     pub fn validate(&self, section: &str) -> Result<(), InvalidSetting> {
-        let invalid = |field: &str, reason| InvalidSetting {
-            key: format!("{section}.{field}"),
-            reason,
-        };
+        let invalid = |field, reason| InvalidSetting::new(section, field, reason);
         if self.resolve_every_ms == 0 {
             return Err(invalid("resolve_every_ms", "must be positive"));
         }

@@ -56,6 +56,34 @@ impl ConfigError {
     }
 }
 
+/// A setting that breaks a rule its type does not express, as the check of a section
+/// shared by several services reports it; `?` turns it into the [`ConfigError`] that
+/// names the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{key}`: {reason}")]
+pub struct InvalidSetting {
+    /// The dotted key, for example `auth.issuer`.
+    pub key: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+impl InvalidSetting {
+    /// `field` of the section embedded as `section` breaks a rule: `reason`.
+    pub fn new(section: &str, field: &str, reason: &'static str) -> Self {
+        Self {
+            key: format!("{section}.{field}"),
+            reason,
+        }
+    }
+}
+
+impl From<InvalidSetting> for ConfigError {
+    fn from(invalid: InvalidSetting) -> Self {
+        Self::rule(invalid.key, invalid.reason)
+    }
+}
+
 /// Where the layers come from.
 #[derive(Debug, Clone)]
 pub struct Sources<'a> {

@@ -1,5 +1,6 @@
 //! The `[events]` section of a service's settings.
 
+use platform_config::InvalidSetting;
 use serde::{Deserialize, Serialize};
 
 /// Where events go and how they are relayed and consumed.
@@ -47,12 +48,13 @@ impl EventsSettings {
         !self.nats_url.trim().is_empty()
     }
 
-    /// The first rule the settings break, as (key, reason), under section `section`.
-    pub fn validate(&self, section: &str) -> Result<(), (String, &'static str)> {
+    /// The first rule the settings break, under section `section`.
+    pub fn validate(&self, section: &str) -> Result<(), InvalidSetting> {
         let url = self.nats_url.trim();
         if !(url.is_empty() || url.starts_with("nats://") || url.starts_with("tls://")) {
-            return Err((
-                format!("{section}.nats_url"),
+            return Err(InvalidSetting::new(
+                section,
+                "nats_url",
                 "must be empty or a nats:// or tls:// URL",
             ));
         }
@@ -64,7 +66,7 @@ impl EventsSettings {
             ("max_attempts", u64::from(self.max_attempts)),
         ] {
             if value == 0 {
-                return Err((format!("{section}.{key}"), "must be positive"));
+                return Err(InvalidSetting::new(section, key, "must be positive"));
             }
         }
         Ok(())
@@ -111,7 +113,7 @@ mod tests {
         assert!(settings.validate("events").is_ok());
         settings.nats_url = "http://127.0.0.1:4222".to_owned();
         assert_eq!(
-            settings.validate("events").map_err(|e| e.0),
+            settings.validate("events").map_err(|e| e.key),
             Err("events.nats_url".to_owned())
         );
         settings.nats_url = "nats://127.0.0.1:4222".to_owned();

@@ -400,13 +400,8 @@ impl Layered for Settings {
         )?;
         require_positive("http.body_read_timeout_ms", self.http.body_read_timeout_ms)?;
         require_positive("http.max_connections", self.http.max_connections as u64)?;
-        self.auth
-            .verification
-            .validate("auth")
-            .map_err(|e| ConfigError::rule(e.key, e.reason))?;
-        self.client
-            .validate("client")
-            .map_err(|e| ConfigError::rule(e.key, e.reason))?;
+        self.auth.verification.validate("auth")?;
+        self.client.validate("client")?;
         Ok(())
     }
 }
