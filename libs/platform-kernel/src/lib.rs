@@ -28,14 +28,30 @@
 //! - [`cli`]: the command line and [`run`].
 //! - [`healthcheck`]: the `healthcheck` subcommand, for container health checks.
 //! - [`process`]: settings loading and exit codes.
+//! - [`settings`]: [`ServiceSettings`], the sections every gRPC service has.
 
 pub mod app;
 pub mod cli;
 pub mod healthcheck;
 pub mod process;
 pub mod service;
+pub mod settings;
 
 pub use app::Application;
 pub use cli::{NoCommand, run};
 pub use healthcheck::Probe;
+pub use platform_telemetry::Component;
 pub use service::{Parts, Sections, Service};
+pub use settings::{Embedded, OwnSettings, ServiceSettings};
+
+/// [`Service::COMPONENT`] and [`Service::ABOUT`] from the manifest of the crate that
+/// implements [`Service`]: its package name and version, and its description as the
+/// one line of `--help`.
+#[macro_export]
+macro_rules! package {
+    () => {
+        const COMPONENT: $crate::Component =
+            $crate::Component::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
+        const ABOUT: &'static str = env!("CARGO_PKG_DESCRIPTION");
+    };
+}

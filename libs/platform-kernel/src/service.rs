@@ -34,9 +34,10 @@ pub trait Service: Sized + Send + 'static {
     /// The service's own subcommands ([`NoCommand`](crate::NoCommand) for none).
     type Command: clap::Subcommand + std::fmt::Debug + Send;
 
-    /// Who the process is, for telemetry and `build_info`.
+    /// Who the process is, for telemetry and `build_info` ([`package!`](crate::package)
+    /// takes it from the crate's manifest).
     const COMPONENT: Component;
-    /// One line for `--help`.
+    /// One line for `--help` ([`package!`](crate::package): the crate's description).
     const ABOUT: &'static str;
 
     /// The sections of the settings the kernel itself uses.

@@ -17,7 +17,6 @@ use platform_api::rules::Validator;
 use platform_auth::users_jwks::UsersJwks;
 use platform_kernel::{Parts, Sections, Service};
 use platform_server::ServerError;
-use platform_telemetry::Component;
 use prost_reflect::{DescriptorPool, ServiceDescriptor};
 use tokio_util::sync::CancellationToken;
 
@@ -146,8 +145,7 @@ impl Service for Gateway {
     type Error = AppError;
     type Command = Command;
 
-    const COMPONENT: Component = Component::new("gateway", env!("CARGO_PKG_VERSION"));
-    const ABOUT: &'static str = "The HTTP/JSON edge of the platform.";
+    platform_kernel::package!();
 
     fn sections(settings: &Settings) -> Sections<'_> {
         Sections::http(&settings.log, &settings.admin)

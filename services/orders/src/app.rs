@@ -13,7 +13,6 @@ use platform_events::{Consumer, Relay, Source, streams};
 use platform_kernel::{NoCommand, Parts, Sections, Service};
 use platform_proto::orders::v1::order_service_server::{OrderServiceServer, SERVICE_NAME};
 use platform_server::ServerError;
-use platform_telemetry::Component;
 
 use crate::accounts::Accounts;
 use crate::api::OrdersApi;
@@ -51,13 +50,10 @@ impl Service for Orders {
     type Error = AppError;
     type Command = NoCommand;
 
-    const COMPONENT: Component = Component::new("orders", env!("CARGO_PKG_VERSION"));
-    const ABOUT: &'static str = "The orders service of the platform.";
+    platform_kernel::package!();
 
-    fn sections(s: &Settings) -> Sections<'_> {
-        Sections::grpc(&s.log, &s.admin, &s.grpc, SERVICE_NAME)
-            .with_database(&s.database, MIGRATIONS)
-            .with_faults(&s.faults)
+    fn sections(settings: &Settings) -> Sections<'_> {
+        settings.sections(SERVICE_NAME, MIGRATIONS)
     }
 
     /// Prepares the database pool and the users client.
@@ -66,11 +62,7 @@ impl Service for Orders {
         let accounts = Accounts::new(&settings.users, &settings.client)?;
         let verifier = settings.auth.verification.verifier(accounts.key_source());
         let auth = AuthLayer::new(Arc::new(verifier));
-        let client = if settings.events.enabled() {
-            Some(platform_events::connect(&settings.events.nats_url).await?)
-        } else {
-            None
-        };
+        let client = settings.events_client().await?;
         // Watchers follow the stream every replica publishes to; without a broker, this
         // process's outbox.
         let source = match &client {

@@ -5,57 +5,24 @@ use platform_auth::VerificationSettings;
 use platform_client::ClientSettings;
 pub use platform_config::Layered;
 use platform_config::{ConfigError, require_http_url, require_positive};
-use platform_db::DatabaseSettings;
-use platform_events::EventsSettings;
-use platform_server::faults::FaultSettings;
-use platform_server::{AdminSettings, GrpcSettings};
-use platform_telemetry::LogSettings;
+use platform_kernel::{Embedded, OwnSettings, ServiceSettings};
 use serde::{Deserialize, Serialize};
 
 /// Every setting of the orders service.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Settings {
-    /// The gRPC server.
-    pub grpc: GrpcSettings,
-    /// The admin HTTP port.
-    pub admin: AdminSettings,
-    /// Where orders are stored.
-    pub database: DatabaseSettings,
-    /// Logging.
-    pub log: LogSettings,
+pub type Settings = ServiceSettings<Own>;
+
+/// The orders service's own sections, beside the shared ones of [`ServiceSettings`].
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Own {
     /// Verifying access tokens.
     pub auth: AuthSettings,
     /// The users service.
     pub users: UsersSettings,
-    /// Faults injected on demand (off unless `faults.enabled`).
-    pub faults: FaultSettings,
     /// How outgoing calls resolve, retry and eject upstreams.
     pub client: ClientSettings,
-    /// Events: the outbox relay (and consumers) on NATS JetStream; off while
-    /// `events.nats_url` is empty.
-    pub events: EventsSettings,
     /// Watching orders live (`WatchOrders`).
     pub watch: WatchSettings,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            grpc: GrpcSettings::new(([127, 0, 0, 1], 50052).into()),
-            admin: AdminSettings {
-                addr: ([127, 0, 0, 1], 9102).into(),
-            },
-            database: DatabaseSettings::new("sqlite://data/orders.db"),
-            log: LogSettings::default(),
-            auth: AuthSettings::default(),
-            users: UsersSettings::default(),
-            faults: FaultSettings::default(),
-            client: ClientSettings::default(),
-            events: EventsSettings::default(),
-            watch: WatchSettings::default(),
-        }
-    }
 }
 
 /// The `[watch]` section: how much a watcher may fall behind.
@@ -113,24 +80,20 @@ impl Default for UsersSettings {
     }
 }
 
-impl Layered for Settings {
+impl OwnSettings for Own {
     const ENV_PREFIX: &'static str = "ORDERS";
+    const EMBEDDED: Embedded = Embedded {
+        grpc_port: 50052,
+        admin_port: 9102,
+        database_url: "sqlite://data/orders.db",
+    };
 
-    fn validate(&self) -> Result<(), ConfigError> {
-        require_http_url("users.url", &self.users.url)?;
-        require_positive("users.timeout_ms", self.users.timeout_ms)?;
-        require_positive("grpc.concurrency_limit", self.grpc.concurrency_limit as u64)?;
-        require_positive("watch.buffer", self.watch.buffer as u64)?;
-        self.events
-            .validate("events")
-            .map_err(|(key, reason)| ConfigError::rule(key, reason))?;
-        self.auth
-            .verification
-            .validate("auth")
-            .map_err(|e| ConfigError::rule(e.key, e.reason))?;
-        self.client
-            .validate("client")
-            .map_err(|e| ConfigError::rule(e.key, e.reason))?;
+    fn validate(settings: &Settings) -> Result<(), ConfigError> {
+        require_http_url("users.url", &settings.users.url)?;
+        require_positive("users.timeout_ms", settings.users.timeout_ms)?;
+        require_positive("watch.buffer", settings.watch.buffer as u64)?;
+        settings.auth.verification.validate("auth")?;
+        settings.client.validate("client")?;
         Ok(())
     }
 }

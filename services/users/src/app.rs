@@ -15,7 +15,6 @@ use platform_events::{Relay, streams};
 use platform_kernel::{Parts, Sections, Service};
 use platform_proto::users::v1::user_service_server::{SERVICE_NAME, UserServiceServer};
 use platform_server::ServerError;
-use platform_telemetry::Component;
 
 use crate::api::UsersApi;
 use crate::keys::Keys;
@@ -55,13 +54,10 @@ impl Service for Users {
     type Error = AppError;
     type Command = Command;
 
-    const COMPONENT: Component = Component::new("users", env!("CARGO_PKG_VERSION"));
-    const ABOUT: &'static str = "The users service of the platform.";
+    platform_kernel::package!();
 
-    fn sections(s: &Settings) -> Sections<'_> {
-        Sections::grpc(&s.log, &s.admin, &s.grpc, SERVICE_NAME)
-            .with_database(&s.database, MIGRATIONS)
-            .with_faults(&s.faults)
+    fn sections(settings: &Settings) -> Sections<'_> {
+        settings.sections(SERVICE_NAME, MIGRATIONS)
     }
 
     /// Loads keys and prepares the database pool; health turns SERVING once the
@@ -76,8 +72,7 @@ impl Service for Users {
         let api = UsersApi::new(&database, hasher, keys, settings);
         let mut parts = Parts::grpc(&settings.grpc, UserServiceServer::new(api), auth);
         // Without a broker the outbox still fills; a relay started later sends it all.
-        if settings.events.enabled() {
-            let client = platform_events::connect(&settings.events.nats_url).await?;
+        if let Some(client) = settings.events_client().await? {
             let relay = Relay::start(database.clone(), client, streams::USERS, &settings.events);
             // Stopped before the pool closes (stops run in order), after the drain.
             parts = parts.on_stop(relay.stop());

@@ -6,54 +6,22 @@ use std::path::PathBuf;
 use platform_auth::VerificationSettings;
 pub use platform_config::Layered;
 use platform_config::{ConfigError, require_positive};
-use platform_db::DatabaseSettings;
-use platform_events::EventsSettings;
-use platform_server::faults::FaultSettings;
-use platform_server::{AdminSettings, GrpcSettings};
-use platform_telemetry::LogSettings;
+use platform_kernel::{Embedded, OwnSettings, ServiceSettings};
 use serde::{Deserialize, Serialize};
 
 /// Every setting of the users service.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Settings {
-    /// The gRPC server.
-    pub grpc: GrpcSettings,
-    /// The admin HTTP port.
-    pub admin: AdminSettings,
-    /// Where accounts are stored.
-    pub database: DatabaseSettings,
-    /// Logging.
-    pub log: LogSettings,
+pub type Settings = ServiceSettings<Own>;
+
+/// The users service's own sections, beside the shared ones of [`ServiceSettings`].
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Own {
     /// Access tokens and the keys that sign them.
     pub auth: AuthSettings,
     /// The cost of password hashing.
     pub password: PasswordSettings,
-    /// Faults injected on demand (off unless `faults.enabled`).
-    pub faults: FaultSettings,
     /// Limits on failed sign-ins.
     pub sign_in: SignInSettings,
-    /// Events: the outbox relay (and consumers) on NATS JetStream; off while
-    /// `events.nats_url` is empty.
-    pub events: EventsSettings,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            grpc: GrpcSettings::new(([127, 0, 0, 1], 50051).into()),
-            admin: AdminSettings {
-                addr: ([127, 0, 0, 1], 9101).into(),
-            },
-            database: DatabaseSettings::new("sqlite://data/users.db"),
-            log: LogSettings::default(),
-            auth: AuthSettings::default(),
-            password: PasswordSettings::default(),
-            faults: FaultSettings::default(),
-            sign_in: SignInSettings::default(),
-            events: EventsSettings::default(),
-        }
-    }
 }
 
 /// The `[auth]` section: the claims every service checks, and the keys that sign.
@@ -151,37 +119,39 @@ impl Default for SignInSettings {
     }
 }
 
-impl Layered for Settings {
+impl OwnSettings for Own {
     const ENV_PREFIX: &'static str = "USERS";
     const ENV_LISTS: &'static [&'static str] = &["auth.retired_key_files"];
+    const EMBEDDED: Embedded = Embedded {
+        grpc_port: 50051,
+        admin_port: 9101,
+        database_url: "sqlite://data/users.db",
+    };
 
-    fn validate(&self) -> Result<(), ConfigError> {
-        require_positive("auth.token_ttl_secs", self.auth.token_ttl_secs)?;
+    fn validate(settings: &Settings) -> Result<(), ConfigError> {
+        require_positive("auth.token_ttl_secs", settings.auth.token_ttl_secs)?;
         require_positive(
             "auth.refresh_token_ttl_secs",
-            self.auth.refresh_token_ttl_secs,
+            settings.auth.refresh_token_ttl_secs,
         )?;
-        require_positive("sign_in.max_failures", u64::from(self.sign_in.max_failures))?;
-        require_positive("sign_in.lockout_secs", self.sign_in.lockout_secs)?;
-        if self.sign_in.max_lockout_secs < self.sign_in.lockout_secs {
+        require_positive(
+            "sign_in.max_failures",
+            u64::from(settings.sign_in.max_failures),
+        )?;
+        require_positive("sign_in.lockout_secs", settings.sign_in.lockout_secs)?;
+        if settings.sign_in.max_lockout_secs < settings.sign_in.lockout_secs {
             return Err(ConfigError::rule(
                 "sign_in.max_lockout_secs",
                 "must be at least sign_in.lockout_secs",
             ));
         }
-        self.auth
-            .verification
-            .validate("auth")
-            .map_err(|e| ConfigError::rule(e.key, e.reason))?;
+        settings.auth.verification.validate("auth")?;
         require_positive(
             "password.max_concurrent",
-            self.password.max_concurrent as u64,
+            settings.password.max_concurrent as u64,
         )?;
-        require_positive("grpc.concurrency_limit", self.grpc.concurrency_limit as u64)?;
-        self.events
-            .validate("events")
-            .map_err(|(key, reason)| ConfigError::rule(key, reason))?;
-        crate::password::params(self).map_err(|e| ConfigError::rule("password", e.to_string()))?;
+        crate::password::params(settings)
+            .map_err(|e| ConfigError::rule("password", e.to_string()))?;
         Ok(())
     }
 }
