@@ -183,6 +183,25 @@ pub struct Migrations {
     pub sqlite: &'static Migrator,
 }
 
+/// The [`Migrations`] of the calling crate, embedded in its binary: the folders
+/// `migrations/postgres` and `migrations/sqlite` beside its manifest.
+#[macro_export]
+macro_rules! migrations {
+    () => {
+        $crate::Migrations {
+            postgres: {
+                static MIGRATOR: ::sqlx::migrate::Migrator =
+                    ::sqlx::migrate!("migrations/postgres");
+                &MIGRATOR
+            },
+            sqlite: {
+                static MIGRATOR: ::sqlx::migrate::Migrator = ::sqlx::migrate!("migrations/sqlite");
+                &MIGRATOR
+            },
+        }
+    };
+}
+
 impl Database {
     /// Opens a lazily connecting pool for `settings.url`. Nothing is dialled yet; a
     /// SQLite file's folder is created so the first connection can create the file.

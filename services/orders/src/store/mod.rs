@@ -21,14 +21,8 @@ use uuid::Uuid;
 
 use crate::domain::{Items, Order, OrderId, OrderItem, OrderStatus, Sku, UserId};
 
-static PG_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
-
 /// The orders service's migrations for each backend.
-pub const MIGRATIONS: Migrations = Migrations {
-    postgres: &PG_MIGRATIONS,
-    sqlite: &SQLITE_MIGRATIONS,
-};
+pub const MIGRATIONS: Migrations = platform_db::migrations!();
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -20,14 +20,8 @@ use platform_db::{Database, Migrations};
 use crate::domain::{DisplayName, Email, PasswordHash, Role, User, UserId};
 use crate::sessions::RefreshTokenHash;
 
-static PG_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
-
 /// The users service's migrations for each backend.
-pub const MIGRATIONS: Migrations = Migrations {
-    postgres: &PG_MIGRATIONS,
-    sqlite: &SQLITE_MIGRATIONS,
-};
+pub const MIGRATIONS: Migrations = platform_db::migrations!();
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
