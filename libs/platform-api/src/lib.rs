@@ -81,6 +81,20 @@ impl Violations {
         self.0.push(violation);
     }
 
+    /// The page `page_size` and `page_token` ask for, recording what is wrong with
+    /// them; the first page of the default size when something is (and [`finish`]
+    /// then fails).
+    ///
+    /// [`finish`]: Violations::finish
+    pub fn page(&mut self, page_size: i32, page_token: &str) -> Page {
+        Page {
+            limit: self
+                .check(self::page_size(page_size))
+                .unwrap_or(DEFAULT_PAGE_SIZE),
+            after: self.check(decode_page_token(page_token)).flatten(),
+        }
+    }
+
     /// Whether nothing was recorded.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -109,6 +123,15 @@ pub fn describe(violations: &[FieldViolation]) -> String {
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
 /// Largest page size of every listing; larger requests are capped, not refused.
 pub const MAX_PAGE_SIZE: u32 = 1000;
+
+/// The page of a listing a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// Rows on the page, at most.
+    pub limit: u32,
+    /// The last id of the previous page; `None` for the first page.
+    pub after: Option<Uuid>,
+}
 
 /// A requested page size: 0 means the default, anything above the cap is capped.
 pub fn page_size(requested: i32) -> Result<u32, FieldViolation> {

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use platform_api::rules::Validator;
-use platform_api::{InvalidRequest, Violations, decode_page_token, paginate, timestamp};
+use platform_api::{InvalidRequest, Violations, paginate, timestamp};
 use platform_auth::{Caller, bearer_token, require_caller};
 use platform_proto::orders::v1 as pb;
 use platform_proto::orders::v1::order_service_server::OrderService;
@@ -146,9 +146,7 @@ impl OrderService for OrdersApi {
         &self,
         request: Request<pb::CreateOrderRequest>,
     ) -> Result<Response<pb::Order>, Status> {
-        self.rules
-            .check(request.get_ref())
-            .map_err(ApiError::from)?;
+        self.rules.check(request.get_ref())?;
         let caller = require_caller(&request)?;
         let user_id = caller_id(&caller)?;
         let token = bearer_token(&request)
@@ -207,9 +205,7 @@ impl OrderService for OrdersApi {
         &self,
         request: Request<pb::GetOrderRequest>,
     ) -> Result<Response<pb::Order>, Status> {
-        self.rules
-            .check(request.get_ref())
-            .map_err(ApiError::from)?;
+        self.rules.check(request.get_ref())?;
         let id = parse_id(&request.get_ref().id)?;
         let order = self.visible_order(&request, id).await?;
         Ok(Response::new(to_proto(order)))
@@ -219,17 +215,14 @@ impl OrderService for OrdersApi {
         &self,
         request: Request<pb::ListOrdersRequest>,
     ) -> Result<Response<pb::ListOrdersResponse>, Status> {
-        self.rules
-            .check(request.get_ref())
-            .map_err(ApiError::from)?;
+        self.rules.check(request.get_ref())?;
         let owner = self
             .readable_owner(&request, &request.get_ref().user_id)
             .await?;
         let req = request.into_inner();
 
         let mut violations = Violations::default();
-        let limit = violations.check(platform_api::page_size(req.page_size));
-        let after = violations.check(decode_page_token(&req.page_token));
+        let page = violations.page(req.page_size, &req.page_token);
         let status = match pb::OrderStatus::try_from(req.status) {
             Ok(pb::OrderStatus::Unspecified) => None,
             Ok(pb::OrderStatus::Pending) => Some(OrderStatus::Pending),
@@ -242,8 +235,6 @@ impl OrderService for OrdersApi {
         let user_id = violations.check(owner);
         violations.finish()?;
 
-        let limit = limit.unwrap_or(platform_api::DEFAULT_PAGE_SIZE);
-        let after = after.flatten().map(OrderId::from);
         let orders = self
             .store
             .list(
@@ -251,12 +242,12 @@ impl OrderService for OrdersApi {
                     user_id: user_id.flatten(),
                     status,
                 },
-                limit + 1,
-                after,
+                page.limit + 1,
+                page.after.map(OrderId::from),
             )
             .await
             .map_err(ApiError::from)?;
-        let (orders, next_page_token) = paginate(orders, limit, |o| o.id.as_uuid());
+        let (orders, next_page_token) = paginate(orders, page.limit, |o| o.id.as_uuid());
         Ok(Response::new(pb::ListOrdersResponse {
             orders: orders.into_iter().map(to_proto).collect(),
             next_page_token,
@@ -267,9 +258,7 @@ impl OrderService for OrdersApi {
         &self,
         request: Request<pb::CancelOrderRequest>,
     ) -> Result<Response<pb::Order>, Status> {
-        self.rules
-            .check(request.get_ref())
-            .map_err(ApiError::from)?;
+        self.rules.check(request.get_ref())?;
         let id = parse_id(&request.get_ref().id)?;
         // Authorize on the stored owner first, so a stranger learns nothing.
         let order = self.visible_order(&request, id).await?;
@@ -300,9 +289,7 @@ impl OrderService for OrdersApi {
         &self,
         request: Request<pb::WatchOrdersRequest>,
     ) -> Result<Response<ChangeStream>, Status> {
-        self.rules
-            .check(request.get_ref())
-            .map_err(ApiError::from)?;
+        self.rules.check(request.get_ref())?;
         let owner = self
             .readable_owner(&request, &request.get_ref().user_id)
             .await?;

@@ -19,9 +19,10 @@ pub enum ApiError {
     /// One or more request fields are invalid.
     #[error("invalid request")]
     Invalid(#[from] InvalidRequest),
-    /// The request could not be checked against its rules (a defect of the service).
+    /// The request breaks its rules, or could not be checked against them (a defect
+    /// of the service).
     #[error(transparent)]
-    Unchecked(CheckError),
+    Check(#[from] CheckError),
     /// The caller may not do this.
     #[error("{0}")]
     PermissionDenied(&'static str),
@@ -45,19 +46,11 @@ pub enum ApiError {
     Watch(#[from] WatchError),
 }
 
-impl From<CheckError> for ApiError {
-    fn from(error: CheckError) -> Self {
-        match error {
-            CheckError::Invalid(invalid) => Self::Invalid(invalid),
-            unchecked @ CheckError::Unchecked { .. } => Self::Unchecked(unchecked),
-        }
-    }
-}
-
 impl From<ApiError> for Status {
     fn from(error: ApiError) -> Self {
         match error {
             ApiError::Invalid(invalid) => invalid.into(),
+            ApiError::Check(check) => check.into(),
             ApiError::PermissionDenied(msg) => Status::permission_denied(msg),
             ApiError::NotFound => Status::not_found("order not found"),
             ApiError::KeyReused => Status::already_exists(
@@ -100,7 +93,6 @@ impl From<ApiError> for Status {
                 tracing::error!(error = %source, "past order changes could not be read");
                 Status::unavailable("past changes could not be read, retry later")
             }
-            ApiError::Unchecked(unchecked) => internal(&unchecked),
         }
     }
 }

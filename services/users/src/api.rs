@@ -22,7 +22,7 @@ use platform_proto::users::v1::user_service_server::UserService;
 use tonic::{Request, Response, Status};
 
 use platform_api::rules::Validator;
-use platform_api::{InvalidRequest, Violations, decode_page_token, paginate, timestamp};
+use platform_api::{InvalidRequest, Violations, paginate, timestamp};
 
 use crate::domain::{self, DisplayName, Email, Password, PasswordHash, User, UserId};
 use crate::error::ApiError;
@@ -274,9 +274,7 @@ impl UserService for UsersApi {
         &self,
         request: Request<pb::GetUserRequest>,
     ) -> Result<Response<pb::User>, Status> {
-        self.rules
-            .check(request.get_ref())
-            .map_err(ApiError::from)?;
+        self.rules.check(request.get_ref())?;
         let (caller, me) = self.current_caller(&request).await?;
         let id = parse_id(&request.get_ref().id)?;
         let user = if id == me.id {
@@ -291,28 +289,23 @@ impl UserService for UsersApi {
         &self,
         request: Request<pb::ListUsersRequest>,
     ) -> Result<Response<pb::ListUsersResponse>, Status> {
-        self.rules
-            .check(request.get_ref())
-            .map_err(ApiError::from)?;
+        self.rules.check(request.get_ref())?;
         let (caller, _) = self.current_caller(&request).await?;
         if !caller.is_admin() {
             return Err(ApiError::PermissionDenied("listing users requires the admin role").into());
         }
         let req = request.into_inner();
         let mut violations = Violations::default();
-        let limit = violations.check(platform_api::page_size(req.page_size));
-        let after = violations.check(decode_page_token(&req.page_token));
+        let page = violations.page(req.page_size, &req.page_token);
         violations.finish()?;
-        let limit = limit.unwrap_or(platform_api::DEFAULT_PAGE_SIZE);
-        let after = after.flatten().map(UserId::from);
 
         // One extra row tells whether another page exists without a COUNT.
         let users = self
             .store
-            .list(limit + 1, after)
+            .list(page.limit + 1, page.after.map(UserId::from))
             .await
             .map_err(ApiError::from)?;
-        let (users, next_page_token) = paginate(users, limit, |u| u.id.as_uuid());
+        let (users, next_page_token) = paginate(users, page.limit, |u| u.id.as_uuid());
         Ok(Response::new(pb::ListUsersResponse {
             users: users.into_iter().map(to_proto).collect(),
             next_page_token,
@@ -323,9 +316,7 @@ impl UserService for UsersApi {
         &self,
         request: Request<pb::UpdateUserRequest>,
     ) -> Result<Response<pb::User>, Status> {
-        self.rules
-            .check(request.get_ref())
-            .map_err(ApiError::from)?;
+        self.rules.check(request.get_ref())?;
         let (caller, me) = self.current_caller(&request).await?;
         let req = request.into_inner();
         let id = parse_id(&req.id)?;
@@ -408,9 +399,7 @@ impl UserService for UsersApi {
         &self,
         request: Request<pb::DeleteUserRequest>,
     ) -> Result<Response<()>, Status> {
-        self.rules
-            .check(request.get_ref())
-            .map_err(ApiError::from)?;
+        self.rules.check(request.get_ref())?;
         let (caller, _) = self.current_caller(&request).await?;
         let id = parse_id(&request.get_ref().id)?;
         // Its sessions go with it (the families reference the account, ON DELETE CASCADE).
@@ -425,9 +414,7 @@ impl UserService for UsersApi {
         &self,
         request: Request<pb::CreateTokenRequest>,
     ) -> Result<Response<pb::CreateTokenResponse>, Status> {
-        self.rules
-            .check(request.get_ref())
-            .map_err(ApiError::from)?;
+        self.rules.check(request.get_ref())?;
         let req = request.into_inner();
         let now = self.clock.unix_now();
         // Limited per normalised email whether or not an account has it, so a lock-out
@@ -479,9 +466,7 @@ impl UserService for UsersApi {
         &self,
         request: Request<pb::RefreshTokenRequest>,
     ) -> Result<Response<pb::CreateTokenResponse>, Status> {
-        self.rules
-            .check(request.get_ref())
-            .map_err(ApiError::from)?;
+        self.rules.check(request.get_ref())?;
         let req = request.into_inner();
         let Some(presented) = RefreshToken::parse(&req.refresh_token) else {
             return Err(REFRESH_REFUSED.into());
@@ -516,9 +501,7 @@ impl UserService for UsersApi {
         &self,
         request: Request<pb::RevokeTokenRequest>,
     ) -> Result<Response<()>, Status> {
-        self.rules
-            .check(request.get_ref())
-            .map_err(ApiError::from)?;
+        self.rules.check(request.get_ref())?;
         let req = request.into_inner();
         // RFC 7009 §2.2: a token that is unknown, or already invalid, is answered like
         // one just revoked; the client has nothing left to do either way.
@@ -539,9 +522,7 @@ impl UserService for UsersApi {
         &self,
         request: Request<pb::GetJwksRequest>,
     ) -> Result<Response<pb::GetJwksResponse>, Status> {
-        self.rules
-            .check(request.get_ref())
-            .map_err(ApiError::from)?;
+        self.rules.check(request.get_ref())?;
         let keys = self
             .keys
             .jwks

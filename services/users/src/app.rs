@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use platform_api::rules::CheckError;
 use platform_auth::AuthLayer;
 use platform_db::{Database, DbError, redact_url};
 use platform_events::{Relay, streams};
@@ -187,7 +188,10 @@ pub enum AdminCommandError {
 
 fn describe(error: &crate::error::ApiError) -> String {
     match error {
-        crate::error::ApiError::Invalid(violations) => platform_api::describe(violations),
+        crate::error::ApiError::Invalid(violations)
+        | crate::error::ApiError::Check(CheckError::Invalid(violations)) => {
+            platform_api::describe(violations)
+        }
         other => other.to_string(),
     }
 }

@@ -21,9 +21,10 @@ pub enum ApiError {
     /// One or more request fields are invalid.
     #[error("invalid request")]
     Invalid(#[from] InvalidRequest),
-    /// The request could not be checked against its rules (a defect of the service).
+    /// The request breaks its rules, or could not be checked against them (a defect
+    /// of the service).
     #[error(transparent)]
-    Unchecked(CheckError),
+    Check(#[from] CheckError),
     /// No, or no valid, credentials.
     #[error("{0}")]
     Unauthenticated(&'static str),
@@ -56,15 +57,6 @@ pub enum ApiError {
     Random(#[from] getrandom::Error),
 }
 
-impl From<CheckError> for ApiError {
-    fn from(error: CheckError) -> Self {
-        match error {
-            CheckError::Invalid(invalid) => Self::Invalid(invalid),
-            unchecked @ CheckError::Unchecked { .. } => Self::Unchecked(unchecked),
-        }
-    }
-}
-
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
@@ -78,6 +70,7 @@ impl From<ApiError> for Status {
     fn from(error: ApiError) -> Self {
         match error {
             ApiError::Invalid(invalid) => invalid.into(),
+            ApiError::Check(check) => check.into(),
             ApiError::Unauthenticated(msg) => Status::unauthenticated(msg),
             ApiError::PermissionDenied(msg) => Status::permission_denied(msg),
             ApiError::NotFound => Status::not_found("user not found"),
