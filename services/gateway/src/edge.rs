@@ -62,6 +62,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use auth::{Identity, Refusal};
 pub use cors::cors;
+pub(crate) use observe::RouteMetrics;
 pub use observe::{describe_metrics, names};
 
 use crate::client_address::ClientAddresses;

@@ -49,11 +49,6 @@ pub(super) fn found(extensions: &Extensions) -> Option<(&Arc<Route>, &Bindings)>
     }
 }
 
-/// The route template, or [`UNMATCHED`].
-pub(super) fn label(extensions: &Extensions) -> &str {
-    found(extensions).map_or(UNMATCHED, |(route, _)| route.template().as_str())
-}
-
 /// `package.Service/Method` of a route, as the public-methods setting names it.
 pub(super) fn full_method(route: &Route) -> &str {
     route.grpc_path().trim_start_matches('/')

@@ -47,6 +47,7 @@ use prost_reflect::{DescriptorPool, FieldDescriptor, MethodDescriptor, ServiceDe
 use super::path::RequestPath;
 use super::rule::{self, HttpBinding};
 use super::template::{PathTemplate, Segment, TemplateError};
+use crate::edge::RouteMetrics;
 use crate::fields::{self, Naming, PathError};
 
 /// Full name of the method option the routes come from.
@@ -73,6 +74,7 @@ pub struct Route {
     response_body: Option<FieldDescriptor>,
     grpc_path: String,
     binding_index: usize,
+    metrics: RouteMetrics,
 }
 
 impl Route {
@@ -110,6 +112,11 @@ impl Route {
     /// 0 for the method's main rule, `n` for its `n`-th `additional_bindings` entry.
     pub fn binding_index(&self) -> usize {
         self.binding_index
+    }
+
+    /// The handles of the route's request metrics.
+    pub(crate) fn metrics(&self) -> &RouteMetrics {
+        &self.metrics
     }
 
     fn new(
@@ -183,6 +190,7 @@ impl Route {
             body,
             response_body,
             binding_index,
+            metrics: RouteMetrics::default(),
         })
     }
 
