@@ -10,22 +10,20 @@
 //!    as `Accept-Encoding` allows (gzip, br, zstd), streams excepted; a request body
 //!    sent with `Content-Encoding` is decompressed (before the body limit counts it).
 //! 4. `GET /openapi.json` is answered here; every other path goes down the API stack:
-//! 5. `route`: the request is matched to a route once, and the
-//!    [`RouteMatch`](crate::routing::RouteMatch) is put in the request's extensions
-//!    for every layer below.
-//! 6. `observe`: the HTTP server span (continuing `traceparent`), the request metrics
-//!    and the access log line.
-//! 7. `route` again: `404`/`405` for requests that matched no route.
-//! 8. `auth`: the bearer token is verified and the outcome, an [`Identity`], put in
-//!    the extensions.
-//! 9. [`crate::ratelimit`]: `429` for a caller over its rate, keyed by that identity
-//!    (or by the client address on public methods).
-//! 10. `auth` again: `401` for a refused or missing token; after the rate limit, so
-//!     guessing tokens spends the guesser's budget.
-//! 11. The body limit (axum's `DefaultBodyLimit`): `413`, as the handler reads the body.
-//! 12. `handler`: transcode, check the message against the `buf.validate` rules of
-//!     its descriptor (`400` naming each field, the upstream never called), call the
-//!     upstream, render the answer.
+//! 5. `observe` (one layer): the request is matched to a route once (`route`), and
+//!    the [`RouteMatch`](crate::routing::RouteMatch) put in the request's extensions
+//!    for everything below; then the HTTP server span (continuing `traceparent`), the
+//!    request metrics and the access log line; `404`/`405` for requests that matched
+//!    no route, observed like any other answer.
+//! 6. `auth` (one layer, `admit`): the bearer token is verified and the outcome, an
+//!    [`Identity`], put in the extensions; then [`crate::ratelimit`]: `429` for a
+//!    caller over its rate, keyed by that identity (or by the client address on public
+//!    methods); then `401` for a refused or missing token, after the rate limit, so
+//!    guessing tokens spends the guesser's budget.
+//! 7. The body limit (axum's `DefaultBodyLimit`): `413`, as the handler reads the body.
+//! 8. `handler`: transcode, check the message against the `buf.validate` rules of
+//!    its descriptor (`400` naming each field, the upstream never called), call the
+//!    upstream, render the answer.
 //!
 //! Nothing here knows any particular RPC: routes come from the descriptors.
 
@@ -45,7 +43,7 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::handler::Handler;
 use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, Version, header};
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use platform_api::rules::Validator;
@@ -66,7 +64,7 @@ pub(crate) use observe::RouteMetrics;
 pub use observe::{describe_metrics, names};
 
 use crate::client_address::ClientAddresses;
-use crate::ratelimit::{self, Limiter};
+use crate::ratelimit::Limiter;
 use crate::routing::RouteTable;
 use crate::settings::{HttpSettings, Settings};
 use crate::upstream::Upstream;
@@ -109,12 +107,8 @@ pub fn router(edge: Arc<Edge>, settings: &Settings) -> Router {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ))
-        .layer(from_fn_with_state(Arc::clone(&edge), route::find))
-        .layer(from_fn(observe::observe))
-        .layer(from_fn(route::refuse_unmatched))
-        .layer(from_fn_with_state(Arc::clone(&edge), auth::authenticate))
-        .layer(from_fn_with_state(Arc::clone(&edge), ratelimit::enforce))
-        .layer(from_fn(auth::refuse_unauthenticated))
+        .layer(from_fn_with_state(Arc::clone(&edge), observe::observe))
+        .layer(from_fn_with_state(Arc::clone(&edge), auth::admit))
         .layer(DefaultBodyLimit::max(edge.http.max_body_bytes))
         .service(handler::serve.with_state(Arc::clone(&edge)));
 

@@ -1,11 +1,10 @@
-//! Authentication at the edge, in two layers around the rate limiter.
+//! Authentication at the edge, around the rate limiter, in one layer ([`admit`]).
 //!
-//! [`authenticate`] verifies the bearer token (a token, when present, must be valid
-//! even on a public route) and stores the outcome, an [`Identity`], in the request's
-//! extensions; the rate limiter keys on it. [`refuse_unauthenticated`] then answers
-//! `401` + `WWW-Authenticate: Bearer` for a refused identity. Refusing only after the
-//! rate limit means failed attempts spend the client address's budget, so tokens
-//! cannot be guessed at full speed.
+//! The bearer token is verified first (a token, when present, must be valid even on a
+//! public route) and the outcome, an [`Identity`], stored in the request's extensions;
+//! the rate limiter keys on it. A refused identity is then answered `401` +
+//! `WWW-Authenticate: Bearer`. Refusing only after the rate limit means failed attempts
+//! spend the client address's budget, so tokens cannot be guessed at full speed.
 //!
 //! The services verify the token again themselves; the handler forwards it.
 
@@ -47,14 +46,35 @@ pub enum Refusal {
     InvalidToken(String),
 }
 
-/// Layer: verifies the bearer token and stores the [`Identity`]. When the signing keys
-/// cannot be fetched it answers `503` at once: the caller is not at fault.
-pub(super) async fn authenticate(
+/// Layer: who is calling, whether they are within their rate, and whether they may
+/// call. Refusing a token only after the rate limit means failed attempts spend the
+/// client address's budget.
+pub(super) async fn admit(
     State(edge): State<Arc<Edge>>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    let public = super::is_public(&edge, request.extensions());
+    if let Err(response) = identify(&edge, &mut request).await {
+        return response;
+    }
+    let key = crate::ratelimit::caller_key(&edge, &request);
+    if let Err(response) = crate::ratelimit::spend(&edge, &key).await {
+        return response;
+    }
+    match request.extensions().get::<Identity>() {
+        Some(Identity::Caller { .. } | Identity::Anonymous) => next.run(request).await,
+        Some(Identity::Refused(Refusal::InvalidToken(reason))) => unauthorized(reason, true),
+        // Fails closed: no identity is no caller.
+        Some(Identity::Refused(Refusal::MissingToken)) | None => {
+            unauthorized("missing access token", false)
+        }
+    }
+}
+
+/// Verifies the bearer token and stores the [`Identity`]. When the signing keys
+/// cannot be fetched the answer is `503` at once: the caller is not at fault.
+async fn identify(edge: &Edge, request: &mut Request) -> Result<(), Response> {
+    let public = super::is_public(edge, request.extensions());
     let identity = match bearer(request.headers()) {
         Err(()) => Identity::Refused(Refusal::InvalidToken(
             "the Authorization header must be `Bearer <token>`".to_owned(),
@@ -67,28 +87,17 @@ pub(super) async fn authenticate(
                 token: BearerToken(token.to_owned()),
             },
             Err(VerifyError::KeysUnavailable) => {
-                return edge_error(
+                return Err(edge_error(
                     Code::Unavailable,
                     "cannot verify tokens right now, retry later",
                     &[],
-                );
+                ));
             }
             Err(error) => Identity::Refused(Refusal::InvalidToken(error.to_string())),
         },
     };
     request.extensions_mut().insert(identity);
-    next.run(request).await
-}
-
-/// Layer: `401` for a refused identity (or none: this layer fails closed).
-pub(super) async fn refuse_unauthenticated(request: Request, next: Next) -> Response {
-    match request.extensions().get::<Identity>() {
-        Some(Identity::Caller { .. } | Identity::Anonymous) => next.run(request).await,
-        Some(Identity::Refused(Refusal::InvalidToken(reason))) => unauthorized(reason, true),
-        Some(Identity::Refused(Refusal::MissingToken)) | None => {
-            unauthorized("missing access token", false)
-        }
-    }
+    Ok(())
 }
 
 /// The bearer token of an `Authorization` header; `Err` when the header is there but

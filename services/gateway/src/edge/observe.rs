@@ -10,7 +10,7 @@
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Instant;
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -20,7 +20,7 @@ use tracing::Instrument;
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::{request_id, route};
+use super::{Edge, request_id, route};
 use crate::routing::Route;
 
 /// Metric names, in the Prometheus form of the OpenTelemetry conventions.
@@ -67,9 +67,15 @@ pub fn describe_metrics() {
 /// The status recorded for a request whose client went away before the answer.
 const CLIENT_CLOSED: u16 = 499;
 
-/// Layer: runs the rest of the stack inside the request's span, observed by an
-/// [`InFlight`] guard.
-pub(super) async fn observe(request: Request, next: Next) -> Response {
+/// Layer: matches the request's route, then runs the rest of the stack inside the
+/// request's span, observed by an [`InFlight`] guard; answers `404`/`405` itself for
+/// a request that matched no route.
+pub(super) async fn observe(
+    State(edge): State<Arc<Edge>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    route::find(&edge, &mut request);
     let method = request.method().clone();
     let route = route::found(request.extensions()).map(|(route, _)| Arc::clone(route));
     let label = route
@@ -91,7 +97,11 @@ pub(super) async fn observe(request: Request, next: Next) -> Response {
     let _ = span.set_parent(extract(request.headers()));
 
     let mut in_flight = InFlight::start(span.clone(), method, route, request_id);
-    let response = next.run(request).instrument(span).await;
+    let refusal = route::refusal(request.extensions());
+    let response = match refusal {
+        Some(refusal) => refusal,
+        None => next.run(request).instrument(span).await,
+    };
     in_flight.status = Some(response.status());
     response
 }

@@ -1,13 +1,12 @@
 //! Matching a request to its route, once: [`find`] stores the [`RouteMatch`] in the
 //! request's extensions, where the metrics label, the public-or-not decision and the
-//! handler all read it. [`refuse_unmatched`] answers `404`/`405` below the metrics
-//! layer, so those answers are counted too.
+//! handler all read it. [`refusal`] is the `404`/`405` the observing layer answers
+//! for the others, so those answers are counted too.
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::Extensions;
-use axum::middleware::Next;
 use axum::response::Response;
 
 use super::Edge;
@@ -17,24 +16,19 @@ use crate::routing::{Route, RouteMatch};
 /// The route label of requests that match no route, to bound label cardinality.
 pub(super) const UNMATCHED: &str = "unmatched";
 
-/// Layer: matches the request and stores the outcome.
-pub(super) async fn find(
-    State(edge): State<Arc<Edge>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+/// Matches the request and stores the outcome in its extensions.
+pub(super) fn find(edge: &Edge, request: &mut Request) {
     let matched = edge.table.find(request.method(), request.uri().path());
     request.extensions_mut().insert(matched);
-    next.run(request).await
 }
 
-/// Layer: answers requests that matched no route (`404`) or not with their method
-/// (`405` with `Allow`).
-pub(super) async fn refuse_unmatched(request: Request, next: Next) -> Response {
-    match request.extensions().get::<RouteMatch>() {
-        Some(RouteMatch::Found { .. }) => next.run(request).await,
-        Some(RouteMatch::MethodNotAllowed { allowed }) => method_not_allowed(allowed),
-        Some(RouteMatch::NotFound) | None => not_found(),
+/// The answer to a request that matched no route (`404`) or not with its method
+/// (`405` with `Allow`); `None` for a matched one.
+pub(super) fn refusal(extensions: &Extensions) -> Option<Response> {
+    match extensions.get::<RouteMatch>() {
+        Some(RouteMatch::Found { .. }) => None,
+        Some(RouteMatch::MethodNotAllowed { allowed }) => Some(method_not_allowed(allowed)),
+        Some(RouteMatch::NotFound) | None => Some(not_found()),
     }
 }
 

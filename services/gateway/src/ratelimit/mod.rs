@@ -7,8 +7,8 @@
 //!   per request; when Redis cannot be reached, requests are served unlimited (or
 //!   refused with 503, by setting) until it is back.
 //!
-//! [`enforce`] is the layer of the edge's stack: it sits below authentication, whose
-//! [`Identity`] names the caller, and answers `429` with `Retry-After`. Public methods
+//! [`caller_key`] and [`spend`] are the edge's step, taken after authentication (whose
+//! [`Identity`] names the caller); it answers `429` with `Retry-After`. Public methods
 //! (sign-up, sign-in, ...) are keyed by client address even when a token comes with
 //! them: otherwise every self-made account would bring its own budget of password
 //! guesses. Every other method is keyed by the token's subject, or by the client
@@ -18,11 +18,9 @@ mod local;
 mod shared;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Request, State};
-use axum::middleware::Next;
+use axum::extract::{ConnectInfo, Request};
 use axum::response::Response;
 
 pub use self::local::LocalLimiter;
@@ -104,30 +102,31 @@ pub fn key(
     }
 }
 
-/// Layer: `429` when the caller is over its rate.
-pub(crate) async fn enforce(
-    State(edge): State<Arc<Edge>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let public = crate::edge::is_public(&edge, request.extensions());
+/// The rate-limit key of `request`: see [`key`].
+pub(crate) fn caller_key(edge: &Edge, request: &Request) -> String {
+    let public = crate::edge::is_public(edge, request.extensions());
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0);
-    let key = key(
+    key(
         request.extensions().get::<Identity>(),
         public,
         peer,
         &edge.client_addresses,
         request.headers(),
-    );
-    match edge.limiter.check(&key).await {
-        Decision::Allow => next.run(request).await,
+    )
+}
+
+/// Spends one request of `key`'s budget: `Err` with the `429` (or, failing closed
+/// without Redis, `503`) to answer when there is none left.
+pub(crate) async fn spend(edge: &Edge, key: &str) -> Result<(), Response> {
+    match edge.limiter.check(key).await {
+        Decision::Allow => Ok(()),
         Decision::Deny(wait) => {
             metrics::counter!(names::RATE_LIMITED).increment(1);
-            too_many_requests(wait)
+            Err(too_many_requests(wait))
         }
-        Decision::Unavailable => rate_limit_unavailable(),
+        Decision::Unavailable => Err(rate_limit_unavailable()),
     }
 }
