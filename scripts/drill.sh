@@ -40,26 +40,9 @@ export DRILL_TIMEOUT_SECS=${DRILL_TIMEOUT_SECS:-120}
 
 say() { echo "drill: $*" >&2; }
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    local rc=$? pid log
-    if ((rc != 0)); then
-        for log in "$work"/*.log; do
-            [[ -e $log ]] || continue
-            echo "--- last lines of $(basename "$log")" >&2
-            tail -n 15 "$log" >&2 || true
-        done
-    fi
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-    if [[ ${DRILL_KEEP:-0} == 1 ]]; then
-        say "kept $work"
-    else
-        rm -rf "$work"
-    fi
-}
-trap cleanup EXIT
+KEEP_WORK=${DRILL_KEEP:-0}
+# shellcheck source=scripts/lib/processes.sh
+source "$ROOT/scripts/lib/processes.sh"
 
 started=$SECONDS
 "$CARGO" build -q --bins -p users -p orders -p gateway -p loadgen
@@ -97,13 +80,6 @@ scrape_configs:
     static_configs: [{targets: ["127.0.0.1:$GATEWAY_ADMIN"]}]
 EOF
 "$TOOLS_BIN/promtool" check config "$work/prometheus.yml" >/dev/null
-
-start() {
-    local name=$1
-    shift
-    (cd "$work" && exec env "$@") >"$work/$name.log" 2>&1 &
-    pids+=($!)
-}
 
 # Cheap password hashing and a raised rate limit: the drill measures errors, and must
 # not be slowed by the hasher or turned away by the limit on two cores and one address.

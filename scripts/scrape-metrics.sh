@@ -9,39 +9,18 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/debug
 CARGO=${CARGO:-cargo}
-work=$(mktemp -d)
-pids=()
-
-cleanup() {
-    local rc=$? pid log
-    if ((rc != 0)); then
-        for log in "$work"/*.log; do
-            echo "--- last lines of $(basename "$log")" >&2
-            tail -n 15 "$log" >&2 || true
-        done
-    fi
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=scripts/lib/processes.sh
+source "$ROOT/scripts/lib/processes.sh"
 
 [[ -x $BIN/users && -x $BIN/orders && -x $BIN/gateway ]] ||
     "$CARGO" build -q --bins -p users -p orders -p gateway
 
-start() {
-    local name=$1
-    shift
-    (cd "$work" && exec env "$@" "$BIN/$name") >"$work/$name.log" 2>&1 &
-    pids+=($!)
-}
-
 start users USERS__GRPC__ADDR=127.0.0.1:55051 USERS__ADMIN__ADDR=127.0.0.1:59101 \
-    USERS__PASSWORD__MEMORY_KIB=1024 USERS__PASSWORD__ITERATIONS=1
+    USERS__PASSWORD__MEMORY_KIB=1024 USERS__PASSWORD__ITERATIONS=1 "$BIN/users"
 start orders ORDERS__GRPC__ADDR=127.0.0.1:55052 ORDERS__ADMIN__ADDR=127.0.0.1:59102 \
-    ORDERS__USERS__URL=http://127.0.0.1:55051
+    ORDERS__USERS__URL=http://127.0.0.1:55051 "$BIN/orders"
 start gateway GATEWAY__HTTP__ADDR=127.0.0.1:58080 GATEWAY__ADMIN__ADDR=127.0.0.1:59100 \
-    GATEWAY__USERS__URL=http://127.0.0.1:55051 GATEWAY__ORDERS__URL=http://127.0.0.1:55052
+    GATEWAY__USERS__URL=http://127.0.0.1:55051 GATEWAY__ORDERS__URL=http://127.0.0.1:55052 "$BIN/gateway"
 
 # Traffic through every component (and a few failures, so error series exist too).
 python3 - <<'PY'
