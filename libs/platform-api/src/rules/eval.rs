@@ -136,7 +136,7 @@ fn check_value(
     match (rules, value) {
         (KindRules::String(rules), Value::String(s)) => check_string(rules, s, path, &mut out),
         (KindRules::Bytes(rules), Value::Bytes(b)) => {
-            check_length(rules, b.len(), "bytes", path, &mut out);
+            check_length(rules, b.len(), &BYTES, path, &mut out);
         }
         (KindRules::Integer(rules), value) => {
             if let Some(n) = as_integer(value) {
@@ -173,8 +173,8 @@ fn check_string(rules: &StringRules, s: &str, path: &str, out: &mut Out<'_>) {
     {
         out.push(path, format!("must equal `{constant}`"));
     }
-    check_length(&rules.chars, s.chars().count(), "characters", path, out);
-    check_length(&rules.bytes, s.len(), "bytes", path, out);
+    check_length(&rules.chars, s.chars().count(), &CHARACTERS, path, out);
+    check_length(&rules.bytes, s.len(), &BYTES, path, out);
     if let Some(pattern) = &rules.pattern
         && !pattern.is_match(s)
     {
@@ -230,23 +230,62 @@ fn check_string(rules: &StringRules, s: &str, path: &str, out: &mut Out<'_>) {
     }
 }
 
-/// `unit` is `characters`, `bytes`, `item(s)` or `entries`.
-fn check_length(rules: &LengthRules, len: usize, unit: &str, path: &str, out: &mut Out<'_>) {
+/// How a length or count rule words its violations, as protovalidate does.
+struct Wording {
+    exactly: &'static str,
+    at_least: &'static str,
+    at_most: &'static str,
+    unit: &'static str,
+}
+
+const CHARACTERS: Wording = Wording::length("characters");
+const BYTES: Wording = Wording::length("bytes");
+const ITEMS: Wording = Wording {
+    exactly: "must contain exactly",
+    at_least: "must contain at least",
+    at_most: "must contain no more than",
+    unit: "item(s)",
+};
+const PAIRS: Wording = Wording {
+    exactly: "map must be exactly",
+    at_least: "map must be at least",
+    at_most: "map must be at most",
+    unit: "entries",
+};
+
+impl Wording {
+    const fn length(unit: &'static str) -> Self {
+        Self {
+            exactly: "must be",
+            at_least: "must be at least",
+            at_most: "must be at most",
+            unit,
+        }
+    }
+}
+
+fn check_length(rules: &LengthRules, len: usize, words: &Wording, path: &str, out: &mut Out<'_>) {
     let len = u64::try_from(len).unwrap_or(u64::MAX);
+    let Wording {
+        exactly,
+        at_least,
+        at_most,
+        unit,
+    } = words;
     if let Some(exact) = rules.exact
         && len != exact
     {
-        out.push(path, format!("must be {exact} {unit}"));
+        out.push(path, format!("{exactly} {exact} {unit}"));
     }
     if let Some(min) = rules.min
         && len < min
     {
-        out.push(path, format!("must be at least {min} {unit}"));
+        out.push(path, format!("{at_least} {min} {unit}"));
     }
     if let Some(max) = rules.max
         && len > max
     {
-        out.push(path, format!("must be at most {max} {unit}"));
+        out.push(path, format!("{at_most} {max} {unit}"));
     }
 }
 
@@ -358,18 +397,8 @@ fn check_repeated(
     path: &str,
     out: &mut Vec<FieldViolation>,
 ) {
-    let len = u64::try_from(items.len()).unwrap_or(u64::MAX);
     let mut o = Out(out);
-    if let Some(min) = rules.items.min
-        && len < min
-    {
-        o.push(path, format!("must contain at least {min} item(s)"));
-    }
-    if let Some(max) = rules.items.max
-        && len > max
-    {
-        o.push(path, format!("must contain no more than {max} item(s)"));
-    }
+    check_length(&rules.items, items.len(), &ITEMS, path, &mut o);
     if rules.unique {
         let mut seen = HashSet::new();
         if !items.iter().all(|item| seen.insert(Unique::of(item))) {
@@ -391,18 +420,7 @@ fn check_map(
     path: &str,
     out: &mut Vec<FieldViolation>,
 ) {
-    let len = u64::try_from(entries.len()).unwrap_or(u64::MAX);
-    let mut o = Out(out);
-    if let Some(min) = rules.pairs.min
-        && len < min
-    {
-        o.push(path, format!("map must be at least {min} entries"));
-    }
-    if let Some(max) = rules.pairs.max
-        && len > max
-    {
-        o.push(path, format!("map must be at most {max} entries"));
-    }
+    check_length(&rules.pairs, entries.len(), &PAIRS, path, &mut Out(out));
     let Kind::Message(entry) = field.kind() else {
         return;
     };

@@ -570,97 +570,40 @@ mod tests {
         e
     }
 
+    /// Asserts that each template is refused with an error that matches its pattern.
+    macro_rules! assert_refused {
+        ($($template:literal => $error:pat),+ $(,)?) => {
+            $(assert!(matches!(err($template), $error), "{}: {:?}", $template, err($template));)+
+        };
+    }
+
     #[test]
     fn errors() {
-        assert!(matches!(
-            err("v1/users"),
-            TemplateError::MissingLeadingSlash { .. }
-        ));
-        assert!(matches!(err(""), TemplateError::MissingLeadingSlash { .. }));
-        assert!(matches!(
-            err("/"),
-            TemplateError::EmptySegment { offset: 1, .. }
-        ));
-        assert!(matches!(
-            err("/v1//users"),
-            TemplateError::EmptySegment { offset: 4, .. }
-        ));
-        assert!(matches!(
-            err("/v1/users/"),
-            TemplateError::EmptySegment { .. }
-        ));
-        assert!(matches!(
-            err("/v1/{id"),
-            TemplateError::UnexpectedEnd { .. }
-        ));
-        assert!(matches!(
-            err("/v1/{id=*"),
-            TemplateError::UnexpectedEnd { .. }
-        ));
-        assert!(matches!(
-            err("/v1/{}"),
-            TemplateError::InvalidFieldPath { offset: 5, .. }
-        ));
-        assert!(matches!(
-            err("/v1/{1d}"),
-            TemplateError::InvalidFieldPath { .. }
-        ));
-        assert!(matches!(
-            err("/v1/{a.}"),
-            TemplateError::InvalidFieldPath { .. }
-        ));
-        assert!(matches!(
-            err("/v1/{a-b}"),
-            TemplateError::UnexpectedChar { found: '-', .. }
-        ));
-        assert!(matches!(
-            err("/v1/{a={b}}"),
-            TemplateError::NestedVariable { .. }
-        ));
-        assert!(matches!(
-            err("/v1/**/x"),
-            TemplateError::MultiNotLast { .. }
-        ));
-        assert!(matches!(
-            err("/v1/{a=**}/x"),
-            TemplateError::MultiNotLast { .. }
-        ));
-        assert!(matches!(
-            err("/v1/{a}/{a}"),
-            TemplateError::DuplicateVariable { .. }
-        ));
-        assert!(matches!(err("/v1/x:"), TemplateError::EmptyVerb { .. }));
-        assert!(matches!(
-            err("/v1/x:a:b"),
-            TemplateError::UnexpectedChar { found: ':', .. }
-        ));
-        assert!(matches!(
-            err("/v1/x:a/b"),
-            TemplateError::UnexpectedChar { found: '/', .. }
-        ));
-        assert!(matches!(
-            err("/v1/*a"),
-            TemplateError::UnexpectedChar { found: 'a', .. }
-        ));
-        assert!(matches!(
-            err("/v1/***"),
-            TemplateError::UnexpectedChar { found: '*', .. }
-        ));
-        assert!(matches!(
-            err("/v1/a}"),
-            TemplateError::UnexpectedChar { found: '}', .. }
-        ));
-        assert!(matches!(
-            err("/v1/a b"),
-            TemplateError::UnexpectedChar { found: ' ', .. }
-        ));
-        assert!(matches!(
-            err("/v1/a?x=1"),
-            TemplateError::UnexpectedChar { found: '?', .. }
-        ));
-        assert!(matches!(
-            err("/v1/{a=x:y}"),
-            TemplateError::UnexpectedChar { found: ':', .. }
-        ));
+        assert_refused! {
+            "v1/users" => TemplateError::MissingLeadingSlash { .. },
+            "" => TemplateError::MissingLeadingSlash { .. },
+            "/" => TemplateError::EmptySegment { offset: 1, .. },
+            "/v1//users" => TemplateError::EmptySegment { offset: 4, .. },
+            "/v1/users/" => TemplateError::EmptySegment { .. },
+            "/v1/{id" => TemplateError::UnexpectedEnd { .. },
+            "/v1/{id=*" => TemplateError::UnexpectedEnd { .. },
+            "/v1/{}" => TemplateError::InvalidFieldPath { offset: 5, .. },
+            "/v1/{1d}" => TemplateError::InvalidFieldPath { .. },
+            "/v1/{a.}" => TemplateError::InvalidFieldPath { .. },
+            "/v1/{a-b}" => TemplateError::UnexpectedChar { found: '-', .. },
+            "/v1/{a={b}}" => TemplateError::NestedVariable { .. },
+            "/v1/**/x" => TemplateError::MultiNotLast { .. },
+            "/v1/{a=**}/x" => TemplateError::MultiNotLast { .. },
+            "/v1/{a}/{a}" => TemplateError::DuplicateVariable { .. },
+            "/v1/x:" => TemplateError::EmptyVerb { .. },
+            "/v1/x:a:b" => TemplateError::UnexpectedChar { found: ':', .. },
+            "/v1/x:a/b" => TemplateError::UnexpectedChar { found: '/', .. },
+            "/v1/*a" => TemplateError::UnexpectedChar { found: 'a', .. },
+            "/v1/***" => TemplateError::UnexpectedChar { found: '*', .. },
+            "/v1/a}" => TemplateError::UnexpectedChar { found: '}', .. },
+            "/v1/a b" => TemplateError::UnexpectedChar { found: ' ', .. },
+            "/v1/a?x=1" => TemplateError::UnexpectedChar { found: '?', .. },
+            "/v1/{a=x:y}" => TemplateError::UnexpectedChar { found: ':', .. },
+        }
     }
 }

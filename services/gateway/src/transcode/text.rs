@@ -134,56 +134,61 @@ mod tests {
 
     use super::*;
 
+    /// Each text parsed as its kind, with the value or the expectation it failed.
+    fn assert_parses(cases: &[(Kind, &str, Result<Value, &str>)]) {
+        for (kind, text, expected) in cases {
+            let expected = expected.clone().map_err(str::to_owned);
+            assert_eq!(parse_kind(kind, text), expected, "{kind:?} {text:?}");
+        }
+    }
+
     #[test]
     fn integers() {
-        assert_eq!(parse_kind(&Kind::Int32, "-7"), Ok(Value::I32(-7)));
-        assert_eq!(
-            parse_kind(&Kind::Int32, "abc"),
-            Err("an integer".to_owned())
-        );
-        assert_eq!(
-            parse_kind(&Kind::Int32, "2147483648"),
-            Err("an integer between -2147483648 and 2147483647".to_owned())
-        );
-        assert_eq!(
-            parse_kind(&Kind::Int64, "9007199254740993"),
-            Ok(Value::I64(9_007_199_254_740_993))
-        );
-        assert_eq!(
-            parse_kind(&Kind::Uint32, "-1"),
-            Err("an integer between 0 and 4294967295".to_owned())
-        );
-        assert_eq!(
-            parse_kind(&Kind::Uint64, "x"),
-            Err("a non-negative integer".to_owned())
-        );
-        assert_eq!(
-            parse_kind(&Kind::Uint64, "18446744073709551615"),
-            Ok(Value::U64(u64::MAX))
-        );
+        assert_parses(&[
+            (Kind::Int32, "-7", Ok(Value::I32(-7))),
+            (Kind::Int32, "abc", Err("an integer")),
+            (
+                Kind::Int32,
+                "2147483648",
+                Err("an integer between -2147483648 and 2147483647"),
+            ),
+            (
+                Kind::Int64,
+                "9007199254740993",
+                Ok(Value::I64(9_007_199_254_740_993)),
+            ),
+            (
+                Kind::Uint32,
+                "-1",
+                Err("an integer between 0 and 4294967295"),
+            ),
+            (Kind::Uint64, "x", Err("a non-negative integer")),
+            (
+                Kind::Uint64,
+                "18446744073709551615",
+                Ok(Value::U64(u64::MAX)),
+            ),
+        ]);
     }
 
     #[test]
     fn floats_bools_bytes() {
-        assert_eq!(parse_kind(&Kind::Double, "1.5"), Ok(Value::F64(1.5)));
-        assert_eq!(
-            parse_kind(&Kind::Double, "-Infinity"),
-            Ok(Value::F64(f64::NEG_INFINITY))
-        );
-        assert_eq!(parse_kind(&Kind::Double, "one"), Err("a number".to_owned()));
-        assert!(parse_kind(&Kind::Float, "1e39").is_err());
-        assert_eq!(parse_kind(&Kind::Bool, "true"), Ok(Value::Bool(true)));
-        assert_eq!(
-            parse_kind(&Kind::Bool, "yes"),
-            Err("true or false".to_owned())
-        );
         let hello = Value::Bytes(Bytes::from_static(b"hello?"));
-        assert_eq!(parse_kind(&Kind::Bytes, "aGVsbG8/"), Ok(hello.clone()));
-        assert_eq!(parse_kind(&Kind::Bytes, "aGVsbG8_"), Ok(hello));
-        assert_eq!(
-            parse_kind(&Kind::Bytes, "aGk"),
-            Ok(Value::Bytes(Bytes::from_static(b"hi")))
-        );
+        assert_parses(&[
+            (Kind::Double, "1.5", Ok(Value::F64(1.5))),
+            (Kind::Double, "-Infinity", Ok(Value::F64(f64::NEG_INFINITY))),
+            (Kind::Double, "one", Err("a number")),
+            (Kind::Bool, "true", Ok(Value::Bool(true))),
+            (Kind::Bool, "yes", Err("true or false")),
+            (Kind::Bytes, "aGVsbG8/", Ok(hello.clone())),
+            (Kind::Bytes, "aGVsbG8_", Ok(hello)),
+            (
+                Kind::Bytes,
+                "aGk",
+                Ok(Value::Bytes(Bytes::from_static(b"hi"))),
+            ),
+        ]);
+        assert!(parse_kind(&Kind::Float, "1e39").is_err());
         assert!(parse_kind(&Kind::Bytes, "!!").is_err());
     }
 }
