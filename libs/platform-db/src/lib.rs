@@ -7,8 +7,8 @@
 //! report NOT_SERVING, and become ready by itself once its database appears.
 //!
 //! [`backend`] lets a service write its store once for both backends and [`open`] it
-//! for the configured one; [`observe`] gives every query a client span
-//! ([`query_span`]) and the pool its Prometheus gauges.
+//! for the configured one, its operations failing with one [`StoreError`]; [`observe`]
+//! gives every query a client span ([`query_span`]) and the pool its Prometheus gauges.
 
 pub mod backend;
 pub mod observe;
@@ -337,6 +337,31 @@ impl DatabaseCheck {
                 tracing::warn!(%error, "database check failed");
                 false
             }
+        }
+    }
+}
+
+/// Why an operation of a service's store failed, sorted by what its caller does about
+/// it: retry later ([`StoreError::Unavailable`]) or treat it as a fault of the server.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or did not answer in time.
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    /// Anything else the database reported.
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    /// A stored row does not read back as a valid value of the service's domain.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        if is_unavailable(&error) {
+            Self::Unavailable(error)
+        } else {
+            Self::Database(error)
         }
     }
 }

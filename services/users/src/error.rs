@@ -13,7 +13,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt as _};
 
 use crate::password::HashError;
-use crate::store::StoreError;
+use crate::store;
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +39,7 @@ pub enum ApiError {
     EmailTaken,
     /// Storage failed.
     #[error(transparent)]
-    Store(StoreError),
+    Store(platform_db::StoreError),
     /// Password hashing failed.
     #[error(transparent)]
     Hash(#[from] HashError),
@@ -57,11 +57,11 @@ pub enum ApiError {
     Random(#[from] getrandom::Error),
 }
 
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> Self {
+impl From<store::StoreError> for ApiError {
+    fn from(error: store::StoreError) -> Self {
         match error {
-            StoreError::EmailTaken => Self::EmailTaken,
-            other => Self::Store(other),
+            store::StoreError::EmailTaken => Self::EmailTaken,
+            store::StoreError::Db(error) => Self::Store(error),
         }
     }
 }
@@ -85,7 +85,9 @@ impl From<ApiError> for Status {
                     ErrorDetails::with_retry_info(Some(Duration::from_secs(secs.max(1)))),
                 )
             }
-            ApiError::Store(StoreError::Unavailable(source)) => database_unavailable(&source),
+            ApiError::Store(platform_db::StoreError::Unavailable(source)) => {
+                database_unavailable(&source)
+            }
             other => internal(&other),
         }
     }

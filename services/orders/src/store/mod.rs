@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+pub use platform_db::StoreError;
 use platform_db::{Database, Migrations};
 use uuid::Uuid;
 
@@ -23,30 +24,6 @@ use crate::domain::{Items, Order, OrderId, OrderItem, OrderStatus, Sku, UserId};
 
 /// The orders service's migrations for each backend.
 pub const MIGRATIONS: Migrations = platform_db::migrations!();
-
-/// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The database could not be reached or did not answer in time.
-    #[error("database unavailable: {0}")]
-    Unavailable(#[source] sqlx::Error),
-    /// Anything else the database reported.
-    #[error("database error: {0}")]
-    Database(#[source] sqlx::Error),
-    /// A stored row does not read back as a valid order.
-    #[error("corrupt row: {0}")]
-    Corrupt(String),
-}
-
-impl From<sqlx::Error> for StoreError {
-    fn from(error: sqlx::Error) -> Self {
-        if platform_db::is_unavailable(&error) {
-            Self::Unavailable(error)
-        } else {
-            Self::Database(error)
-        }
-    }
-}
 
 /// A new order, ready to store.
 #[derive(Debug, Clone)]

@@ -29,24 +29,18 @@ pub enum StoreError {
     /// Another account has this email (in any case).
     #[error("email already registered")]
     EmailTaken,
-    /// The database could not be reached or did not answer in time.
-    #[error("database unavailable: {0}")]
-    Unavailable(#[source] sqlx::Error),
-    /// Anything else the database reported.
-    #[error("database error: {0}")]
-    Database(#[source] sqlx::Error),
-    /// A stored row does not read back as a valid account.
-    #[error("corrupt row: {0}")]
-    Corrupt(String),
+    /// The database failed, or a row does not read back as a valid account.
+    #[error(transparent)]
+    Db(#[from] platform_db::StoreError),
 }
 
-impl StoreError {
-    /// Sorts a driver error into unavailable (retryable) or not.
-    pub(crate) fn from_sqlx(error: sqlx::Error) -> Self {
+impl From<sqlx::Error> for StoreError {
+    /// A unique violation is taken for the email's: every other unique key is one the
+    /// service generates, or one its statements write with `ON CONFLICT`.
+    fn from(error: sqlx::Error) -> Self {
         match &error {
             sqlx::Error::Database(db) if db.is_unique_violation() => Self::EmailTaken,
-            e if platform_db::is_unavailable(e) => Self::Unavailable(error),
-            _ => Self::Database(error),
+            _ => Self::Db(error.into()),
         }
     }
 }
@@ -186,7 +180,8 @@ pub(crate) fn user_from_columns(
     create_time: DateTime<Utc>,
     update_time: DateTime<Utc>,
 ) -> Result<User, StoreError> {
-    let corrupt = |what: &str| StoreError::Corrupt(format!("user {id}: invalid {what}"));
+    let corrupt =
+        |what: &str| platform_db::StoreError::Corrupt(format!("user {id}: invalid {what}"));
     Ok(User {
         id,
         email: Email::parse(email).map_err(|_| corrupt("email"))?,

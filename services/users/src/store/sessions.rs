@@ -15,9 +15,9 @@ fn hash_column(hash: &RefreshTokenHash) -> Vec<u8> {
 }
 
 fn user_id<D: Backend>(stored: D::Uuid) -> Result<UserId, StoreError> {
-    D::uuid_from_db(stored)
-        .map(UserId::from)
-        .map_err(|e| StoreError::Corrupt(format!("refresh family user id {e}")))
+    let id = D::uuid_from_db(stored)
+        .map_err(|e| platform_db::StoreError::Corrupt(format!("refresh family user id {e}")))?;
+    Ok(id.into())
 }
 
 fn count(failures: i64) -> u64 {
@@ -39,9 +39,7 @@ where
 {
     async fn start_family(&self, user: UserId, first: &NewRefreshToken) -> Result<(), StoreError> {
         let family = Uuid::now_v7();
-        let mut tx = platform_db::begin(self)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+        let mut tx = platform_db::begin(self).await?;
         let sql =
             D::sql("INSERT INTO refresh_families (id, user_id, created_at) VALUES ($1, $2, $3)");
         sqlx::query(AssertSqlSafe(sql.as_str()))
@@ -50,10 +48,10 @@ where
             .bind(first.now)
             .execute(&mut *tx)
             .traced(query_span(D::SYSTEM, "INSERT", "refresh_families", &sql))
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            .await?;
         insert_token::<D>(&mut tx, family, first).await?;
-        platform_db::commit(tx).await.map_err(StoreError::from_sqlx)
+        platform_db::commit(tx).await?;
+        Ok(())
     }
 
     async fn rotate(
@@ -64,9 +62,7 @@ where
         // The UPDATE is the transaction's first statement: on SQLite it takes the write
         // lock at once, on PostgreSQL a concurrent exchange of the same token waits for
         // this one to commit, then finds `retired_at` set and updates nothing.
-        let mut tx = platform_db::begin(self)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+        let mut tx = platform_db::begin(self).await?;
         let sql = D::sql(
             "UPDATE refresh_tokens SET retired_at = $2 \
              WHERE token_hash = $1 AND retired_at IS NULL AND expires_at > $2 \
@@ -78,23 +74,19 @@ where
             .bind(next.now)
             .fetch_optional(&mut *tx)
             .traced(query_span(D::SYSTEM, "UPDATE", "refresh_tokens", &sql))
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            .await?;
 
         if let Some((family,)) = retired {
             let family = D::uuid_from_db(family)
-                .map_err(|e| StoreError::Corrupt(format!("refresh family id {e}")))?;
+                .map_err(|e| platform_db::StoreError::Corrupt(format!("refresh family id {e}")))?;
             insert_token::<D>(&mut tx, family, next).await?;
             let sql = D::sql("SELECT user_id FROM refresh_families WHERE id = $1");
             let (user,): (D::Uuid,) = sqlx::query_as(AssertSqlSafe(sql.as_str()))
                 .bind(D::uuid_to_db(family))
                 .fetch_one(&mut *tx)
                 .traced(query_span(D::SYSTEM, "SELECT", "refresh_families", &sql))
-                .await
-                .map_err(StoreError::from_sqlx)?;
-            platform_db::commit(tx)
-                .await
-                .map_err(StoreError::from_sqlx)?;
+                .await?;
+            platform_db::commit(tx).await?;
             return Ok(Rotation::Rotated(user_id::<D>(user)?));
         }
 
@@ -109,8 +101,7 @@ where
             .bind(hash_column(presented))
             .fetch_optional(&mut *tx)
             .traced(query_span(D::SYSTEM, "SELECT", "refresh_tokens", &sql))
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            .await?;
         let outcome = match state {
             Some((family, user, None, Some(_))) => {
                 let sql = D::sql(
@@ -122,15 +113,12 @@ where
                     .bind(next.now)
                     .execute(&mut *tx)
                     .traced(query_span(D::SYSTEM, "UPDATE", "refresh_families", &sql))
-                    .await
-                    .map_err(StoreError::from_sqlx)?;
+                    .await?;
                 Rotation::Reused(user_id::<D>(user)?)
             }
             _ => Rotation::Refused,
         };
-        platform_db::commit(tx)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+        platform_db::commit(tx).await?;
         Ok(outcome)
     }
 
@@ -150,8 +138,7 @@ where
             .bind(now)
             .fetch_all(self)
             .traced(query_span(D::SYSTEM, "UPDATE", "refresh_families", &sql))
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            .await?;
         Ok(!revoked.is_empty())
     }
 
@@ -165,8 +152,7 @@ where
             .bind(now)
             .fetch_all(self)
             .traced(query_span(D::SYSTEM, "UPDATE", "refresh_families", &sql))
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            .await?;
         Ok(revoked.len() as u64)
     }
 
@@ -176,8 +162,7 @@ where
             .bind(email.as_str().to_owned())
             .fetch_optional(self)
             .traced(query_span(D::SYSTEM, "SELECT", "sign_in_failures", &sql))
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            .await?;
         Ok(row.map(|(failures, last_failure_at)| SignInFailures {
             failures: count(failures),
             last_failure_at,
@@ -205,8 +190,7 @@ where
             .bind(forget_before)
             .fetch_one(self)
             .traced(query_span(D::SYSTEM, "INSERT", "sign_in_failures", &sql))
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            .await?;
         Ok(SignInFailures {
             failures: count(failures),
             last_failure_at,
@@ -219,8 +203,7 @@ where
             .bind(email.as_str().to_owned())
             .execute(self)
             .traced(query_span(D::SYSTEM, "DELETE", "sign_in_failures", &sql))
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            .await?;
         Ok(())
     }
 }
@@ -246,7 +229,6 @@ where
         .bind(token.expires_at)
         .execute(&mut **tx)
         .traced(query_span(D::SYSTEM, "INSERT", "refresh_tokens", &sql))
-        .await
-        .map_err(StoreError::from_sqlx)?;
+        .await?;
     Ok(())
 }

@@ -27,7 +27,8 @@ const COLUMNS: &str = "id, email, display_name, role, create_time, update_time";
 
 fn to_user<D: Backend>(row: Row<D::Uuid>) -> Result<User, StoreError> {
     let (id, email, name, role, created, updated) = row;
-    let id = D::uuid_from_db(id).map_err(|e| StoreError::Corrupt(format!("user id {e}")))?;
+    let id = D::uuid_from_db(id)
+        .map_err(|e| platform_db::StoreError::Corrupt(format!("user id {e}")))?;
     user_from_columns(id.into(), &email, &name, &role, created, updated)
 }
 
@@ -69,8 +70,7 @@ where
             .bind(now())
             .fetch_one(self)
             .traced(query_span(D::SYSTEM, "INSERT", "users", &sql))
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            .await?;
         to_user::<D>(row)
     }
 
@@ -80,8 +80,7 @@ where
             .bind(key::<D>(id))
             .fetch_optional(self)
             .traced(query_span(D::SYSTEM, "SELECT", "users", &sql))
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            .await?;
         row.map(to_user::<D>).transpose()
     }
 
@@ -94,8 +93,7 @@ where
             .bind(email.as_str().to_owned())
             .fetch_optional(self)
             .traced(query_span(D::SYSTEM, "SELECT", "users", &sql))
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            .await?;
         row.map(credentials_from_row::<D>).transpose()
     }
 
@@ -110,8 +108,7 @@ where
             .bind(key::<D>(id))
             .fetch_optional(self)
             .traced(query_span(D::SYSTEM, "SELECT", "users", &sql))
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            .await?;
         row.map(credentials_from_row::<D>).transpose()
     }
 
@@ -123,8 +120,7 @@ where
             .build_query_as()
             .fetch_all(self)
             .traced(query_span(D::SYSTEM, "SELECT", "users", sql.as_str()))
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            .await?;
         rows.into_iter().map(to_user::<D>).collect()
     }
 
@@ -150,32 +146,25 @@ where
             .bind(now())
             .fetch_optional(self)
             .traced(query_span(D::SYSTEM, "UPDATE", "users", &sql))
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            .await?;
         row.map(to_user::<D>).transpose()
     }
 
     async fn delete(&self, id: UserId) -> Result<bool, StoreError> {
         // The account and its UserDeleted event commit together, or neither does.
-        let mut tx = platform_db::begin(self)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+        let mut tx = platform_db::begin(self).await?;
         let sql = D::sql("DELETE FROM users WHERE id = $1 RETURNING id");
         let deleted: Option<(D::Uuid,)> = sqlx::query_as(AssertSqlSafe(sql.as_str()))
             .bind(key::<D>(id))
             .fetch_optional(&mut *tx)
             .traced(query_span(D::SYSTEM, "DELETE", "users", &sql))
-            .await
-            .map_err(StoreError::from_sqlx)?;
+            .await?;
         if deleted.is_none() {
             return Ok(false);
         }
-        platform_events::enqueue::<D>(&mut tx, &crate::events::user_deleted(id, now()))
-            .await
-            .map_err(StoreError::from_sqlx)?;
-        platform_db::commit(tx)
-            .await
-            .map_err(StoreError::from_sqlx)?;
+        platform_events::enqueue::<D>(&mut tx, &crate::events::user_deleted(id, now())).await?;
+        platform_db::commit(tx).await?;
         Ok(true)
     }
 }
+

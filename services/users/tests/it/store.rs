@@ -177,7 +177,10 @@ async fn a_database_that_goes_away_is_unavailable(db: TestDatabase) {
     let (database, store) = open(&db).await;
     database.close().await;
     let err = store.get(UserId::generate()).await.unwrap_err();
-    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(
+        matches!(err, StoreError::Db(platform_db::StoreError::Unavailable(_))),
+        "{err:?}"
+    );
 }
 
 fn token_at(now: i64) -> (RefreshToken, NewRefreshToken) {
