@@ -86,30 +86,14 @@ where
 
     async fn credentials(&self, email: &Email) -> Result<Option<(User, PasswordHash)>, StoreError> {
         let matches = D::equals_ignoring_case("email", "$1");
-        let sql = D::sql(&format!(
-            "SELECT {COLUMNS}, password_hash FROM users WHERE {matches}"
-        ));
-        let row: Option<CredentialsRow<D::Uuid>> = sqlx::query_as(AssertSqlSafe(sql.as_str()))
-            .bind(email.as_str().to_owned())
-            .fetch_optional(self)
-            .traced(query_span(D::SYSTEM, "SELECT", "users", &sql))
-            .await?;
-        row.map(credentials_from_row::<D>).transpose()
+        credentials_where(self, &matches, email.as_str().to_owned()).await
     }
 
     async fn credentials_by_id(
         &self,
         id: UserId,
     ) -> Result<Option<(User, PasswordHash)>, StoreError> {
-        let sql = D::sql(&format!(
-            "SELECT {COLUMNS}, password_hash FROM users WHERE id = $1"
-        ));
-        let row: Option<CredentialsRow<D::Uuid>> = sqlx::query_as(AssertSqlSafe(sql.as_str()))
-            .bind(key::<D>(id))
-            .fetch_optional(self)
-            .traced(query_span(D::SYSTEM, "SELECT", "users", &sql))
-            .await?;
-        row.map(credentials_from_row::<D>).transpose()
+        credentials_where(self, "id = $1", key::<D>(id)).await
     }
 
     async fn list(&self, limit: u32, after: Option<UserId>) -> Result<Vec<User>, StoreError> {
@@ -168,3 +152,25 @@ where
     }
 }
 
+/// The account `condition` picks, with its password hash; `condition` compares a column
+/// with `$1`, which is `value`.
+async fn credentials_where<'e, D, E>(
+    executor: E,
+    condition: &str,
+    value: impl Column<D>,
+) -> Result<Option<(User, PasswordHash)>, StoreError>
+where
+    D: Backend,
+    E: Executor<'e, Database = D>,
+    CredentialsRow<D::Uuid>: for<'r> sqlx::FromRow<'r, D::Row>,
+{
+    let sql = D::sql(&format!(
+        "SELECT {COLUMNS}, password_hash FROM users WHERE {condition}"
+    ));
+    let row: Option<CredentialsRow<D::Uuid>> = sqlx::query_as(AssertSqlSafe(sql.as_str()))
+        .bind(value)
+        .fetch_optional(executor)
+        .traced(query_span(D::SYSTEM, "SELECT", "users", &sql))
+        .await?;
+    row.map(credentials_from_row::<D>).transpose()
+}
