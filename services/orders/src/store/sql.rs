@@ -243,17 +243,8 @@ where
         // longer pending (PostgreSQL re-checks the condition after waiting for the
         // first's row lock; SQLite serialises the writes).
         let mut tx = platform_db::begin(self).await?;
-        let sql = D::sql(&format!(
-            "UPDATE orders SET status = 'cancelled', update_time = $2 \
-             WHERE id = $1 AND status = 'pending' RETURNING {COLUMNS}"
-        ));
-        let row: Option<Row<D::Uuid>> = sqlx::query_as(AssertSqlSafe(sql.as_str()))
-            .bind(key::<D>(id))
-            .bind(now())
-            .fetch_optional(&mut *tx)
-            .traced(query_span(D::SYSTEM, "UPDATE", "orders", &sql))
-            .await?;
-        if let Some((order, _)) = with_items(&mut *tx, row).await?.pop() {
+        let rows = cancel_pending(&mut *tx, "id", key::<D>(id)).await?;
+        if let Some((order, _)) = with_items(&mut *tx, rows).await?.pop() {
             platform_events::enqueue::<D>(&mut tx, &events::order_cancelled(&order, reason))
                 .await?;
             platform_db::commit(tx).await?;
@@ -291,16 +282,7 @@ where
             platform_db::rollback(tx).await?;
             return Ok(Applied::Before);
         }
-        let sql = D::sql(&format!(
-            "UPDATE orders SET status = 'cancelled', update_time = $2 \
-             WHERE user_id = $1 AND status = 'pending' RETURNING {COLUMNS}"
-        ));
-        let rows: Vec<Row<D::Uuid>> = sqlx::query_as(AssertSqlSafe(sql.as_str()))
-            .bind(key::<D>(user_id))
-            .bind(now())
-            .fetch_all(&mut *tx)
-            .traced(query_span(D::SYSTEM, "UPDATE", "orders", &sql))
-            .await?;
+        let rows = cancel_pending(&mut *tx, "user_id", key::<D>(user_id)).await?;
         let mut cancelled: Vec<Order> = with_items(&mut *tx, rows)
             .await?
             .into_iter()
@@ -362,6 +344,32 @@ where
             )
             .collect())
     }
+}
+
+/// Cancels the pending orders whose `column` (`id` or `user_id`) holds `key`: their
+/// rows as they are now.
+async fn cancel_pending<'e, D, E>(
+    executor: E,
+    column: &'static str,
+    key: D::Uuid,
+) -> Result<Vec<Row<D::Uuid>>, StoreError>
+where
+    D: Backend,
+    E: Executor<'e, Database = D>,
+    Row<D::Uuid>: for<'r> sqlx::FromRow<'r, D::Row>,
+    DateTime<Utc>: Column<D>,
+{
+    let sql = D::sql(&format!(
+        "UPDATE orders SET status = 'cancelled', update_time = $2 \
+         WHERE {column} = $1 AND status = 'pending' RETURNING {COLUMNS}"
+    ));
+    let rows = sqlx::query_as(AssertSqlSafe(sql.as_str()))
+        .bind(key)
+        .bind(now())
+        .fetch_all(executor)
+        .traced(query_span(D::SYSTEM, "UPDATE", "orders", &sql))
+        .await?;
+    Ok(rows)
 }
 
 /// Orders of `rows` with their items, and each order's stored fingerprint.
