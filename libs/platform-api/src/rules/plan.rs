@@ -448,15 +448,19 @@ fn kind(
         ));
         return None;
     }
+    let declared = Declared {
+        message: declared,
+        prefix,
+    };
     Some(match name {
-        "string" => KindRules::String(Box::new(string_rules(declared, notes, prefix))),
-        "bytes" => KindRules::Bytes(bytes_rules(declared, notes, prefix)),
-        "bool" => KindRules::Bool(bool_rules(declared, notes, prefix)),
-        "enum" => KindRules::Enum(enum_rules(declared, notes, prefix)),
-        "float" | "double" => KindRules::Float(range(declared, notes, prefix, as_float)),
-        "repeated" => KindRules::Repeated(Box::new(repeated_rules(field, declared, notes, prefix))),
-        "map" => KindRules::Map(Box::new(map_rules(field, declared, notes, prefix))),
-        _ => KindRules::Integer(range(declared, notes, prefix, as_integer)),
+        "string" => KindRules::String(Box::new(string_rules(declared, notes))),
+        "bytes" => KindRules::Bytes(bytes_rules(declared, notes)),
+        "bool" => KindRules::Bool(bool_rules(declared, notes)),
+        "enum" => KindRules::Enum(enum_rules(declared, notes)),
+        "float" | "double" => KindRules::Float(range(declared, notes, as_float)),
+        "repeated" => KindRules::Repeated(Box::new(repeated_rules(field, declared, notes))),
+        "map" => KindRules::Map(Box::new(map_rules(field, declared, notes))),
+        _ => KindRules::Integer(range(declared, notes, as_integer)),
     })
 }
 
@@ -496,11 +500,38 @@ fn strings(value: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn string_rules(declared: &DynamicMessage, notes: &mut Notes<'_>, prefix: &str) -> StringRules {
-    let mut rules = StringRules::default();
-    for (field, value) in declared.fields() {
+/// The rules declared for a field or element, and the path their notes are under.
+#[derive(Clone, Copy)]
+struct Declared<'a> {
+    message: &'a DynamicMessage,
+    prefix: &'a str,
+}
+
+impl Declared<'_> {
+    /// Reads the rules into a default `R`: `apply` takes each rule it knows and answers
+    /// whether it did. `example` documents and asks for nothing; any other rule is
+    /// noted as unsupported.
+    fn read<'n, R: Default>(
+        self,
+        notes: &mut Notes<'n>,
+        mut apply: impl FnMut(&mut R, &str, &Value, &mut Notes<'n>) -> bool,
+    ) -> R {
+        let mut rules = R::default();
+        for (field, value) in self.message.fields() {
+            let name = field.name();
+            if !apply(&mut rules, name, value, notes) && name != "example" {
+                notes.add(format!("{}{name}", self.prefix));
+            }
+        }
+        rules
+    }
+}
+
+fn string_rules(declared: Declared<'_>, notes: &mut Notes<'_>) -> StringRules {
+    let prefix = declared.prefix;
+    declared.read(notes, |rules: &mut StringRules, name, value, notes| {
         let text = || value.as_str().map(str::to_owned);
-        match field.name() {
+        match name {
             "const" => rules.constant = text(),
             "len" => rules.chars.exact = as_u64(value),
             "min_len" => rules.chars.min = as_u64(value),
@@ -523,46 +554,39 @@ fn string_rules(declared: &DynamicMessage, notes: &mut Notes<'_>, prefix: &str) 
             "uuid" if value.as_bool() == Some(true) => rules.format = Some(Format::Uuid),
             // `false` asks for nothing.
             _ if value.as_bool() == Some(false) => {}
-            "example" => {}
-            other => notes.add(format!("{prefix}{other}")),
+            _ => return false,
         }
-    }
-    rules
+        true
+    })
 }
 
-fn bool_rules(declared: &DynamicMessage, notes: &mut Notes<'_>, prefix: &str) -> Option<bool> {
-    let mut constant = None;
-    for (field, value) in declared.fields() {
-        match field.name() {
-            "const" => constant = value.as_bool(),
-            "example" => {}
-            other => notes.add(format!("{prefix}{other}")),
+fn bool_rules(declared: Declared<'_>, notes: &mut Notes<'_>) -> Option<bool> {
+    declared.read(notes, |constant: &mut Option<bool>, name, value, _| {
+        if name != "const" {
+            return false;
         }
-    }
-    constant
+        *constant = value.as_bool();
+        true
+    })
 }
 
-fn bytes_rules(declared: &DynamicMessage, notes: &mut Notes<'_>, prefix: &str) -> LengthRules {
-    let mut rules = LengthRules::default();
-    for (field, value) in declared.fields() {
-        match field.name() {
+fn bytes_rules(declared: Declared<'_>, notes: &mut Notes<'_>) -> LengthRules {
+    declared.read(notes, |rules: &mut LengthRules, name, value, _| {
+        match name {
             "len" => rules.exact = as_u64(value),
             "min_len" => rules.min = as_u64(value),
             "max_len" => rules.max = as_u64(value),
-            "example" => {}
-            other => notes.add(format!("{prefix}{other}")),
+            _ => return false,
         }
-    }
-    rules
+        true
+    })
 }
 
 fn range<T: Copy>(
-    declared: &DynamicMessage,
+    declared: Declared<'_>,
     notes: &mut Notes<'_>,
-    prefix: &str,
     number: fn(&Value) -> Option<T>,
 ) -> Range<T> {
-    let mut rules = Range::default();
     let bound = |value: &Value, inclusive| number(value).map(|value| Bound { value, inclusive });
     let list = |value: &Value| {
         value
@@ -570,8 +594,8 @@ fn range<T: Copy>(
             .map(|l| l.iter().filter_map(number).collect())
             .unwrap_or_default()
     };
-    for (field, value) in declared.fields() {
-        match field.name() {
+    declared.read(notes, |rules: &mut Range<T>, name, value, _| {
+        match name {
             "const" => rules.constant = number(value),
             "lt" => rules.upper = bound(value, false),
             "lte" => rules.upper = bound(value, true),
@@ -580,72 +604,59 @@ fn range<T: Copy>(
             "in" => rules.one_of = list(value),
             "not_in" => rules.none_of = list(value),
             "finite" => rules.finite = value.as_bool().unwrap_or(false),
-            "example" => {}
-            other => notes.add(format!("{prefix}{other}")),
+            _ => return false,
         }
-    }
-    rules
+        true
+    })
 }
 
-fn enum_rules(declared: &DynamicMessage, notes: &mut Notes<'_>, prefix: &str) -> EnumRules {
-    let mut rules = EnumRules::default();
+fn enum_rules(declared: Declared<'_>, notes: &mut Notes<'_>) -> EnumRules {
     let list = |value: &Value| -> Vec<i32> {
         value
             .as_list()
             .map(|l| l.iter().filter_map(Value::as_i32).collect())
             .unwrap_or_default()
     };
-    for (field, value) in declared.fields() {
-        match field.name() {
+    declared.read(notes, |rules: &mut EnumRules, name, value, _| {
+        match name {
             "const" => rules.constant = value.as_i32(),
             "defined_only" => rules.defined_only = value.as_bool().unwrap_or(false),
             "in" => rules.one_of = list(value),
             "not_in" => rules.none_of = list(value),
-            "example" => {}
-            other => notes.add(format!("{prefix}{other}")),
+            _ => return false,
         }
-    }
-    rules
+        true
+    })
 }
 
 fn repeated_rules(
     field: &FieldDescriptor,
-    declared: &DynamicMessage,
+    declared: Declared<'_>,
     notes: &mut Notes<'_>,
-    prefix: &str,
 ) -> RepeatedRules {
-    let mut rules = RepeatedRules::default();
-    for (rule, value) in declared.fields() {
-        match rule.name() {
-            "min_items" => rules.items.min = as_u64(value),
-            "max_items" => rules.items.max = as_u64(value),
-            "unique" => rules.unique = value.as_bool().unwrap_or(false),
-            "items" => {
-                if let Some(items) = value.as_message() {
-                    let prefix = format!("{prefix}items.");
-                    rules.each = Some(field_rules(field, Target::Element, items, notes, &prefix));
-                }
+    let prefix = declared.prefix;
+    declared.read(notes, |rules: &mut RepeatedRules, name, value, notes| {
+        match (name, value.as_message()) {
+            ("min_items", _) => rules.items.min = as_u64(value),
+            ("max_items", _) => rules.items.max = as_u64(value),
+            ("unique", _) => rules.unique = value.as_bool().unwrap_or(false),
+            ("items", Some(items)) => {
+                let prefix = format!("{prefix}items.");
+                rules.each = Some(field_rules(field, Target::Element, items, notes, &prefix));
             }
-            "example" => {}
-            other => notes.add(format!("{prefix}{other}")),
+            _ => return false,
         }
-    }
-    rules
+        true
+    })
 }
 
-fn map_rules(
-    field: &FieldDescriptor,
-    declared: &DynamicMessage,
-    notes: &mut Notes<'_>,
-    prefix: &str,
-) -> MapRules {
-    let mut rules = MapRules::default();
+fn map_rules(field: &FieldDescriptor, declared: Declared<'_>, notes: &mut Notes<'_>) -> MapRules {
+    let prefix = declared.prefix;
     let entry = match field.kind() {
         Kind::Message(entry) => Some(entry),
         _ => None,
     };
-    for (rule, value) in declared.fields() {
-        let name = rule.name();
+    declared.read(notes, |rules: &mut MapRules, name, value, notes| {
         match (name, value.as_message(), &entry) {
             ("min_pairs", ..) => rules.pairs.min = as_u64(value),
             ("max_pairs", ..) => rules.pairs.max = as_u64(value),
@@ -659,9 +670,8 @@ fn map_rules(
                 let value = entry.map_entry_value_field();
                 rules.values = Some(field_rules(&value, Target::Element, values, notes, &prefix));
             }
-            ("example", ..) => {}
-            _ => notes.add(format!("{prefix}{name}")),
+            _ => return false,
         }
-    }
-    rules
+        true
+    })
 }
