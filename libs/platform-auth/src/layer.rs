@@ -2,15 +2,12 @@
 //! tonic server, and the helpers handlers use to read the result.
 
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use futures_util::future::BoxFuture;
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
+use platform_client::middleware::{Inner, Middleware, ResponseFuture, Wrapped, take_ready};
 use tonic::Status;
-use tonic::body::Body;
 use tower_layer::Layer;
-use tower_service::Service;
 
 use crate::caller::{BearerToken, Caller};
 use crate::verifier::{Verifier, VerifyError};
@@ -38,42 +35,16 @@ impl AuthLayer {
 }
 
 impl<S> Layer<S> for AuthLayer {
-    type Service = AuthService<S>;
+    type Service = Wrapped<Self, S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService {
-            inner,
-            verifier: Arc::clone(&self.verifier),
-        }
+        Wrapped::new(self.clone(), inner)
     }
 }
 
-/// The service [`AuthLayer`] wraps around a tonic server.
-#[derive(Clone, Debug)]
-pub struct AuthService<S> {
-    inner: S,
-    verifier: Arc<Verifier>,
-}
-
-impl<S, B> Service<http::Request<B>> for AuthService<S>
-where
-    S: Service<http::Request<B>, Response = http::Response<Body>> + Clone + Send + 'static,
-    S::Future: Send,
-    B: Send + 'static,
-{
-    type Response = http::Response<Body>;
-    type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        // `poll_ready` readied `self.inner`, not a fresh clone: take the ready one into
-        // the future and leave the clone for the next call.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+impl<S: Inner<B>, B: Send + 'static> Middleware<S, B> for AuthLayer {
+    fn call(&self, inner: &mut S, mut request: http::Request<B>) -> ResponseFuture<S::Error> {
+        let mut inner = take_ready(inner);
         let verifier = Arc::clone(&self.verifier);
         Box::pin(async move {
             let token = match bearer_from_headers(request.headers()) {

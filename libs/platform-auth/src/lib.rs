@@ -25,7 +25,7 @@ pub use caller::{BearerToken, Caller, Role};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use issuer::{IssuedToken, TokenIssuer, TokenSettings};
 pub use keys::{Jwk, KeyError, SigningKey, jwk_from_proto, jwk_to_proto};
-pub use layer::{AuthLayer, AuthService, bearer_token, require_caller};
+pub use layer::{AuthLayer, bearer_token, require_caller};
 pub use settings::VerificationSettings;
 pub use verifier::{
     DEFAULT_LEEWAY, KeySource, KeySourceError, VERIFIED_TOKENS_CACHED, Verifier, VerifyError,

@@ -10,16 +10,14 @@
 //! with a `fault injected` event.
 
 use std::sync::{Arc, RwLock};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
 use http::{Request, Response};
+use platform_client::middleware::{Inner, Middleware, ResponseFuture, Wrapped, take_ready};
 use serde::{Deserialize, Serialize};
 use tonic::Code;
 use tonic::body::Body;
 use tower_layer::Layer;
-use tower_service::Service;
 
 use crate::rpc_layer::KnownMethods;
 
@@ -232,49 +230,23 @@ impl FaultLayer {
 }
 
 impl<S> Layer<S> for FaultLayer {
-    type Service = FaultService<S>;
+    type Service = Wrapped<Self, S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        FaultService {
-            inner,
-            layer: self.clone(),
-        }
+        Wrapped::new(self.clone(), inner)
     }
 }
 
-/// See [`FaultLayer`].
-#[derive(Debug, Clone)]
-pub struct FaultService<S> {
-    inner: S,
-    layer: FaultLayer,
-}
-
-impl<S, B> Service<Request<B>> for FaultService<S>
-where
-    S: Service<Request<B>, Response = Response<Body>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    B: Send + 'static,
-{
-    type Response = Response<Body>;
-    type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
+impl<S: Inner<B>, B: Send + 'static> Middleware<S, B> for FaultLayer {
+    fn call(&self, inner: &mut S, request: Request<B>) -> ResponseFuture<S::Error> {
         let path = request.uri().path();
         let (service, method) = path
             .trim_start_matches('/')
             .split_once('/')
             .unwrap_or((path, ""));
-        let decision = self.layer.faults.decide(service, method);
-        let (_, label) = self.layer.known.labels(service, method);
-        // The service readied is the one that serves; a clone takes its place.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let decision = self.faults.decide(service, method);
+        let (_, label) = self.known.labels(service, method);
+        let mut inner = take_ready(inner);
         Box::pin(async move {
             if !decision.delay.is_zero() {
                 injected("delay", &label);

@@ -18,19 +18,17 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures_util::future::BoxFuture;
 use http::{Request, Response};
 use tonic::Code;
 use tonic::body::Body;
 use tower_layer::Layer;
-use tower_service::Service;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use platform_client::body::{Outcome, StatusBody, split_path, status_in};
+use platform_client::middleware::{Inner, Middleware, ResponseFuture, Wrapped};
 
 /// Metric names, in the Prometheus form of the OpenTelemetry RPC conventions.
 pub mod names {
@@ -97,7 +95,7 @@ impl KnownMethods {
     }
 }
 
-/// Adds [`RpcService`] around a tonic server's routes.
+/// Observes every call of the tonic server it wraps, as the [module docs](self) say.
 #[derive(Debug, Clone)]
 pub struct RpcLayer {
     default_timeout: Option<Duration>,
@@ -117,44 +115,18 @@ impl RpcLayer {
 }
 
 impl<S> Layer<S> for RpcLayer {
-    type Service = RpcService<S>;
+    type Service = Wrapped<Self, S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RpcService {
-            inner,
-            default_timeout: self.default_timeout,
-            known: self.known.clone(),
-        }
+        Wrapped::new(self.clone(), inner)
     }
 }
 
-/// See the [module docs](self).
-#[derive(Debug, Clone)]
-pub struct RpcService<S> {
-    inner: S,
-    default_timeout: Option<Duration>,
-    known: KnownMethods,
-}
-
-impl<S, B> Service<Request<B>> for RpcService<S>
-where
-    S: Service<Request<B>, Response = Response<Body>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-    B: Send + 'static,
-{
-    type Response = Response<Body>;
-    type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+impl<S: Inner<B>, B: Send + 'static> Middleware<S, B> for RpcLayer {
+    fn call(&self, inner: &mut S, mut request: Request<B>) -> ResponseFuture<S::Error> {
         let path = request.uri().path().to_owned();
         if is_infrastructure(&path) {
-            return Box::pin(self.inner.call(request));
+            return Box::pin(inner.call(request));
         }
         let (service, method) = split_path(&path);
         let span = platform_client::rpc_span!("grpc.server", "server", &service, &method);
@@ -172,7 +144,7 @@ where
         }
         let labels = self.known.labels(&service, &method);
         let call = Call::start(span.clone(), labels, deadline);
-        let future = self.inner.call(request);
+        let future = inner.call(request);
         Box::pin(
             async move {
                 let response = future.await?;
