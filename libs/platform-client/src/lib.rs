@@ -44,6 +44,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use http::{Request, Response};
 use tonic::body::Body;
 use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
@@ -58,15 +59,36 @@ pub use pool::{Balanced, BoxError, OutlierOptions};
 pub use retry::{RetryLayer, RetryOptions, SafeToRepeat};
 pub use settings::ClientSettings;
 
-/// What a [`Client`] sends its calls through: a balanced channel, or any other
-/// transport (a plain tonic `Channel` in tests).
-type Transport = BoxCloneSyncService<http::Request<Body>, http::Response<Body>, BoxError>;
+/// What calls can be sent through: a balanced channel, or any other transport (a plain
+/// tonic `Channel` in tests).
+pub trait Transport:
+    Service<Request<Body>, Response = Response<Body>, Error: Into<BoxError>, Future: Send + 'static>
+    + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S> Transport for S where
+    S: Service<
+            Request<Body>,
+            Response = Response<Body>,
+            Error: Into<BoxError>,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
+/// The [`Transport`] a [`Client`] sends its calls through.
+type BoxTransport = BoxCloneSyncService<Request<Body>, Response<Body>, BoxError>;
 
 /// A shared channel to one upstream under [`ClientLayer`] and [`RetryLayer`]: cheap
 /// to clone, and every clone uses the same connections and retry budget.
 #[derive(Debug, Clone)]
 pub struct Client {
-    service: ClientService<retry::Retrying<Transport>>,
+    service: ClientService<retry::Retrying<BoxTransport>>,
     url: Arc<str>,
 }
 
@@ -74,16 +96,7 @@ impl Client {
     /// A client over `transport`, which was opened for `url`, retrying with the
     /// default [`RetryOptions`] in a budget of its own; calls without a deadline of
     /// their own get `default_timeout`.
-    pub fn new<S>(transport: S, url: &str, default_timeout: Duration) -> Self
-    where
-        S: Service<http::Request<Body>, Response = http::Response<Body>>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Error: Into<BoxError>,
-        S::Future: Send + 'static,
-    {
+    pub fn new(transport: impl Transport + Sync, url: &str, default_timeout: Duration) -> Self {
         Self::with_retry(
             transport,
             url,
@@ -94,21 +107,12 @@ impl Client {
 
     /// A client over `transport` retrying as `retry` says (and within its budget,
     /// shared with every client given a clone of it).
-    pub fn with_retry<S>(
-        transport: S,
+    pub fn with_retry(
+        transport: impl Transport + Sync,
         url: &str,
         default_timeout: Duration,
         retry: RetryLayer,
-    ) -> Self
-    where
-        S: Service<http::Request<Body>, Response = http::Response<Body>>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        S::Error: Into<BoxError>,
-        S::Future: Send + 'static,
-    {
+    ) -> Self {
         let transport = BoxCloneSyncService::new(transport.map_err(Into::into));
         Self {
             service: ClientLayer::new(default_timeout).layer(retry.layer(transport)),
@@ -136,8 +140,8 @@ impl Client {
     }
 }
 
-impl Service<http::Request<Body>> for Client {
-    type Response = http::Response<Body>;
+impl Service<Request<Body>> for Client {
+    type Response = Response<Body>;
     type Error = tonic::Status;
     type Future = layer::ResponseFuture;
 
@@ -145,7 +149,7 @@ impl Service<http::Request<Body>> for Client {
         self.service.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
         self.service.call(request)
     }
 }

@@ -45,6 +45,7 @@ use tower::retry::budget::{Budget, TpsBudget};
 use tower::util::rng::{HasherRng, Rng};
 use tower_service::Service;
 
+use crate::Transport;
 use crate::body::{split_path, status_in};
 use crate::layer::{encode_timeout, is_infrastructure, names};
 use crate::pool::BoxError;
@@ -207,12 +208,7 @@ impl<S> Retrying<S> {
     }
 }
 
-impl<S> Service<http::Request<Body>> for Retrying<S>
-where
-    S: Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
-{
+impl<S: Transport> Service<http::Request<Body>> for Retrying<S> {
     type Response = http::Response<Body>;
     type Error = Status;
     type Future = BoxFuture<'static, Result<http::Response<Body>, Status>>;
@@ -231,27 +227,18 @@ where
 }
 
 /// One attempt through `inner`.
-async fn attempt<S>(
+async fn attempt<S: Transport>(
     inner: S,
     request: http::Request<Body>,
-) -> Result<http::Response<Body>, BoxError>
-where
-    S: Service<http::Request<Body>, Response = http::Response<Body>>,
-    S::Error: Into<BoxError>,
-{
+) -> Result<http::Response<Body>, BoxError> {
     inner.oneshot(request).await.map_err(Into::into)
 }
 
-async fn retrying<S>(
+async fn retrying<S: Transport>(
     inner: S,
     policy: Arc<Policy>,
     request: http::Request<Body>,
-) -> Result<http::Response<Body>, Status>
-where
-    S: Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
-{
+) -> Result<http::Response<Body>, Status> {
     let started = Instant::now();
     if is_infrastructure(request.uri().path()) || policy.options.max_attempts <= 1 {
         return attempt(inner, request).await.map_err(Status::from_error);
