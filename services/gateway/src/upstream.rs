@@ -75,6 +75,24 @@ pub struct Reply {
     pub trailers: MetadataMap,
 }
 
+/// One call to a method of an upstream.
+#[derive(Debug, Clone)]
+pub struct Call<'a> {
+    /// The method, `/pkg.Service/Method`.
+    pub path: &'a str,
+    /// The request message.
+    pub message: DynamicMessage,
+    /// The type of the response messages.
+    pub output: MessageDescriptor,
+    /// The request metadata.
+    pub metadata: MetadataMap,
+    /// The call's deadline, sent as `grpc-timeout`.
+    pub timeout: Duration,
+    /// Whether the call may be sent twice: a read, or a create carrying an idempotency
+    /// key.
+    pub safe_to_repeat: bool,
+}
+
 impl Upstream {
     /// An upstream reached through `client`; streams through `streams`, the same
     /// channel with its own (longer) bound on a call's duration. The default policy:
@@ -109,48 +127,34 @@ impl Upstream {
         &self.client
     }
 
-    /// Calls the unary method at `path` (`/pkg.Service/Method`) with `message` within
-    /// `timeout`, decoding the answer as `output`. A call `safe_to_repeat` (a read, or
-    /// a create carrying an idempotency key) is retried on UNAVAILABLE; any call is
-    /// retried when it never reached the service.
-    pub async fn unary(
-        &self,
-        path: &str,
-        message: DynamicMessage,
-        output: MessageDescriptor,
-        metadata: MetadataMap,
-        timeout: Duration,
-        safe_to_repeat: bool,
-    ) -> Result<Reply, Status> {
+    /// Makes the unary `call`, decoding the answer as its `output`. A call
+    /// `safe_to_repeat` (a read, or a create carrying an idempotency key) is retried on
+    /// UNAVAILABLE; any call is retried when it never reached the service.
+    pub async fn unary(&self, call: Call<'_>) -> Result<Reply, Status> {
         let started = std::time::Instant::now();
-        let call = self.call(metadata.clone(), timeout, safe_to_repeat);
-        let first = self
-            .unary_once(path, message.clone(), output.clone(), call)
-            .await;
+        let first = self.unary_once(call.clone()).await;
         // The client's retries end once an answer has begun; a replica that dies while
         // answering breaks the call mid-answer. A call safe to repeat is sent once more,
         // within what is left of its deadline.
-        let left = timeout.saturating_sub(started.elapsed());
+        let left = call.timeout.saturating_sub(started.elapsed());
+        let may_repeat = call.safe_to_repeat && left > MIN_RETRY;
         match first {
-            Err(status) if safe_to_repeat && broken_mid_answer(&status) && left > MIN_RETRY => {
+            Err(status) if may_repeat && broken_mid_answer(&status) => {
                 tracing::info!(error = %status, "answer cut off; sending the call once more");
-                let call = self.call(metadata, left, safe_to_repeat);
-                self.unary_once(path, message, output, call).await
+                self.unary_once(Call {
+                    timeout: left,
+                    ..call
+                })
+                .await
             }
             other => other,
         }
     }
 
-    async fn unary_once(
-        &self,
-        path: &str,
-        message: DynamicMessage,
-        output: MessageDescriptor,
-        call: Call,
-    ) -> Result<Reply, Status> {
+    async fn unary_once(&self, call: Call<'_>) -> Result<Reply, Status> {
         // On the wire a unary call is a stream of one message each way; read as one,
         // its trailers stay apart from its headers (tonic's `unary` merges them).
-        let (headers, mut stream) = open(&self.client, path, message, output, call).await?;
+        let (headers, mut stream) = open(&self.client, self.policy.compression, call).await?;
         let message = stream
             .message()
             .await?
@@ -163,55 +167,46 @@ impl Upstream {
         })
     }
 
-    /// Calls the server-streaming method at `path` with `message`, for at most
-    /// `timeout`: the response metadata, then the messages as they come.
+    /// Makes the server-streaming `call`, for at most its `timeout`: the response
+    /// metadata, then the messages as they come.
     pub async fn server_streaming(
         &self,
-        path: &str,
-        message: DynamicMessage,
-        output: MessageDescriptor,
-        metadata: MetadataMap,
-        timeout: Duration,
-        safe_to_repeat: bool,
+        call: Call<'_>,
     ) -> Result<(MetadataMap, Streaming<DynamicMessage>), Status> {
-        let call = self.call(metadata, timeout, safe_to_repeat);
-        open(&self.streams, path, message, output, call).await
-    }
-
-    fn call(&self, metadata: MetadataMap, timeout: Duration, safe_to_repeat: bool) -> Call {
-        Call {
-            compression: self.policy.compression,
-            metadata,
-            timeout,
-            safe_to_repeat,
-        }
+        open(&self.streams, self.policy.compression, call).await
     }
 }
 
-/// Sends `message` to `path` on `client` and waits for the response metadata; the
-/// messages follow on the stream.
+/// Sends `call` on `client` and waits for the response metadata; the messages follow
+/// on the stream.
 async fn open(
     client: &Client,
-    path: &str,
-    message: DynamicMessage,
-    output: MessageDescriptor,
-    call: Call,
+    compression: Option<CompressionEncoding>,
+    call: Call<'_>,
 ) -> Result<(MetadataMap, Streaming<DynamicMessage>), Status> {
-    let (mut grpc, request, path) = prepare(client, path, message, call).await?;
-    let response = grpc
-        .server_streaming(request, path, DynamicCodec { output })
-        .await?;
+    let path = call
+        .path
+        .parse::<http::uri::PathAndQuery>()
+        .map_err(|_| Status::internal("invalid method path"))?;
+    let mut grpc = tonic::client::Grpc::new(client.clone());
+    if let Some(encoding) = compression {
+        grpc = grpc.send_compressed(encoding).accept_compressed(encoding);
+    }
+    let mut extensions = tonic::Extensions::new();
+    if call.safe_to_repeat {
+        extensions.insert(SafeToRepeat);
+    }
+    let mut request = tonic::Request::from_parts(call.metadata, extensions, call.message);
+    request.set_timeout(call.timeout);
+    grpc.ready()
+        .await
+        .map_err(|e| Status::unavailable(format!("upstream not ready: {e}")))?;
+    let codec = DynamicCodec {
+        output: call.output,
+    };
+    let response = grpc.server_streaming(request, path, codec).await?;
     let (metadata, stream, _) = response.into_parts();
     Ok((metadata, stream))
-}
-
-/// How one call is sent, besides its message.
-#[derive(Debug)]
-struct Call {
-    compression: Option<CompressionEncoding>,
-    metadata: MetadataMap,
-    timeout: Duration,
-    safe_to_repeat: bool,
 }
 
 /// Below this much time left, a call is not sent again.
@@ -225,39 +220,6 @@ fn broken_mid_answer(status: &Status) -> bool {
         status.code(),
         tonic::Code::Unknown | tonic::Code::Unavailable
     ) && status.source().is_some()
-}
-
-/// A ready client, the request and its parsed path.
-async fn prepare(
-    client: &Client,
-    path: &str,
-    message: DynamicMessage,
-    call: Call,
-) -> Result<
-    (
-        tonic::client::Grpc<Client>,
-        tonic::Request<DynamicMessage>,
-        http::uri::PathAndQuery,
-    ),
-    Status,
-> {
-    let path = path
-        .parse::<http::uri::PathAndQuery>()
-        .map_err(|_| Status::internal("invalid method path"))?;
-    let mut grpc = tonic::client::Grpc::new(client.clone());
-    if let Some(encoding) = call.compression {
-        grpc = grpc.send_compressed(encoding).accept_compressed(encoding);
-    }
-    let mut extensions = tonic::Extensions::new();
-    if call.safe_to_repeat {
-        extensions.insert(SafeToRepeat);
-    }
-    let mut request = tonic::Request::from_parts(call.metadata, extensions, message);
-    request.set_timeout(call.timeout);
-    grpc.ready()
-        .await
-        .map_err(|e| Status::unavailable(format!("upstream not ready: {e}")))?;
-    Ok((grpc, request, path))
 }
 
 /// Encodes dynamic requests and decodes responses of a known message type.

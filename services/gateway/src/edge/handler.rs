@@ -26,7 +26,7 @@ use crate::errors::{
 use crate::forward::{self, METADATA_PREFIX, TRAILER_PREFIX};
 use crate::routing::Route;
 use crate::transcode::{Body, build_request_with, httpbody, render_response_with};
-use crate::upstream::{Policy, Reply, Upstream};
+use crate::upstream::{self, Policy, Reply, Upstream};
 
 /// What travels with a call besides its message.
 #[derive(Debug)]
@@ -109,20 +109,8 @@ async fn call_unary(
     message: DynamicMessage,
     outgoing: &Outgoing,
 ) -> Response {
-    let (path, output) = (route.grpc_path(), route.method().output());
     let policy = upstream.policy();
-    let (metadata, timeout) = (outgoing.metadata(), outgoing.timeout);
-    match upstream
-        .unary(
-            path,
-            message,
-            output,
-            metadata,
-            timeout,
-            outgoing.safe_to_repeat,
-        )
-        .await
-    {
+    match upstream.unary(outgoing.call(route, message)).await {
         Ok(reply) => render(route, &reply, policy),
         Err(status) => failed(&status, edge, policy),
     }
@@ -138,18 +126,9 @@ async fn call_stream(
     outgoing: &Outgoing,
     headers: &HeaderMap,
 ) -> Response {
-    let (path, output) = (route.grpc_path(), route.method().output());
     let policy = upstream.policy();
-    let (metadata, timeout) = (outgoing.metadata(), outgoing.timeout);
     let opened = upstream
-        .server_streaming(
-            path,
-            message,
-            output,
-            metadata,
-            timeout,
-            outgoing.safe_to_repeat,
-        )
+        .server_streaming(outgoing.call(&route, message))
         .await;
     let (metadata, replies) = match opened {
         Ok(opened) => opened,
@@ -208,6 +187,18 @@ fn failed(status: &tonic::Status, edge: &Edge, policy: &Policy) -> Response {
 }
 
 impl Outgoing {
+    /// The call of `route` with `message`, carrying what travels with it.
+    fn call<'a>(&self, route: &'a Route, message: DynamicMessage) -> upstream::Call<'a> {
+        upstream::Call {
+            path: route.grpc_path(),
+            message,
+            output: route.method().output(),
+            metadata: self.metadata(),
+            timeout: self.timeout,
+            safe_to_repeat: self.safe_to_repeat,
+        }
+    }
+
     /// The forwarded headers, the token and the request id as gRPC metadata.
     fn metadata(&self) -> MetadataMap {
         let mut metadata = self.forwarded.clone();
