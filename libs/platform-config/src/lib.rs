@@ -493,26 +493,21 @@ mod tests {
         assert!(err.to_string().contains("grpc.addr"), "{err}");
     }
 
+    /// Loads from `file` alone, with no environment.
+    fn from_file(file: &Path) -> Result<Settings, ConfigError> {
+        load(Sources::new("SVC").with_file(Some(file)).with_env(no_env()))
+    }
+
     #[test]
     fn unknown_key_in_file_is_an_error() {
         let file = toml_file("[grpc]\nadress = \"0.0.0.0:1\"\n");
-        let err = load::<Settings>(
-            Sources::new("SVC")
-                .with_file(Some(file.path()))
-                .with_env(no_env()),
-        )
-        .unwrap_err();
+        let err = from_file(file.path()).unwrap_err();
         assert!(err.to_string().contains("adress"), "{err}");
     }
 
     #[test]
     fn missing_file_is_an_error_with_its_path() {
-        let err = load::<Settings>(
-            Sources::new("SVC")
-                .with_file(Some(Path::new("/nonexistent/settings.toml")))
-                .with_env(no_env()),
-        )
-        .unwrap_err();
+        let err = from_file(Path::new("/nonexistent/settings.toml")).unwrap_err();
         assert!(
             err.to_string().contains("/nonexistent/settings.toml"),
             "{err}"
@@ -522,12 +517,7 @@ mod tests {
     #[test]
     fn malformed_toml_is_an_error() {
         let file = toml_file("[grpc\naddr = ");
-        let err = load::<Settings>(
-            Sources::new("SVC")
-                .with_file(Some(file.path()))
-                .with_env(no_env()),
-        )
-        .unwrap_err();
+        let err = from_file(file.path()).unwrap_err();
         assert!(matches!(err, ConfigError::File { .. }), "{err}");
     }
 }
