@@ -11,7 +11,7 @@ use platform_server::{Readiness, ServerError};
 use platform_shutdown::Shutdown;
 use tokio::net::TcpListener;
 
-use crate::service::{Parts, Public, Service};
+use crate::service::{KernelSettings, Parts, Public, Service};
 
 /// A service, built and bound, ready to run.
 pub struct Application<S: Service> {
@@ -48,7 +48,7 @@ impl<S: Service> Application<S> {
             });
             parts = parts.keep(gauges);
         }
-        let sections = S::sections(&settings);
+        let sections = settings.sections();
         let faults = match sections.faults {
             Some(faults) => Faults::from_settings(faults).map_err(ServerError::from)?,
             None => None,

@@ -17,7 +17,7 @@ use platform_config::Layered;
 
 use crate::healthcheck::HealthcheckArgs;
 use crate::process;
-use crate::{Application, Service};
+use crate::{Application, KernelSettings, Service};
 
 /// The arguments of a binary whose own subcommands are `C`.
 #[derive(Debug, Parser)]
@@ -68,10 +68,10 @@ pub fn command<S: Service>() -> clap::Command {
     command
 }
 
-/// Whether `S` owns a database (asked of its default settings: the sections a service
-/// declares do not depend on their values).
+/// Whether `S` owns a database (asked of its default settings: which sections they
+/// have does not depend on their values).
 fn has_database<S: Service>() -> bool {
-    S::sections(&S::Settings::default()).database.is_some()
+    S::Settings::default().sections().database.is_some()
 }
 
 /// Parses `args` (the first is the program name) for service `S`.
@@ -99,7 +99,7 @@ pub async fn run<S: Service>() -> ExitCode {
         Command::Serve => serve::<S>(settings).await,
         Command::Migrate => migrate::<S>(&settings).await,
         Command::Healthcheck(args) => {
-            return crate::healthcheck::run(S::sections(&settings).probe, &args).await;
+            return crate::healthcheck::run(settings.sections().probe, &args).await;
         }
         Command::Service(command) => S::command(settings, command).await,
     };
@@ -108,7 +108,7 @@ pub async fn run<S: Service>() -> ExitCode {
 
 /// Telemetry, then the service until SIGTERM/SIGINT and its drain, then a span flush.
 async fn serve<S: Service>(settings: S::Settings) -> anyhow::Result<()> {
-    let telemetry = platform_telemetry::init(S::COMPONENT, S::sections(&settings).log)
+    let telemetry = platform_telemetry::init(S::COMPONENT, settings.sections().log)
         .context("starting telemetry")?;
     let shutdown = platform_shutdown::from_os_signals();
     let result = match Application::<S>::build(settings).await {
@@ -123,7 +123,7 @@ async fn serve<S: Service>(settings: S::Settings) -> anyhow::Result<()> {
 }
 
 async fn migrate<S: Service>(settings: &S::Settings) -> anyhow::Result<()> {
-    let Some((database, migrations)) = S::sections(settings).database else {
+    let Some((database, migrations)) = settings.sections().database else {
         anyhow::bail!("{} has no database to migrate", S::COMPONENT.name);
     };
     platform_db::migrate(database, migrations)

@@ -1,10 +1,11 @@
 //! The service kernel: what every binary of the platform shares, so that a service is
 //! only what is its own.
 //!
-//! A service implements [`Service`]: its settings type, its name, and an async
-//! [`Service::build`] that turns settings into [`Parts`] (the gRPC routes and the
-//! authentication layer, or an HTTP router; the readiness check of its dependencies;
-//! what to close after the drain). Its `main` is then one call:
+//! A service implements [`Service`]: its settings type, which gives the kernel the
+//! sections it reads ([`KernelSettings`]), its name, and an async [`Service::build`]
+//! that turns settings into [`Parts`] (the gRPC routes and the authentication layer, or
+//! an HTTP router; the readiness check of its dependencies; what to close after the
+//! drain). Its `main` is then one call:
 //!
 //! ```ignore
 //! #[tokio::main]
@@ -22,7 +23,8 @@
 //!
 //! # Layout
 //!
-//! - [`service`]: the [`Service`] trait and the [`Parts`] a service is built into.
+//! - [`service`]: the [`Service`] trait, the [`KernelSettings`] its settings
+//!   implement, and the [`Parts`] a service is built into.
 //! - [`app`]: [`Application`], a service bound to its ports; tests build one from a
 //!   settings value, bind port 0 and stop it with a trigger.
 //! - [`cli`]: the command line and [`run`].
@@ -41,7 +43,7 @@ pub use app::Application;
 pub use cli::{NoCommand, run};
 pub use healthcheck::Probe;
 pub use platform_telemetry::Component;
-pub use service::{Parts, Sections, Service};
+pub use service::{KernelSettings, Parts, Sections, Service};
 pub use settings::{Embedded, OwnSettings, ServiceSettings};
 
 /// [`Service::COMPONENT`] and [`Service::ABOUT`] from the manifest of the crate that

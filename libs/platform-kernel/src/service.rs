@@ -1,4 +1,5 @@
-//! What a service contributes to the kernel: the [`Service`] trait and [`Parts`].
+//! What a service contributes to the kernel: the [`Service`] trait, the [`Sections`] of
+//! its settings the kernel reads ([`KernelSettings`]), and [`Parts`].
 
 use std::any::Any;
 use std::convert::Infallible;
@@ -27,8 +28,8 @@ use crate::healthcheck::Probe;
 /// builds the service's own parts; everything around them is the kernel's.
 pub trait Service: Sized + Send + 'static {
     /// The service's settings, loaded in layers (defaults, `--config FILE`,
-    /// `PREFIX__…` environment variables).
-    type Settings: Layered + Clone + Send + Sync + 'static;
+    /// `PREFIX__…` environment variables), with the sections the kernel reads.
+    type Settings: KernelSettings;
     /// Why the service could not start or stopped with an error.
     type Error: std::error::Error + From<ServerError> + Send + Sync + 'static;
     /// The service's own subcommands ([`NoCommand`](crate::NoCommand) for none).
@@ -39,9 +40,6 @@ pub trait Service: Sized + Send + 'static {
     const COMPONENT: Component;
     /// One line for `--help` ([`package!`](crate::package): the crate's description).
     const ABOUT: &'static str;
-
-    /// The sections of the settings the kernel itself uses.
-    fn sections(settings: &Self::Settings) -> Sections<'_>;
 
     /// Everything that can fail on bad configuration (keys, database URL, upstream
     /// URLs), before the kernel binds the ports.
@@ -55,6 +53,13 @@ pub trait Service: Sized + Send + 'static {
         let _ = settings;
         async move { anyhow::bail!("unsupported command {command:?}") }
     }
+}
+
+/// A service's settings as the kernel takes them: loaded in layers, and holding the
+/// sections the kernel itself reads.
+pub trait KernelSettings: Layered + Clone + Send + Sync + 'static {
+    /// The sections of these settings the kernel itself uses.
+    fn sections(&self) -> Sections<'_>;
 }
 
 /// The sections of a service's settings that the kernel reads: where to log, the

@@ -1,5 +1,7 @@
 //! The settings every gRPC service of the platform has ([`ServiceSettings`]), around
-//! the ones that are its own, so a service declares, defaults and checks only those.
+//! the ones that are its own, so a service declares, defaults and checks only those;
+//! with the service's name and migrations beside them ([`OwnSettings`]), they give the
+//! kernel its sections once for every gRPC service.
 //!
 //! The shared sections keep their keys (`grpc.addr`, `USERS__EVENTS__NATS_URL`): the
 //! service's own sections are embedded with `#[serde(flatten)]` beside them, and
@@ -16,15 +18,20 @@ use platform_telemetry::LogSettings;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::Sections;
+use crate::{KernelSettings, Sections};
 
-/// The sections a gRPC service adds to the shared ones.
+/// The sections a gRPC service adds to the shared ones, and which service they are for.
 ///
 /// No `deny_unknown_fields` on the implementing type: serde cannot combine it with
 /// `flatten`; [`ServiceSettings`] denies unknown keys for both.
 pub trait OwnSettings:
     Default + Clone + PartialEq + std::fmt::Debug + Serialize + DeserializeOwned + Send + Sync + 'static
 {
+    /// The gRPC service these settings configure, whose health `healthcheck` asks
+    /// (its generated `SERVICE_NAME`).
+    const GRPC_SERVICE: &'static str;
+    /// The migrations of the service's database, which `migrate` applies.
+    const MIGRATIONS: Migrations;
     /// The environment variable prefix, for example `USERS`.
     const ENV_PREFIX: &'static str;
     /// Dotted keys of list settings set from one comma-separated variable.
@@ -105,15 +112,15 @@ impl<T: OwnSettings> Layered for ServiceSettings<T> {
     }
 }
 
-impl<T> ServiceSettings<T> {
-    /// What the kernel reads of these settings, for the gRPC service `service` whose
-    /// database takes `migrations`.
-    pub fn sections(&self, service: &str, migrations: Migrations) -> Sections<'_> {
-        Sections::grpc(&self.log, &self.admin, &self.grpc, service)
-            .with_database(&self.database, migrations)
+impl<T: OwnSettings> KernelSettings for ServiceSettings<T> {
+    fn sections(&self) -> Sections<'_> {
+        Sections::grpc(&self.log, &self.admin, &self.grpc, T::GRPC_SERVICE)
+            .with_database(&self.database, T::MIGRATIONS)
             .with_faults(&self.faults)
     }
+}
 
+impl<T> ServiceSettings<T> {
     /// A connection to the events broker, or none when `events.nats_url` is empty.
     pub async fn events_client(
         &self,

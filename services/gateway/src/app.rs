@@ -15,7 +15,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use platform_api::rules::Validator;
 use platform_auth::users_jwks::UsersJwks;
-use platform_kernel::{Parts, Sections, Service};
+use platform_kernel::{Parts, Service};
 use platform_server::ServerError;
 use prost_reflect::{DescriptorPool, ServiceDescriptor};
 use tokio_util::sync::CancellationToken;
@@ -146,10 +146,6 @@ impl Service for Gateway {
     type Command = Command;
 
     platform_kernel::package!();
-
-    fn sections(settings: &Settings) -> Sections<'_> {
-        Sections::http(&settings.log, &settings.admin)
-    }
 
     /// Builds routes, upstream channels and the token verifier.
     async fn build(settings: &Settings) -> Result<Parts, AppError> {

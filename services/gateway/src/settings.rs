@@ -11,6 +11,7 @@ use platform_auth::VerificationSettings;
 use platform_client::ClientSettings;
 pub use platform_config::Layered;
 use platform_config::{ConfigError, require_http_url, require_positive};
+use platform_kernel::{KernelSettings, Sections};
 use platform_server::AdminSettings;
 use platform_telemetry::LogSettings;
 use serde::{Deserialize, Serialize};
@@ -58,6 +59,12 @@ impl Default for Settings {
             cors: CorsSettings::default(),
             client: ClientSettings::default(),
         }
+    }
+}
+
+impl KernelSettings for Settings {
+    fn sections(&self) -> Sections<'_> {
+        Sections::http(&self.log, &self.admin)
     }
 }
 

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use platform_auth::AuthLayer;
 use platform_db::{Database, DbError, redact_url};
 use platform_events::{Consumer, Relay, Source, streams};
-use platform_kernel::{NoCommand, Parts, Sections, Service};
-use platform_proto::orders::v1::order_service_server::{OrderServiceServer, SERVICE_NAME};
+use platform_kernel::{NoCommand, Parts, Service};
+use platform_proto::orders::v1::order_service_server::OrderServiceServer;
 use platform_server::ServerError;
 
 use crate::accounts::Accounts;
@@ -51,10 +51,6 @@ impl Service for Orders {
     type Command = NoCommand;
 
     platform_kernel::package!();
-
-    fn sections(settings: &Settings) -> Sections<'_> {
-        settings.sections(SERVICE_NAME, MIGRATIONS)
-    }
 
     /// Prepares the database pool and the users client.
     async fn build(settings: &Settings) -> Result<Parts, AppError> {

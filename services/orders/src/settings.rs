@@ -5,7 +5,9 @@ use platform_auth::VerificationSettings;
 use platform_client::ClientSettings;
 pub use platform_config::Layered;
 use platform_config::{ConfigError, require_http_url, require_positive};
+use platform_db::Migrations;
 use platform_kernel::{Embedded, OwnSettings, ServiceSettings};
+use platform_proto::orders::v1::order_service_server;
 use serde::{Deserialize, Serialize};
 
 /// Every setting of the orders service.
@@ -81,6 +83,8 @@ impl Default for UsersSettings {
 }
 
 impl OwnSettings for Own {
+    const GRPC_SERVICE: &'static str = order_service_server::SERVICE_NAME;
+    const MIGRATIONS: Migrations = crate::store::MIGRATIONS;
     const ENV_PREFIX: &'static str = "ORDERS";
     const EMBEDDED: Embedded = Embedded {
         grpc_port: 50052,

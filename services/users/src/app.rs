@@ -13,8 +13,8 @@ use platform_api::rules::CheckError;
 use platform_auth::AuthLayer;
 use platform_db::{Database, DbError, redact_url};
 use platform_events::{Relay, streams};
-use platform_kernel::{Parts, Sections, Service};
-use platform_proto::users::v1::user_service_server::{SERVICE_NAME, UserServiceServer};
+use platform_kernel::{Parts, Service};
+use platform_proto::users::v1::user_service_server::UserServiceServer;
 use platform_server::ServerError;
 
 use crate::api::UsersApi;
@@ -56,10 +56,6 @@ impl Service for Users {
     type Command = Command;
 
     platform_kernel::package!();
-
-    fn sections(settings: &Settings) -> Sections<'_> {
-        settings.sections(SERVICE_NAME, MIGRATIONS)
-    }
 
     /// Loads keys and prepares the database pool; health turns SERVING once the
     /// database answers and its migrations are applied.

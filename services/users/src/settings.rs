@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use platform_auth::VerificationSettings;
 pub use platform_config::Layered;
 use platform_config::{ConfigError, require_positive};
+use platform_db::Migrations;
 use platform_kernel::{Embedded, OwnSettings, ServiceSettings};
+use platform_proto::users::v1::user_service_server;
 use serde::{Deserialize, Serialize};
 
 /// Every setting of the users service.
@@ -120,6 +122,8 @@ impl Default for SignInSettings {
 }
 
 impl OwnSettings for Own {
+    const GRPC_SERVICE: &'static str = user_service_server::SERVICE_NAME;
+    const MIGRATIONS: Migrations = crate::store::MIGRATIONS;
     const ENV_PREFIX: &'static str = "USERS";
     const ENV_LISTS: &'static [&'static str] = &["auth.retired_key_files"];
     const EMBEDDED: Embedded = Embedded {
