@@ -1,11 +1,12 @@
 //! The service kernel: what every binary of the platform shares, so that a service is
 //! only what is its own.
 //!
-//! A service implements [`Service`]: its settings type, which gives the kernel the
-//! sections it reads ([`KernelSettings`]), its name, and an async [`Service::build`]
-//! that turns settings into [`Parts`] (the gRPC routes and the authentication layer, or
-//! an HTTP router; the readiness check of its dependencies; what to close after the
-//! drain). Its `main` is then one call:
+//! A service declares its unit type with [`service!`] (which names it after its crate)
+//! and implements [`Service`] on it: its settings type, which gives the kernel the
+//! sections it reads ([`KernelSettings`]), and an async [`Service::build`] that turns
+//! settings into [`Parts`] (the gRPC routes and the authentication layer, or an HTTP
+//! router; the readiness check of its dependencies; what to close after the drain).
+//! Its `main` is then one call:
 //!
 //! ```ignore
 //! #[tokio::main]
@@ -43,17 +44,30 @@ pub use app::Application;
 pub use cli::{NoCommand, run};
 pub use healthcheck::Probe;
 pub use platform_telemetry::Component;
-pub use service::{KernelSettings, Parts, Sections, Service};
+pub use service::{KernelSettings, Package, Parts, Sections, Service};
 pub use settings::{Embedded, OwnSettings, ServiceSettings};
 
-/// [`Service::COMPONENT`] and [`Service::ABOUT`] from the manifest of the crate that
-/// implements [`Service`]: its package name and version, and its description as the
-/// one line of `--help`.
+/// Declares a service's unit type, the one it implements [`Service`] on, with its
+/// [`Package`] taken from the manifest of the calling crate: its package name and
+/// version, and its description as the one line of `--help`.
+///
+/// ```ignore
+/// platform_kernel::service! {
+///     /// The users service, as the kernel runs it.
+///     pub struct Users;
+/// }
+/// ```
 #[macro_export]
-macro_rules! package {
-    () => {
-        const COMPONENT: $crate::Component =
-            $crate::Component::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
-        const ABOUT: &'static str = env!("CARGO_PKG_DESCRIPTION");
+macro_rules! service {
+    ($(#[$attr:meta])* $vis:vis struct $name:ident;) => {
+        $(#[$attr])*
+        #[derive(Debug, Clone, Copy)]
+        $vis struct $name;
+
+        impl $crate::Package for $name {
+            const COMPONENT: $crate::Component =
+                $crate::Component::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
+            const ABOUT: &'static str = env!("CARGO_PKG_DESCRIPTION");
+        }
     };
 }

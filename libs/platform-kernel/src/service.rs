@@ -1,5 +1,5 @@
-//! What a service contributes to the kernel: the [`Service`] trait, the [`Sections`] of
-//! its settings the kernel reads ([`KernelSettings`]), and [`Parts`].
+//! What a service contributes to the kernel: the [`Service`] trait, its [`Package`], the
+//! [`Sections`] of its settings the kernel reads ([`KernelSettings`]), and [`Parts`].
 
 use std::any::Any;
 use std::convert::Infallible;
@@ -22,11 +22,21 @@ use tonic::service::Routes;
 
 use crate::healthcheck::Probe;
 
+/// Who a service's process is, from the manifest of its crate; declared with the
+/// service's unit type by [`service!`](crate::service).
+pub trait Package {
+    /// For telemetry and `build_info`: the crate's package name and version.
+    const COMPONENT: Component;
+    /// One line for `--help`: the crate's description.
+    const ABOUT: &'static str;
+}
+
 /// One service of the platform, as the kernel runs it.
 ///
-/// Implemented on a unit type (`struct Users;`): the trait only names things and
-/// builds the service's own parts; everything around them is the kernel's.
-pub trait Service: Sized + Send + 'static {
+/// Implemented on a unit type declared by [`service!`](crate::service) (`struct
+/// Users;`): the trait only names things and builds the service's own parts;
+/// everything around them is the kernel's.
+pub trait Service: Package + Sized + Send + 'static {
     /// The service's settings, loaded in layers (defaults, `--config FILE`,
     /// `PREFIX__…` environment variables), with the sections the kernel reads.
     type Settings: KernelSettings;
@@ -34,12 +44,6 @@ pub trait Service: Sized + Send + 'static {
     type Error: std::error::Error + From<ServerError> + Send + Sync + 'static;
     /// The service's own subcommands ([`NoCommand`](crate::NoCommand) for none).
     type Command: clap::Subcommand + std::fmt::Debug + Send;
-
-    /// Who the process is, for telemetry and `build_info` ([`package!`](crate::package)
-    /// takes it from the crate's manifest).
-    const COMPONENT: Component;
-    /// One line for `--help` ([`package!`](crate::package): the crate's description).
-    const ABOUT: &'static str;
 
     /// Everything that can fail on bad configuration (keys, database URL, upstream
     /// URLs), before the kernel binds the ports.

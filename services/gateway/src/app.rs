@@ -59,9 +59,10 @@ pub enum AppError {
     Server(#[from] ServerError),
 }
 
-/// The gateway, as the kernel runs it.
-#[derive(Debug, Clone, Copy)]
-pub struct Gateway;
+platform_kernel::service! {
+    /// The gateway, as the kernel runs it.
+    pub struct Gateway;
+}
 
 /// The gateway, built and bound to its ports.
 pub type Application = platform_kernel::Application<Gateway>;
@@ -144,8 +145,6 @@ impl Service for Gateway {
     type Settings = Settings;
     type Error = AppError;
     type Command = Command;
-
-    platform_kernel::package!();
 
     /// Builds routes, upstream channels and the token verifier.
     async fn build(settings: &Settings) -> Result<Parts, AppError> {

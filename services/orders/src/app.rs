@@ -38,9 +38,10 @@ pub enum AppError {
     Server(#[from] ServerError),
 }
 
-/// The orders service, as the kernel runs it.
-#[derive(Debug, Clone, Copy)]
-pub struct Orders;
+platform_kernel::service! {
+    /// The orders service, as the kernel runs it.
+    pub struct Orders;
+}
 
 /// The orders service, built and bound to its ports.
 pub type Application = platform_kernel::Application<Orders>;
@@ -49,8 +50,6 @@ impl Service for Orders {
     type Settings = Settings;
     type Error = AppError;
     type Command = NoCommand;
-
-    platform_kernel::package!();
 
     /// Prepares the database pool and the users client.
     async fn build(settings: &Settings) -> Result<Parts, AppError> {

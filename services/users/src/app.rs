@@ -43,9 +43,10 @@ pub enum AppError {
     Server(#[from] ServerError),
 }
 
-/// The users service, as the kernel runs it.
-#[derive(Debug, Clone, Copy)]
-pub struct Users;
+platform_kernel::service! {
+    /// The users service, as the kernel runs it.
+    pub struct Users;
+}
 
 /// The users service, built and bound to its ports.
 pub type Application = platform_kernel::Application<Users>;
@@ -54,8 +55,6 @@ impl Service for Users {
     type Settings = Settings;
     type Error = AppError;
     type Command = Command;
-
-    platform_kernel::package!();
 
     /// Loads keys and prepares the database pool; health turns SERVING once the
     /// database answers and its migrations are applied.
