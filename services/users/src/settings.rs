@@ -160,6 +160,22 @@ impl OwnSettings for Own {
     }
 }
 
+/// Settings for a throwaway instance: both ports picked by the system on loopback,
+/// the database at `database_url`, the signing key in `key_file` (made on first start),
+/// and the cheapest password hashing. For tests and local experiments; cheap hashes
+/// are no protection for real passwords.
+pub fn throwaway(database_url: &str, key_file: std::path::PathBuf) -> Settings {
+    let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let mut settings = Settings::default();
+    settings.grpc.addr = loopback;
+    settings.admin.addr = loopback;
+    settings.database.url = database_url.to_owned();
+    settings.auth.signing_key_file = key_file;
+    settings.password.memory_kib = 1024;
+    settings.password.iterations = 1;
+    settings
+}
+
 #[cfg(test)]
 mod tests {
     use platform_config::Sources;

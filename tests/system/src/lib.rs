@@ -413,13 +413,7 @@ impl System {
         let dir = tempfile::tempdir().expect("temporary folder");
         let (users_db, orders_db) = (TestDatabase::sqlite(), TestDatabase::sqlite());
 
-        let mut us = users::Settings::default();
-        us.grpc.addr = loopback();
-        us.admin.addr = loopback();
-        us.database.url = users_db.url().to_owned();
-        us.auth.signing_key_file = dir.path().join("key.pem");
-        us.password.memory_kib = 1024;
-        us.password.iterations = 1;
+        let mut us = users::settings::throwaway(users_db.url(), dir.path().join("key.pem"));
         if let Some(tweak) = options.users {
             tweak(&mut us);
         }

@@ -99,13 +99,7 @@ impl Users {
     async fn start() -> Self {
         let db = TestDatabase::sqlite();
         let dir = tempfile::tempdir().unwrap();
-        let mut settings = users::Settings::default();
-        settings.grpc.addr = loopback();
-        settings.admin.addr = loopback();
-        settings.database.url = db.url().to_owned();
-        settings.auth.signing_key_file = dir.path().join("key.pem");
-        settings.password.memory_kib = 1024;
-        settings.password.iterations = 1;
+        let settings = users::settings::throwaway(db.url(), dir.path().join("key.pem"));
         let app = users::Application::build(settings).await.unwrap();
         let (addr, admin) = (app.public_addr(), app.admin_addr());
         let (trigger, shutdown) = Shutdown::new();

@@ -16,16 +16,9 @@ pub(crate) const SERVICE: &str = "users.v1.UserService";
 
 /// Settings for a test: port 0, cheap password hashing, keys in `dir`.
 pub(crate) fn settings(db: &TestDatabase, dir: &std::path::Path) -> Settings {
-    let mut s = Settings::default();
-    s.grpc.addr = "127.0.0.1:0".parse().unwrap();
-    s.admin.addr = "127.0.0.1:0".parse().unwrap();
-    s.database.url = db.url().to_owned();
-    s.auth.signing_key_file = dir.join("signing-key.pem");
     // Cheap hashing keeps the suite fast; the production cost is exercised by the
     // process tests.
-    s.password.memory_kib = 1024;
-    s.password.iterations = 1;
-    s
+    users::settings::throwaway(db.url(), dir.join("signing-key.pem"))
 }
 
 /// The service running in this process, and what it was started with.
