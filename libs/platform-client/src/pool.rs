@@ -2,37 +2,34 @@
 //! ejection.
 //!
 //! Every address of the upstream is an endpoint: a lazily connecting tonic channel
-//! watched by [`Tracked`], which counts the calls it has in flight and its consecutive
-//! failures (a transport error, or UNAVAILABLE in a trailers-only answer). The
-//! balancer (`tower::balance::p2c`) picks the less loaded of two endpoints, and an
-//! endpoint that has just failed counts as more loaded than any healthy one, so the
-//! retry of a call it refused goes elsewhere.
+//! with its [`Health`], which counts the calls it has in flight and its consecutive
+//! failures (a transport error, or UNAVAILABLE in a trailers-only answer). Each call
+//! picks two endpoints at random and goes to the less loaded one, and an endpoint that
+//! has just failed counts as more loaded than any healthy one, so the retry of a call
+//! it refused goes elsewhere. The pick happens in the caller's task, on a list shared
+//! by every handle: a call passes through no queue of the balancer's own, only the
+//! endpoint channel's.
 //!
 //! One task per upstream owns the membership: it applies what the resolver says, and
 //! an endpoint that fails [`OutlierOptions::consecutive_failures`] times in a row is
-//! taken out of the balancer for a growing interval (base, 2×, 4×... capped), then put
+//! taken out of the list for a growing interval (base, 2×, 4×... capped), then put
 //! back with a fresh connection. Its backoff resets once it answers again. The last
-//! endpoint in the balancer is never ejected: a pool of one failing endpoint still
-//! fails fast rather than waiting for an endpoint to appear.
+//! endpoint in the list is never ejected: a pool of one failing endpoint still fails
+//! fast rather than waiting for an endpoint to appear.
 
 use std::collections::{HashMap, HashSet};
-use std::convert::Infallible;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc, oneshot};
 use tonic::Code;
 use tonic::body::Body;
 use tonic::transport::{Channel, Endpoint};
-use tower::balance::p2c::Balance;
-use tower::buffer::Buffer;
-use tower::discover::Change;
-use tower::load::Load;
 use tower_service::Service;
 
 use crate::body::status_in;
@@ -116,54 +113,20 @@ impl Health {
     }
 }
 
-/// One endpoint as the balancer sees it.
+/// One endpoint in the list.
+#[derive(Clone)]
 struct Tracked {
     addr: SocketAddr,
     channel: Channel,
     health: Arc<Health>,
-    options: OutlierOptions,
-    failing: mpsc::UnboundedSender<SocketAddr>,
 }
 
-impl Service<http::Request<Body>> for Tracked {
-    type Response = http::Response<Body>;
-    type Error = BoxError;
-    type Future = ResponseFuture;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.channel.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        let in_flight = InFlight::start(Arc::clone(&self.health));
-        let future = self.channel.call(request);
-        let addr = self.addr;
-        let threshold = self.options.consecutive_failures;
-        let failing = self.failing.clone();
-        Box::pin(async move {
-            let result = future.await;
-            let failed = match &result {
-                Err(_) => true,
-                Ok(response) => status_in(response.headers()) == Some(Code::Unavailable),
-            };
-            if in_flight.0.record(failed, threshold) {
-                // The pool is gone with its channel when this fails: nothing to tell.
-                let _ = failing.send(addr);
-            }
-            drop(in_flight);
-            result.map_err(Into::into)
-        })
-    }
-}
-
-impl Load for Tracked {
+impl Tracked {
     /// A recent failure first (an endpoint that just refused a call loses to any that
     /// did not), then the calls in flight.
-    type Metric = (bool, usize);
-
-    fn load(&self) -> Self::Metric {
+    fn load(&self, options: &OutlierOptions) -> (bool, usize) {
         (
-            self.health.recently_failed(self.options.base_ejection),
+            self.health.recently_failed(options.base_ejection),
             self.health.in_flight.load(Ordering::Relaxed),
         )
     }
@@ -185,11 +148,90 @@ impl Drop for InFlight {
     }
 }
 
+/// What every handle of one upstream's channel shares with its membership task.
+struct Endpoints {
+    list: RwLock<Vec<Tracked>>,
+    /// Woken when the list changes, for calls waiting for an endpoint.
+    changed: Notify,
+    options: OutlierOptions,
+    /// Where calls report an endpoint that should be ejected.
+    failing: mpsc::UnboundedSender<SocketAddr>,
+    /// Dropped with the last handle, which ends the membership task.
+    _alive: oneshot::Sender<()>,
+}
+
+impl Endpoints {
+    fn list(&self) -> std::sync::RwLockReadGuard<'_, Vec<Tracked>> {
+        // A plain list: a panic while holding the lock leaves it usable.
+        self.list.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn edit(&self, edit: impl FnOnce(&mut Vec<Tracked>)) {
+        edit(&mut self.list.write().unwrap_or_else(PoisonError::into_inner));
+        self.changed.notify_waiters();
+    }
+
+    /// The less loaded of two endpoints drawn at random; `None` while there is none.
+    fn pick(&self) -> Option<Tracked> {
+        let list = self.list();
+        let chosen = match list.len() {
+            0 => return None,
+            1 => &list[0],
+            n => {
+                let a = fastrand::usize(..n);
+                let b = (a + fastrand::usize(1..n)) % n;
+                let (a, b) = (&list[a], &list[b]);
+                if b.load(&self.options) < a.load(&self.options) {
+                    b
+                } else {
+                    a
+                }
+            }
+        };
+        Some(chosen.clone())
+    }
+
+    /// An endpoint for the next call, once there is one.
+    async fn next(&self) -> Tracked {
+        loop {
+            // Made before looking, so that a change in between still wakes it.
+            let changed = self.changed.notified();
+            if let Some(endpoint) = self.pick() {
+                return endpoint;
+            }
+            changed.await;
+        }
+    }
+
+    /// Sends `request` to an endpoint, and records how it answered.
+    async fn call(&self, request: http::Request<Body>) -> Result<http::Response<Body>, BoxError> {
+        let Tracked {
+            addr,
+            mut channel,
+            health,
+        } = self.next().await;
+        let in_flight = InFlight::start(health);
+        std::future::poll_fn(|cx| channel.poll_ready(cx)).await?;
+        let result = channel.call(request).await;
+        let failed = match &result {
+            Err(_) => true,
+            Ok(response) => status_in(response.headers()) == Some(Code::Unavailable),
+        };
+        let threshold = self.options.consecutive_failures;
+        if in_flight.0.record(failed, threshold) {
+            // The membership task is gone with the last handle: nothing to tell.
+            let _ = self.failing.send(addr);
+        }
+        drop(in_flight);
+        result.map_err(Into::into)
+    }
+}
+
 /// The balanced channel of one upstream: cheap to clone, every clone shares the
 /// endpoints. Calls wait (within their deadline) while the upstream has no endpoint.
 #[derive(Clone)]
 pub struct Balanced {
-    inner: Buffer<http::Request<Body>, ResponseFuture>,
+    endpoints: Arc<Endpoints>,
 }
 
 impl fmt::Debug for Balanced {
@@ -201,22 +243,18 @@ impl fmt::Debug for Balanced {
 impl Service<http::Request<Body>> for Balanced {
     type Response = http::Response<Body>;
     type Error = BoxError;
-    type Future = BoxFuture<'static, Result<http::Response<Body>, BoxError>>;
+    type Future = ResponseFuture;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+    /// Always ready: the endpoint is chosen, and waited for, by the call.
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        Box::pin(self.inner.call(request))
+        let endpoints = Arc::clone(&self.endpoints);
+        Box::pin(async move { endpoints.call(request).await })
     }
 }
-
-/// Calls queued for the balancer at once; more wait for room (within their deadline).
-const QUEUE: usize = 1024;
-
-/// What the pool is told to change.
-type Changes = mpsc::Sender<Change<SocketAddr, Tracked>>;
 
 /// A balanced channel over the endpoints `members` keeps up to date. `make` builds the
 /// (lazily connecting) endpoint of an address; `upstream` names it in logs and
@@ -227,30 +265,24 @@ pub(crate) fn balanced(
     options: OutlierOptions,
     members: Membership,
 ) -> Balanced {
-    let (changes, discovered) = mpsc::channel(64);
-    let mut discovered = discovered;
-    let discover = futures_util::stream::poll_fn(move |cx| {
-        discovered
-            .poll_recv(cx)
-            .map(|change| change.map(Ok::<_, Infallible>))
-    });
-    let balance = Balance::new(discover);
-    let service = tower::util::BoxService::new(tower::util::MapFuture::new(
-        balance,
-        |future| -> ResponseFuture { Box::pin(future) },
-    ));
-    let inner = Buffer::new(service, QUEUE);
     let (failing, failures) = mpsc::unbounded_channel();
+    let (alive, closed) = oneshot::channel();
+    let endpoints = Arc::new(Endpoints {
+        list: RwLock::default(),
+        changed: Notify::new(),
+        options,
+        failing,
+        _alive: alive,
+    });
     let pool = Pool {
         upstream,
         make,
         options,
-        changes,
-        failing,
+        endpoints: Arc::downgrade(&endpoints),
         members: HashMap::new(),
     };
-    tokio::spawn(pool.run(members, failures));
-    Balanced { inner }
+    tokio::spawn(pool.run(members, failures, closed));
+    Balanced { endpoints }
 }
 
 /// Where the pool's addresses come from.
@@ -275,8 +307,8 @@ struct Pool {
     upstream: String,
     make: Box<dyn Fn(SocketAddr) -> Option<Endpoint> + Send + Sync>,
     options: OutlierOptions,
-    changes: Changes,
-    failing: mpsc::UnboundedSender<SocketAddr>,
+    /// The list the handles share; gone with the last handle.
+    endpoints: Weak<Endpoints>,
     members: HashMap<SocketAddr, Member>,
 }
 
@@ -290,10 +322,11 @@ impl Pool {
         mut self,
         membership: Membership,
         mut failures: mpsc::UnboundedReceiver<SocketAddr>,
+        mut closed: oneshot::Receiver<()>,
     ) {
         let (resolve, every) = match membership {
             Membership::Fixed(addr) => {
-                if self.resolved(HashSet::from([addr])).await.is_err() {
+                if self.resolved(HashSet::from([addr])).is_err() {
                     return;
                 }
                 (None, Duration::ZERO)
@@ -304,7 +337,7 @@ impl Pool {
         loop {
             let readmit_at = self.members.values().filter_map(|m| m.ejected_until).min();
             let step = tokio::select! {
-                () = self.changes.closed() => return,
+                _ = &mut closed => return,
                 () = tokio::time::sleep_until(next_resolve.into()), if resolve.is_some() => {
                     let resolved = match &resolve {
                         Some(resolve) => resolve().await,
@@ -312,7 +345,7 @@ impl Pool {
                     };
                     next_resolve = Instant::now().checked_add(every).unwrap_or(next_resolve);
                     match resolved {
-                        Ok(addrs) => self.resolved(addrs.into_iter().collect()).await,
+                        Ok(addrs) => self.resolved(addrs.into_iter().collect()),
                         // Keep the last known endpoints: a DNS hiccup must not empty
                         // the pool.
                         Err(error) => {
@@ -321,8 +354,8 @@ impl Pool {
                         }
                     }
                 }
-                Some(addr) = failures.recv() => self.eject(addr).await,
-                () = sleep_until_some(readmit_at) => self.readmit_due().await,
+                Some(addr) = failures.recv() => self.eject(addr),
+                () = sleep_until_some(readmit_at) => self.readmit_due(),
             };
             if step.is_err() {
                 return;
@@ -337,7 +370,13 @@ impl Pool {
             .count()
     }
 
-    async fn insert(&self, addr: SocketAddr, health: &Arc<Health>) -> Result<(), Closed> {
+    fn edit(&self, edit: impl FnOnce(&mut Vec<Tracked>)) -> Result<(), Closed> {
+        let endpoints = self.endpoints.upgrade().ok_or(Closed)?;
+        endpoints.edit(edit);
+        Ok(())
+    }
+
+    fn insert(&self, addr: SocketAddr, health: &Arc<Health>) -> Result<(), Closed> {
         let Some(endpoint) = (self.make)(addr) else {
             return Ok(());
         };
@@ -345,24 +384,16 @@ impl Pool {
             addr,
             channel: endpoint.connect_lazy(),
             health: Arc::clone(health),
-            options: self.options,
-            failing: self.failing.clone(),
         };
-        self.changes
-            .send(Change::Insert(addr, tracked))
-            .await
-            .map_err(|_| Closed)
+        self.edit(|list| list.push(tracked))
     }
 
-    async fn remove(&self, addr: SocketAddr) -> Result<(), Closed> {
-        self.changes
-            .send(Change::Remove(addr))
-            .await
-            .map_err(|_| Closed)
+    fn remove(&self, addr: SocketAddr) -> Result<(), Closed> {
+        self.edit(|list| list.retain(|tracked| tracked.addr != addr))
     }
 
     /// The upstream now resolves to `resolved`.
-    async fn resolved(&mut self, resolved: HashSet<SocketAddr>) -> Result<(), Closed> {
+    fn resolved(&mut self, resolved: HashSet<SocketAddr>) -> Result<(), Closed> {
         let current: HashSet<SocketAddr> = self.members.keys().copied().collect();
         if current == resolved {
             return Ok(());
@@ -371,12 +402,12 @@ impl Pool {
             if let Some(member) = self.members.remove(gone)
                 && member.ejected_until.is_none()
             {
-                self.remove(*gone).await?;
+                self.remove(*gone)?;
             }
         }
         for new in resolved.difference(&current) {
             let health = Arc::new(Health::default());
-            self.insert(*new, &health).await?;
+            self.insert(*new, &health)?;
             self.members.insert(
                 *new,
                 Member {
@@ -388,13 +419,13 @@ impl Pool {
         tracing::info!(upstream = %self.upstream, addresses = resolved.len(), "upstream endpoints updated");
         if self.in_balancer() == 0 && !self.members.is_empty() {
             // Only ejected endpoints are left: better to try them than to have none.
-            self.readmit(|_| true).await?;
+            self.readmit(|_| true)?;
         }
         Ok(())
     }
 
     /// `addr` failed too many times in a row.
-    async fn eject(&mut self, addr: SocketAddr) -> Result<(), Closed> {
+    fn eject(&mut self, addr: SocketAddr) -> Result<(), Closed> {
         let in_balancer = self.in_balancer();
         let Some(member) = self.members.get_mut(&addr) else {
             return Ok(());
@@ -417,17 +448,17 @@ impl Pool {
             "upstream endpoint ejected"
         );
         metrics::counter!(names::EJECTIONS, "upstream" => self.upstream.clone()).increment(1);
-        self.remove(addr).await
+        self.remove(addr)
     }
 
-    async fn readmit_due(&mut self) -> Result<(), Closed> {
+    fn readmit_due(&mut self) -> Result<(), Closed> {
         let now = Instant::now();
-        self.readmit(|until| until <= now).await
+        self.readmit(|until| until <= now)
     }
 
     /// Puts back every ejected endpoint whose ejection ends at a time `due` accepts,
     /// with a fresh connection and a clean failure count.
-    async fn readmit(&mut self, due: impl Fn(Instant) -> bool) -> Result<(), Closed> {
+    fn readmit(&mut self, due: impl Fn(Instant) -> bool) -> Result<(), Closed> {
         let back: Vec<(SocketAddr, Arc<Health>)> = self
             .members
             .iter_mut()
@@ -444,7 +475,7 @@ impl Pool {
                 state.last_failure = None;
             }
             tracing::info!(upstream = %self.upstream, endpoint = %addr, "upstream endpoint readmitted");
-            self.insert(addr, &health).await?;
+            self.insert(addr, &health)?;
         }
         Ok(())
     }
