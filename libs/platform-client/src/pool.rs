@@ -211,8 +211,10 @@ impl Endpoints {
             health,
         } = self.next().await;
         let in_flight = InFlight::start(health);
-        std::future::poll_fn(|cx| channel.poll_ready(cx)).await?;
-        let result = channel.call(request).await;
+        let result = match std::future::poll_fn(|cx| channel.poll_ready(cx)).await {
+            Ok(()) => channel.call(request).await,
+            Err(error) => Err(error),
+        };
         let failed = match &result {
             Err(_) => true,
             Ok(response) => status_in(response.headers()) == Some(Code::Unavailable),
