@@ -111,12 +111,9 @@ macro_rules! rpc_span {
 }
 
 /// `/pkg.Service/Method` → (`pkg.Service`, `Method`).
-pub fn split_path(path: &str) -> (String, String) {
+pub fn split_path(path: &str) -> (&str, &str) {
     let trimmed = path.trim_start_matches('/');
-    match trimmed.split_once('/') {
-        Some((service, method)) => (service.to_owned(), method.to_owned()),
-        None => (trimmed.to_owned(), String::new()),
-    }
+    trimmed.split_once('/').unwrap_or((trimmed, ""))
 }
 
 /// The status code carried in `headers` (a trailers-only answer) or trailers.
@@ -132,8 +129,8 @@ mod tests {
     fn splits_grpc_paths() {
         assert_eq!(
             split_path("/users.v1.UserService/GetUser"),
-            ("users.v1.UserService".to_owned(), "GetUser".to_owned())
+            ("users.v1.UserService", "GetUser")
         );
-        assert_eq!(split_path("/junk"), ("junk".to_owned(), String::new()));
+        assert_eq!(split_path("/junk"), ("junk", ""));
     }
 }

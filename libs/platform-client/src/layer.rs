@@ -16,11 +16,13 @@
 //! checks and reflection pass through untouched: probes make no spans and start no
 //! traces.
 
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 use http::{HeaderMap, HeaderValue};
+use metrics::Histogram;
 use tonic::body::Body;
 use tonic::{Code, Status};
 use tower_layer::Layer;
@@ -29,6 +31,7 @@ use tracing::{Instrument, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::body::{Outcome, StatusBody, split_path, status_in};
+use crate::handles::{ByCode, ByPath};
 
 /// Metric names, in the Prometheus form of the OpenTelemetry RPC conventions.
 pub mod names {
@@ -48,15 +51,38 @@ const GRPC_TIMEOUT: &str = "grpc-timeout";
 pub type ResponseFuture = BoxFuture<'static, Result<http::Response<Body>, Status>>;
 
 /// Adds [`ClientService`] around a channel.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ClientLayer {
     default_timeout: Duration,
+    methods: Arc<ByPath<Method>>,
 }
 
 impl ClientLayer {
     /// `default_timeout` bounds every call, and is the deadline of calls that set none.
     pub fn new(default_timeout: Duration) -> Self {
-        Self { default_timeout }
+        Self {
+            default_timeout,
+            methods: Arc::default(),
+        }
+    }
+}
+
+/// A method as the client's spans and metrics name it, with its duration histograms.
+#[derive(Debug)]
+pub struct Method {
+    service: String,
+    method: String,
+    durations: ByCode<Histogram>,
+}
+
+impl Method {
+    fn of(path: &str) -> Self {
+        let (service, method) = split_path(path);
+        Self {
+            service: service.to_owned(),
+            method: method.to_owned(),
+            durations: ByCode::default(),
+        }
     }
 }
 
@@ -67,6 +93,7 @@ impl<S> Layer<S> for ClientLayer {
         ClientService {
             inner,
             default_timeout: self.default_timeout,
+            methods: Arc::clone(&self.methods),
             not_ready: None,
         }
     }
@@ -77,6 +104,7 @@ impl<S> Layer<S> for ClientLayer {
 pub struct ClientService<S> {
     inner: S,
     default_timeout: Duration,
+    methods: Arc<ByPath<Method>>,
     /// Why the channel could not take the next call (no endpoint can be reached, say).
     /// Kept for [`Service::call`] rather than returned from `poll_ready`, so that a
     /// call refused before it left still gets its span and its metric.
@@ -132,8 +160,8 @@ where
                     .map_err(|error| Status::from_error(error.into()))
             });
         }
-        let (service, method) = split_path(path);
-        let span = client_span(&service, &method);
+        let method = self.methods.get(path, || Method::of(path));
+        let span = client_span(&method.service, &method.method);
         let budget = grpc_timeout(request.headers()).map_or(self.default_timeout, |asked| {
             asked.min(self.default_timeout)
         });
@@ -146,7 +174,6 @@ where
 
         let call = Call {
             span: span.clone(),
-            service,
             method,
             started: Instant::now(),
             budget,
@@ -239,18 +266,29 @@ pub fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
     })
 }
 
-/// `budget` as a `grpc-timeout` value, in tonic's own encoding.
+/// `budget` as a `grpc-timeout` value, as tonic encodes it: the finest unit that
+/// keeps the number within 8 digits.
 pub(crate) fn encode_timeout(budget: Duration) -> Option<HeaderValue> {
-    let mut request = tonic::Request::new(());
-    request.set_timeout(budget);
-    request.into_parts().0.into_headers().remove(GRPC_TIMEOUT)
+    const UNITS: [(u128, char); 6] = [
+        (1, 'n'),
+        (1_000, 'u'),
+        (1_000_000, 'm'),
+        (1_000_000_000, 'S'),
+        (60_000_000_000, 'M'),
+        (3_600_000_000_000, 'H'),
+    ];
+    let nanos = budget.as_nanos();
+    let (value, unit) = UNITS
+        .iter()
+        .map(|&(per, unit)| (nanos / per, unit))
+        .find(|&(value, _)| value <= 99_999_999)?;
+    HeaderValue::from_str(&format!("{value}{unit}")).ok()
 }
 
 /// One call in flight; records itself on its span and in the histogram when dropped.
 struct Call {
     span: Span,
-    service: String,
-    method: String,
+    method: Arc<Method>,
     started: Instant,
     budget: Duration,
     code: Option<Code>,
@@ -297,19 +335,39 @@ impl Drop for Call {
         if code != Code::Ok {
             self.span.record("otel.status_code", "ERROR");
         }
-        metrics::histogram!(
-            names::CLIENT_DURATION,
-            "rpc_service" => self.service.clone(),
-            "rpc_method" => self.method.clone(),
-            "rpc_grpc_status_code" => (code as i32).to_string()
-        )
-        .record(elapsed.as_secs_f64());
+        let method = &self.method;
+        let duration = method.durations.get(code, || {
+            metrics::histogram!(
+                names::CLIENT_DURATION,
+                "rpc_service" => method.service.clone(),
+                "rpc_method" => method.method.clone(),
+                "rpc_grpc_status_code" => (code as i32).to_string()
+            )
+        });
+        duration.record(elapsed.as_secs_f64());
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timeouts_are_encoded_as_tonic_encodes_them() {
+        for budget in [
+            Duration::from_nanos(1),
+            Duration::from_nanos(99_999_999),
+            Duration::from_nanos(100_000_001),
+            Duration::from_millis(250),
+            Duration::from_secs(100_000),
+            Duration::from_secs(1_000_000_000),
+        ] {
+            let mut request = tonic::Request::new(());
+            request.set_timeout(budget);
+            let tonic = request.into_parts().0.into_headers().remove(GRPC_TIMEOUT);
+            assert_eq!(encode_timeout(budget), tonic, "{budget:?}");
+        }
+    }
 
     #[test]
     fn timeouts_round_trip_through_the_header() {

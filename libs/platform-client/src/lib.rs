@@ -33,6 +33,7 @@
 pub mod body;
 pub mod channel;
 pub mod dns;
+pub mod handles;
 pub mod health;
 pub mod layer;
 pub mod middleware;

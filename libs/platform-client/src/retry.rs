@@ -299,8 +299,8 @@ async fn retrying<S: Transport>(
         let (service, method) = split_path(parts.uri.path());
         metrics::counter!(
             names::RETRIES,
-            "rpc_service" => service,
-            "rpc_method" => method,
+            "rpc_service" => service.to_owned(),
+            "rpc_method" => method.to_owned(),
             "reason" => reason.as_str()
         )
         .increment(1);
