@@ -16,11 +16,12 @@
 //! other path is labelled `unknown`, so a client sending junk paths cannot create an
 //! unbounded number of series.
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use http::{Request, Response};
+use metrics::{Counter, Gauge, Histogram};
 use tonic::Code;
 use tonic::body::Body;
 use tower_layer::Layer;
@@ -28,6 +29,7 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use platform_client::body::{Outcome, StatusBody, split_path, status_in};
+use platform_client::handles::ByCode;
 use platform_client::middleware::{Inner, Middleware, ResponseFuture, Wrapped};
 
 /// Metric names, in the Prometheus form of the OpenTelemetry RPC conventions.
@@ -48,10 +50,77 @@ fn is_infrastructure(path: &str) -> bool {
 /// The label given to a service or method the server does not serve.
 pub const UNKNOWN: &str = "unknown";
 
-/// The `(service, method)` pairs a server answers, read from the descriptors.
-#[derive(Debug, Clone, Default)]
+/// A method as the server's metrics name it, with its metric handles, each made on
+/// first use.
+#[derive(Debug)]
+pub struct Method {
+    service: String,
+    method: String,
+    active: OnceLock<Gauge>,
+    answered: ByCode<(Counter, Histogram)>,
+}
+
+impl Method {
+    fn new(service: &str, method: &str) -> Arc<Self> {
+        Arc::new(Self {
+            service: service.to_owned(),
+            method: method.to_owned(),
+            active: OnceLock::new(),
+            answered: ByCode::default(),
+        })
+    }
+
+    fn labels(&self) -> (String, String) {
+        (self.service.clone(), self.method.clone())
+    }
+
+    /// Its calls in flight.
+    fn active(&self) -> &Gauge {
+        self.active.get_or_init(|| {
+            let (service, method) = self.labels();
+            metrics::gauge!(names::ACTIVE, "rpc_service" => service, "rpc_method" => method)
+        })
+    }
+
+    /// Its calls answered with `code`, and their durations.
+    fn answered(&self, code: Code) -> (Counter, Histogram) {
+        self.answered.get(code, || {
+            let (service, method) = self.labels();
+            let labels = [
+                ("rpc_system", "grpc".to_owned()),
+                ("rpc_service", service),
+                ("rpc_method", method),
+                ("rpc_grpc_status_code", (code as i32).to_string()),
+            ];
+            (
+                metrics::counter!(names::REQUESTS, &labels),
+                metrics::histogram!(names::DURATION, &labels),
+            )
+        })
+    }
+}
+
+/// The methods of one served service, and what its unknown methods count as.
+#[derive(Debug)]
+struct Served {
+    methods: HashMap<String, Arc<Method>>,
+    unknown: Arc<Method>,
+}
+
+/// The methods a server answers, read from the descriptors, as metrics name them.
+#[derive(Debug, Clone)]
 pub struct KnownMethods {
-    methods: Arc<HashSet<(String, String)>>,
+    services: Arc<HashMap<String, Served>>,
+    unknown: Arc<Method>,
+}
+
+impl Default for KnownMethods {
+    fn default() -> Self {
+        Self {
+            services: Arc::default(),
+            unknown: Method::new(UNKNOWN, UNKNOWN),
+        }
+    }
 }
 
 impl KnownMethods {
@@ -63,35 +132,38 @@ impl KnownMethods {
 
     /// Every method of the named services in `pool`; a name the pool lacks adds none.
     pub fn from_pool(pool: &prost_reflect::DescriptorPool, names: &[&str]) -> Self {
-        let methods = names
+        let services = names
             .iter()
             .filter_map(|name| pool.get_service_by_name(name))
-            .flat_map(|service| {
-                let name = service.full_name().to_owned();
-                service
+            .map(|service| {
+                let name = service.full_name();
+                let methods = service
                     .methods()
-                    .map(|method| (name.clone(), method.name().to_owned()))
-                    .collect::<Vec<_>>()
+                    .map(|method| (method.name().to_owned(), Method::new(name, method.name())))
+                    .collect();
+                let unknown = Method::new(name, UNKNOWN);
+                (name.to_owned(), Served { methods, unknown })
             })
             .collect();
         Self {
-            methods: Arc::new(methods),
+            services: Arc::new(services),
+            ..Self::default()
         }
     }
 
-    /// The metric labels of a call to `service`/`method`: themselves when served,
-    /// else `unknown` for both (an unknown service) or for the method alone.
-    pub fn labels(&self, service: &str, method: &str) -> (String, String) {
-        if self
-            .methods
-            .contains(&(service.to_owned(), method.to_owned()))
-        {
-            (service.to_owned(), method.to_owned())
-        } else if self.methods.iter().any(|(known, _)| known == service) {
-            (service.to_owned(), UNKNOWN.to_owned())
-        } else {
-            (UNKNOWN.to_owned(), UNKNOWN.to_owned())
+    /// A call to `service`/`method` as metrics name it: itself when served, else
+    /// `unknown` for both (an unknown service) or for the method alone.
+    pub fn method(&self, service: &str, method: &str) -> &Arc<Method> {
+        match self.services.get(service) {
+            Some(served) => served.methods.get(method).unwrap_or(&served.unknown),
+            None => &self.unknown,
         }
+    }
+
+    /// The metric labels of a call to `service`/`method`, as [`KnownMethods::method`]
+    /// names it.
+    pub fn labels(&self, service: &str, method: &str) -> (String, String) {
+        self.method(service, method).labels()
     }
 }
 
@@ -124,12 +196,13 @@ impl<S> Layer<S> for RpcLayer {
 
 impl<S: Inner<B>, B: Send + 'static> Middleware<S, B> for RpcLayer {
     fn call(&self, inner: &mut S, mut request: Request<B>) -> ResponseFuture<S::Error> {
-        let path = request.uri().path().to_owned();
-        if is_infrastructure(&path) {
+        let path = request.uri().path();
+        if is_infrastructure(path) {
             return Box::pin(inner.call(request));
         }
-        let (service, method) = split_path(&path);
-        let span = platform_client::rpc_span!("grpc.server", "server", &service, &method);
+        let (service, method) = split_path(path);
+        let span = platform_client::rpc_span!("grpc.server", "server", service, method);
+        let method = Arc::clone(self.known.method(service, method));
         // A missing or malformed traceparent simply starts a new trace.
         let _ = span.set_parent(platform_telemetry::propagation::extract(request.headers()));
 
@@ -142,8 +215,7 @@ impl<S: Inner<B>, B: Send + 'static> Middleware<S, B> for RpcLayer {
                 .extensions_mut()
                 .insert(crate::deadline::Deadline::after(budget));
         }
-        let labels = self.known.labels(&service, &method);
-        let call = Call::start(span.clone(), labels, deadline);
+        let call = Call::start(span.clone(), method, deadline);
         let future = inner.call(request);
         Box::pin(
             async move {
@@ -177,25 +249,17 @@ impl<S: Inner<B>, B: Send + 'static> Middleware<S, B> for RpcLayer {
 /// One call in flight; records itself when dropped.
 struct Call {
     span: tracing::Span,
-    service: String,
-    method: String,
+    method: Arc<Method>,
     started: Instant,
     deadline: Option<Duration>,
     code: Option<Code>,
 }
 
 impl Call {
-    /// `labels` are the call's `(service, method)` as metrics name them.
-    fn start(
-        span: tracing::Span,
-        (service, method): (String, String),
-        deadline: Option<Duration>,
-    ) -> Self {
-        metrics::gauge!(names::ACTIVE, "rpc_service" => service.clone(), "rpc_method" => method.clone())
-            .increment(1.0);
+    fn start(span: tracing::Span, method: Arc<Method>, deadline: Option<Duration>) -> Self {
+        method.active().increment(1.0);
         Self {
             span,
-            service,
             method,
             started: Instant::now(),
             deadline,
@@ -218,17 +282,10 @@ impl Drop for Call {
             }
         });
         let code_num = code as i32;
-        let code_label = code_num.to_string();
-        metrics::gauge!(names::ACTIVE, "rpc_service" => self.service.clone(), "rpc_method" => self.method.clone())
-            .decrement(1.0);
-        let labels = [
-            ("rpc_system", "grpc".to_owned()),
-            ("rpc_service", self.service.clone()),
-            ("rpc_method", self.method.clone()),
-            ("rpc_grpc_status_code", code_label),
-        ];
-        metrics::counter!(names::REQUESTS, &labels).increment(1);
-        metrics::histogram!(names::DURATION, &labels).record(elapsed.as_secs_f64());
+        self.method.active().decrement(1.0);
+        let (requests, duration) = self.method.answered(code);
+        requests.increment(1);
+        duration.record(elapsed.as_secs_f64());
 
         self.span.record("rpc.grpc.status_code", code_num);
         if is_server_error(code) {
@@ -237,8 +294,8 @@ impl Drop for Call {
         let _entered = self.span.enter();
         tracing::info!(
             target: "access",
-            service = %self.service,
-            method = %self.method,
+            service = %self.method.service,
+            method = %self.method.method,
             code = ?code,
             duration_ms = elapsed.as_secs_f64() * 1000.0,
             "rpc finished"
