@@ -20,9 +20,10 @@
 //! - [`Client`]: a shared channel under both layers. Generated clients run over it
 //!   (`UserServiceClient::new(client)`), as do dynamic calls with `tonic::client::Grpc`.
 //! - [`health`]: the `grpc.health.v1` probe used by readiness checks.
-//! - [`body`] and [`middleware`]: what the server side builds on too: response bodies
-//!   that report their call's status, and the frame of the layers around a server's
-//!   routes (`platform-server`'s and `platform-auth`'s).
+//! - [`body`], [`handles`] and [`middleware`]: what the server side builds on too:
+//!   response bodies that report their call's status, metric handles kept per method
+//!   and status code, and the frame of the layers around a server's routes
+//!   (`platform-server`'s and `platform-auth`'s).
 //! - [`settings`]: the `[client]` section of a calling service's settings: a DNS
 //!   server to resolve with ([`dns`]) instead of the system resolver, re-resolution,
 //!   retries and ejection.
