@@ -38,7 +38,7 @@ impl<S: Service> std::fmt::Debug for Application<S> {
 
 impl<S: Service> Application<S> {
     /// Builds the service from `settings` and binds its public and admin ports.
-    pub async fn build(settings: S::Settings) -> Result<Self, S::Error> {
+    pub async fn build(settings: S::Settings) -> anyhow::Result<Self> {
         platform_server::metrics::install(S::COMPONENT);
         let mut parts = S::build(&settings).await?;
         if let Some(database) = parts.database.take() {
@@ -100,7 +100,7 @@ impl<S: Service> Application<S> {
     /// Serves both ports and watches the dependencies until `shutdown` fires, then
     /// reports not-ready, drains within the grace period, and runs the service's
     /// stop hooks.
-    pub async fn run_until_stopped(self, shutdown: Shutdown) -> Result<(), S::Error> {
+    pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let Parts {
             public,
             checks,

@@ -116,10 +116,11 @@ async fn serve<S: Service>(settings: S::Settings) -> anyhow::Result<()> {
         Err(error) => Err(error),
     };
     if let Err(error) = &result {
+        let error = format!("{error:#}");
         tracing::error!(%error, component = S::COMPONENT.name, "component failed");
     }
     telemetry.shutdown().await;
-    Ok(result?)
+    result
 }
 
 async fn migrate<S: Service>(settings: &S::Settings) -> anyhow::Result<()> {

@@ -14,7 +14,7 @@ use platform_db::{Database, DatabaseCheck, DatabaseSettings, Migrations};
 use platform_server::faults::FaultSettings;
 use platform_server::grpc::ServiceRoutes;
 use platform_server::http::HttpLimits;
-use platform_server::{AdminSettings, GrpcSettings, ServerError};
+use platform_server::{AdminSettings, GrpcSettings};
 use platform_telemetry::{Component, LogSettings};
 use tonic::body::Body;
 use tonic::server::NamedService;
@@ -40,14 +40,13 @@ pub trait Service: Package + Sized + Send + 'static {
     /// The service's settings, loaded in layers (defaults, `--config FILE`,
     /// `PREFIX__…` environment variables), with the sections the kernel reads.
     type Settings: KernelSettings;
-    /// Why the service could not start or stopped with an error.
-    type Error: std::error::Error + From<ServerError> + Send + Sync + 'static;
     /// The service's own subcommands ([`NoCommand`](crate::NoCommand) for none).
     type Command: clap::Subcommand + std::fmt::Debug + Send;
 
     /// Everything that can fail on bad configuration (keys, database URL, upstream
-    /// URLs), before the kernel binds the ports.
-    fn build(settings: &Self::Settings) -> impl Future<Output = Result<Parts, Self::Error>> + Send;
+    /// URLs), before the kernel binds the ports. The error says what was being built
+    /// (`database: …`); the kernel logs it and exits 1.
+    fn build(settings: &Self::Settings) -> impl Future<Output = anyhow::Result<Parts>> + Send;
 
     /// Runs one of the service's own subcommands.
     fn command(

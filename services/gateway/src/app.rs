@@ -16,10 +16,10 @@ use axum::body::Bytes;
 use platform_api::rules::Validator;
 use platform_auth::users_jwks::UsersJwks;
 use platform_kernel::{Parts, Service};
-use platform_server::ServerError;
 use prost_reflect::{DescriptorPool, ServiceDescriptor};
 use tokio_util::sync::CancellationToken;
 
+use crate::Gateway;
 use crate::client_address::ClientAddresses;
 use crate::edge::{self, Edge};
 use crate::openapi::{self, ApiInfo};
@@ -54,18 +54,7 @@ pub enum AppError {
     /// The rate limiter could not be set up.
     #[error(transparent)]
     RateLimit(#[from] LimiterError),
-    /// A server failed.
-    #[error(transparent)]
-    Server(#[from] ServerError),
 }
-
-platform_kernel::service! {
-    /// The gateway, as the kernel runs it.
-    pub struct Gateway;
-}
-
-/// The gateway, built and bound to its ports.
-pub type Application = platform_kernel::Application<Gateway>;
 
 /// The gateway's own subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -143,11 +132,10 @@ pub fn openapi_document(table: &RouteTable, settings: &Settings) -> serde_json::
 
 impl Service for Gateway {
     type Settings = Settings;
-    type Error = AppError;
     type Command = Command;
 
     /// Builds routes, upstream channels and the token verifier.
-    async fn build(settings: &Settings) -> Result<Parts, AppError> {
+    async fn build(settings: &Settings) -> anyhow::Result<Parts> {
         edge::describe_metrics();
         let (pool, services) = services(settings)?;
         let table = RouteTable::build(&pool, services.iter().map(|(s, _)| s.clone()))?;

@@ -3,8 +3,9 @@
 //!
 //! # Layout
 //!
-//! - [`app`]: the gateway as one value: built from settings, bound to its public and
-//!   admin ports, run until a shutdown signal.
+//! - [`app`]: how `platform-kernel` builds [`Gateway`] (declared here) from settings;
+//!   [`Application`] is it bound to its public and admin ports, run until a shutdown
+//!   signal.
 //! - [`settings`]: every setting, with defaults, from file and environment.
 //! - [`routing`]: path templates, the [`RouteTable`] built from a descriptor pool at
 //!   start-up, and matching a request's method and path to a [`Route`].
@@ -39,7 +40,15 @@ pub mod settings;
 pub mod transcode;
 pub mod upstream;
 
-pub use app::{AppError, Application, Gateway};
+pub use app::AppError;
 pub use routing::{Route, RouteError, RouteMatch, RouteTable};
 pub use settings::Settings;
 pub use transcode::{TranscodeError, build_request, render_response};
+
+platform_kernel::service! {
+    /// The gateway, as the kernel runs it.
+    pub struct Gateway;
+}
+
+/// The gateway, built and bound to its ports.
+pub type Application = platform_kernel::Application<Gateway>;

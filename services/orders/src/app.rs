@@ -7,13 +7,14 @@
 
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use platform_auth::AuthLayer;
-use platform_db::{Database, DbError, redact_url};
+use platform_db::{Database, redact_url};
 use platform_events::{Consumer, Relay, Source, streams};
 use platform_kernel::{NoCommand, Parts, Service};
 use platform_proto::orders::v1::order_service_server::OrderServiceServer;
-use platform_server::ServerError;
 
+use crate::Orders;
 use crate::accounts::Accounts;
 use crate::api::OrdersApi;
 use crate::reactions::{ACCOUNT_DELETIONS, AccountDeletions};
@@ -21,40 +22,15 @@ use crate::settings::Settings;
 use crate::store::{self, MIGRATIONS};
 use crate::watch::{Watch, hub};
 
-/// Why the service could not start or stopped with an error.
-#[derive(Debug, thiserror::Error)]
-pub enum AppError {
-    /// The database settings are unusable.
-    #[error("database: {0}")]
-    Database(#[from] DbError),
-    /// The users endpoint is unusable.
-    #[error("users endpoint: {0}")]
-    Users(#[from] platform_client::ClientError),
-    /// The events broker settings are unusable.
-    #[error(transparent)]
-    Events(#[from] platform_events::ConnectError),
-    /// A server failed.
-    #[error(transparent)]
-    Server(#[from] ServerError),
-}
-
-platform_kernel::service! {
-    /// The orders service, as the kernel runs it.
-    pub struct Orders;
-}
-
-/// The orders service, built and bound to its ports.
-pub type Application = platform_kernel::Application<Orders>;
-
 impl Service for Orders {
     type Settings = Settings;
-    type Error = AppError;
     type Command = NoCommand;
 
     /// Prepares the database pool and the users client.
-    async fn build(settings: &Settings) -> Result<Parts, AppError> {
-        let database = Database::connect_lazy(&settings.database)?;
-        let accounts = Accounts::new(&settings.users, &settings.client)?;
+    async fn build(settings: &Settings) -> anyhow::Result<Parts> {
+        let database = Database::connect_lazy(&settings.database).context("database")?;
+        let accounts =
+            Accounts::new(&settings.users, &settings.client).context("users endpoint")?;
         let verifier = settings.auth.verification.verifier(accounts.key_source());
         let auth = AuthLayer::new(Arc::new(verifier));
         let client = settings.events_client().await?;

@@ -3,8 +3,8 @@
 //!
 //! # Layout
 //!
-//! - [`app`]: [`Orders`], the service as `platform-kernel` runs it ([`Application`] is
-//!   it built from [`Settings`] and bound to its ports).
+//! - [`app`]: how `platform-kernel` builds [`Orders`] (declared here) from
+//!   [`Settings`]; [`Application`] is the service built and bound to its ports.
 //! - [`api`]: the gRPC service: parsing, authorization, account checks, the store.
 //! - [`accounts`]: the users service as orders sees it: account checks (cached), the
 //!   token keys, its health.
@@ -32,5 +32,12 @@ pub mod settings;
 pub mod store;
 pub mod watch;
 
-pub use app::{AppError, Application, Orders};
 pub use settings::Settings;
+
+platform_kernel::service! {
+    /// The orders service, as the kernel runs it.
+    pub struct Orders;
+}
+
+/// The orders service, built and bound to its ports.
+pub type Application = platform_kernel::Application<Orders>;

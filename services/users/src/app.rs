@@ -11,59 +11,26 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use platform_api::rules::CheckError;
 use platform_auth::AuthLayer;
-use platform_db::{Database, DbError, redact_url};
+use platform_db::{Database, redact_url};
 use platform_events::{Relay, streams};
 use platform_kernel::{Parts, Service};
 use platform_proto::users::v1::user_service_server::UserServiceServer;
-use platform_server::ServerError;
 
+use crate::Users;
 use crate::api::UsersApi;
 use crate::keys::Keys;
 use crate::password::{HashError, Hasher};
 use crate::settings::Settings;
 use crate::store::MIGRATIONS;
 
-/// Why the service could not start or stopped with an error.
-#[derive(Debug, thiserror::Error)]
-pub enum AppError {
-    /// A signing key could not be loaded or generated.
-    #[error("signing keys: {0}")]
-    Keys(#[from] platform_auth::KeyError),
-    /// The database settings are unusable.
-    #[error("database: {0}")]
-    Database(#[from] DbError),
-    /// The password hasher could not start.
-    #[error("password hashing: {0}")]
-    Hash(#[from] HashError),
-    /// The events broker settings are unusable.
-    #[error(transparent)]
-    Events(#[from] platform_events::ConnectError),
-    /// A server failed.
-    #[error(transparent)]
-    Server(#[from] ServerError),
-}
-
-platform_kernel::service! {
-    /// The users service, as the kernel runs it.
-    pub struct Users;
-}
-
-/// The users service, built and bound to its ports.
-pub type Application = platform_kernel::Application<Users>;
-
 impl Service for Users {
     type Settings = Settings;
-    type Error = AppError;
     type Command = Command;
 
     /// Loads keys and prepares the database pool; health turns SERVING once the
     /// database answers and its migrations are applied.
-    async fn build(settings: &Settings) -> Result<Parts, AppError> {
-        let keys = Keys::load(&settings.auth)?;
-        let params = crate::password::params(settings)
-            .map_err(|e| AppError::Hash(HashError::Argon2(e.to_string())))?;
-        let hasher = Hasher::new(params, settings.password.max_concurrent).await?;
-        let database = Database::connect_lazy(&settings.database)?;
+    async fn build(settings: &Settings) -> anyhow::Result<Parts> {
+        let (keys, hasher, database) = open(settings, settings.password.max_concurrent).await?;
         let auth = AuthLayer::new(Arc::clone(&keys.verifier));
         let api = UsersApi::new(&database, hasher, keys, settings);
         let mut parts = Parts::grpc(&settings.grpc, UserServiceServer::new(api), auth);
@@ -93,6 +60,16 @@ impl Service for Users {
             } => create_admin_from_file(&settings, &email, &display_name, &password_file).await,
         }
     }
+}
+
+/// What both the service and `users admin` need: the signing keys, a password hasher
+/// running at most `hashing` hashes at once, and the database pool.
+async fn open(settings: &Settings, hashing: usize) -> anyhow::Result<(Keys, Hasher, Database)> {
+    let keys = Keys::load(&settings.auth).context("signing keys")?;
+    let params = crate::password::params(settings).map_err(|e| HashError::Argon2(e.to_string()))?;
+    let hasher = Hasher::new(params, hashing).await?;
+    let database = Database::connect_lazy(&settings.database).context("database")?;
+    Ok((keys, hasher, database))
 }
 
 /// The operator subcommands of the `users` binary.
@@ -154,13 +131,12 @@ pub async fn create_admin(
     display_name: &str,
     password: &str,
 ) -> Result<crate::domain::User, AdminCommandError> {
-    let keys = Keys::load(&settings.auth).map_err(AppError::from)?;
-    let params = crate::password::params(settings)
-        .map_err(|e| AppError::Hash(HashError::Argon2(e.to_string())))?;
-    let hasher = Hasher::new(params, 1).await.map_err(AppError::from)?;
-    let database = Database::connect_lazy(&settings.database).map_err(AppError::from)?;
+    let (keys, hasher, database) = open(settings, 1).await?;
     if settings.database.run_migrations {
-        database.migrate(MIGRATIONS).await.map_err(AppError::from)?;
+        database
+            .migrate(MIGRATIONS)
+            .await
+            .context("applying migrations")?;
     }
     let api = UsersApi::new(&database, hasher, keys, settings);
     let created = api
@@ -175,7 +151,7 @@ pub async fn create_admin(
 pub enum AdminCommandError {
     /// The service's resources could not be opened.
     #[error(transparent)]
-    App(#[from] AppError),
+    Open(#[from] anyhow::Error),
     /// The account was refused.
     #[error("{}", describe(.0))]
     Refused(#[from] crate::error::ApiError),
@@ -183,8 +159,7 @@ pub enum AdminCommandError {
 
 fn describe(error: &crate::error::ApiError) -> String {
     match error {
-        crate::error::ApiError::Invalid(violations)
-        | crate::error::ApiError::Check(CheckError::Invalid(violations)) => {
+        crate::error::ApiError::Check(CheckError::Invalid(violations)) => {
             platform_api::describe(violations)
         }
         other => other.to_string(),

@@ -3,9 +3,9 @@
 //!
 //! # Layout
 //!
-//! - [`app`]: [`Users`], the service as `platform-kernel` runs it ([`Application`] is
-//!   it built from [`Settings`] and bound to its ports), plus the operator command
-//!   that creates admins.
+//! - [`app`]: how `platform-kernel` builds [`Users`] (declared here) from
+//!   [`Settings`], [`Application`] being the service built and bound to its ports;
+//!   and the operator command that creates admins.
 //! - [`api`]: the gRPC service: parsing, authorization, calls into the store.
 //! - [`domain`]: validated values (`Email`, `DisplayName`, `Password`, ...).
 //! - [`events`]: the events it publishes (`UserDeleted`), written to the outbox by
@@ -30,5 +30,12 @@ pub mod sessions;
 pub mod settings;
 pub mod store;
 
-pub use app::{AppError, Application, Users};
 pub use settings::Settings;
+
+platform_kernel::service! {
+    /// The users service, as the kernel runs it.
+    pub struct Users;
+}
+
+/// The users service, built and bound to its ports.
+pub type Application = platform_kernel::Application<Users>;

@@ -170,7 +170,7 @@ pub(crate) struct Stack {
 pub(crate) struct Replica {
     pub(crate) orders: OrderServiceClient<Channel>,
     trigger: Trigger,
-    handle: JoinHandle<Result<(), orders::AppError>>,
+    handle: JoinHandle<anyhow::Result<()>>,
 }
 
 impl Replica {

@@ -9,7 +9,7 @@ use platform_auth::{Clock, SigningKey, TokenIssuer, TokenSettings};
 use platform_shutdown::{Shutdown, Trigger};
 use platform_testing::{PASSWORD, TestDatabase, UsersApi};
 use tokio::task::JoinHandle;
-use users::{AppError, Application, Settings};
+use users::{Application, Settings};
 
 /// The service name the health protocol reports readiness under.
 pub(crate) const SERVICE: &str = "users.v1.UserService";
@@ -28,7 +28,7 @@ pub(crate) struct TestApp {
     pub(crate) settings: Settings,
     pub(crate) api: UsersApi,
     trigger: Trigger,
-    handle: JoinHandle<Result<(), AppError>>,
+    handle: JoinHandle<anyhow::Result<()>>,
     dir: tempfile::TempDir,
     db: TestDatabase,
 }
