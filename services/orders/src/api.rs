@@ -17,7 +17,7 @@ use tonic::{Request, Response, Status};
 use crate::accounts::Accounts;
 use crate::domain::{self, FieldViolation, Items, Order, OrderId, OrderStatus, RawItem, UserId};
 use crate::error::ApiError;
-use crate::store::{Cancelled, Created, Filter, NewOrder, OrderStore};
+use crate::store::{Cancelled, Created, Filter, NewOrder, OrderStore, Page};
 use crate::watch::{ChangeStream, Watch};
 
 /// The gRPC face of the orders service.
@@ -169,7 +169,7 @@ impl OrderService for OrdersApi {
         let request_id = domain::request_id(&req.request_id);
         violations.finish()?;
         let Some(items) = items else {
-            return Err(ApiError::Invalid(InvalidRequest::default()).into());
+            return Err(ApiError::from(InvalidRequest::default()).into());
         };
 
         self.accounts
@@ -242,8 +242,10 @@ impl OrderService for OrdersApi {
                     user_id: user_id.flatten(),
                     status,
                 },
-                page.limit + 1,
-                page.after.map(OrderId::from),
+                Page {
+                    limit: page.limit + 1,
+                    after: page.after.map(OrderId::from),
+                },
             )
             .await
             .map_err(ApiError::from)?;
@@ -307,7 +309,7 @@ impl OrderService for OrdersApi {
         let owner = violations.check(owner);
         violations.finish()?;
         let (Some(owner), Some(after)) = (owner, after) else {
-            return Err(ApiError::Invalid(InvalidRequest::default()).into());
+            return Err(ApiError::from(InvalidRequest::default()).into());
         };
         let changes = self
             .watch

@@ -16,11 +16,8 @@ use crate::watch::WatchError;
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// One or more request fields are invalid.
-    #[error("invalid request")]
-    Invalid(#[from] InvalidRequest),
-    /// The request breaks its rules, or could not be checked against them (a defect
-    /// of the service).
+    /// The request breaks its rules or has invalid fields, or could not be checked
+    /// against its rules (a defect of the service).
     #[error(transparent)]
     Check(#[from] CheckError),
     /// The caller may not do this.
@@ -49,7 +46,6 @@ pub enum ApiError {
 impl From<ApiError> for Status {
     fn from(error: ApiError) -> Self {
         match error {
-            ApiError::Invalid(invalid) => invalid.into(),
             ApiError::Check(check) => check.into(),
             ApiError::PermissionDenied(msg) => Status::permission_denied(msg),
             ApiError::NotFound => Status::not_found("order not found"),
@@ -94,5 +90,11 @@ impl From<ApiError> for Status {
                 Status::unavailable("past changes could not be read, retry later")
             }
         }
+    }
+}
+
+impl From<InvalidRequest> for ApiError {
+    fn from(invalid: InvalidRequest) -> Self {
+        Self::Check(invalid.into())
     }
 }

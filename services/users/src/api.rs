@@ -105,7 +105,7 @@ impl UsersApi {
         violations.finish()?;
         let (Some(email), Some(display_name), Some(password)) = (email, display_name, password)
         else {
-            return Err(ApiError::Invalid(InvalidRequest::default()));
+            return Err(ApiError::from(InvalidRequest::default()));
         };
         let password_hash = self.hasher.hash(&password).await?;
         let user = self

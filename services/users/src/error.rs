@@ -18,13 +18,6 @@ use crate::store;
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// One or more request fields are invalid.
-    #[error("invalid request")]
-    Invalid(#[from] InvalidRequest),
-    /// The request breaks its rules, or could not be checked against them (a defect
-    /// of the service).
-    #[error(transparent)]
-    Check(#[from] CheckError),
     /// No, or no valid, credentials.
     #[error("{0}")]
     Unauthenticated(&'static str),
@@ -34,6 +27,10 @@ pub enum ApiError {
     /// No such account, or not one the caller may see.
     #[error("user not found")]
     NotFound,
+    /// The request breaks its rules or has invalid fields, or could not be checked
+    /// against its rules (a defect of the service).
+    #[error(transparent)]
+    Check(#[from] CheckError),
     /// The email belongs to another account.
     #[error("a user with this email already exists")]
     EmailTaken,
@@ -66,14 +63,19 @@ impl From<store::StoreError> for ApiError {
     }
 }
 
+impl From<InvalidRequest> for ApiError {
+    fn from(invalid: InvalidRequest) -> Self {
+        Self::Check(invalid.into())
+    }
+}
+
 impl From<ApiError> for Status {
     fn from(error: ApiError) -> Self {
         match error {
-            ApiError::Invalid(invalid) => invalid.into(),
-            ApiError::Check(check) => check.into(),
             ApiError::Unauthenticated(msg) => Status::unauthenticated(msg),
             ApiError::PermissionDenied(msg) => Status::permission_denied(msg),
             ApiError::NotFound => Status::not_found("user not found"),
+            ApiError::Check(check) => check.into(),
             ApiError::EmailTaken => Status::already_exists("a user with this email already exists"),
             // The delay also travels as google.rpc.RetryInfo, which the gateway turns
             // into `Retry-After`; rounded up so a client that waits it is let in.
