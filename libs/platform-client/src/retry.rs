@@ -35,9 +35,11 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt as _;
 use futures_util::future::BoxFuture;
 use http::HeaderValue;
 use http_body::{Body as _, Frame};
+use http_body_util::{BodyStream, StreamBody};
 use tonic::body::Body;
 use tonic::{Code, Status};
 use tower::ServiceExt;
@@ -389,35 +391,10 @@ async fn collect(mut body: Body, limit: usize) -> Result<Collected, Status> {
         }
         return Ok(Collected::Whole(bytes.freeze()));
     }
-    Ok(Collected::Streaming(Body::new(Prefixed {
-        frames,
-        rest: body,
-    })))
-}
-
-/// The frames already read, then the rest of the body.
-struct Prefixed {
-    frames: VecDeque<Frame<Bytes>>,
-    rest: Body,
-}
-
-impl http_body::Body for Prefixed {
-    type Data = Bytes;
-    type Error = Status;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        if let Some(frame) = self.frames.pop_front() {
-            return Poll::Ready(Some(Ok(frame)));
-        }
-        Pin::new(&mut self.rest).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.frames.is_empty() && self.rest.is_end_stream()
-    }
+    // The frames already read, then the rest of the body.
+    let read = futures_util::stream::iter(frames.into_iter().map(Ok));
+    let rest = read.chain(BodyStream::new(body));
+    Ok(Collected::Streaming(Body::new(StreamBody::new(rest))))
 }
 
 #[cfg(test)]
