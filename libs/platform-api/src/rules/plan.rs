@@ -401,6 +401,12 @@ fn field_rules(
     rules
 }
 
+/// The rules of `FieldRules` named after a scalar type.
+const SCALARS: [&str; 15] = [
+    "string", "bytes", "bool", "float", "double", "int32", "int64", "uint32", "uint64", "sint32",
+    "sint64", "fixed32", "fixed64", "sfixed32", "sfixed64",
+];
+
 /// The rules of the `type` oneof of `FieldRules`, if they fit the field.
 fn kind(
     field: &FieldDescriptor,
@@ -419,22 +425,14 @@ fn kind(
         "repeated" => whole_list,
         "map" => whole_map,
         _ if whole_list || whole_map => false,
-        "string" => element_kind == Kind::String,
-        "bytes" => element_kind == Kind::Bytes,
-        "bool" => element_kind == Kind::Bool,
         "enum" => matches!(element_kind, Kind::Enum(_)),
-        "float" => element_kind == Kind::Float,
-        "double" => element_kind == Kind::Double,
-        "int32" => element_kind == Kind::Int32,
-        "int64" => element_kind == Kind::Int64,
-        "uint32" => element_kind == Kind::Uint32,
-        "uint64" => element_kind == Kind::Uint64,
-        "sint32" => element_kind == Kind::Sint32,
-        "sint64" => element_kind == Kind::Sint64,
-        "fixed32" => element_kind == Kind::Fixed32,
-        "fixed64" => element_kind == Kind::Fixed64,
-        "sfixed32" => element_kind == Kind::Sfixed32,
-        "sfixed64" => element_kind == Kind::Sfixed64,
+        // Scalar rules are named after the field's type: `sint64` for TYPE_SINT64.
+        scalar if SCALARS.contains(&scalar) => field
+            .field_descriptor_proto()
+            .r#type()
+            .as_str_name()
+            .strip_prefix("TYPE_")
+            .is_some_and(|kind| kind.eq_ignore_ascii_case(scalar)),
         // any, duration, timestamp, field_mask
         _ => {
             notes.add(prefix.trim_end_matches('.'));
