@@ -98,6 +98,15 @@ pub struct Filter {
     pub status: Option<OrderStatus>,
 }
 
+/// Which page of a listing (newest first): up to `limit` orders, older than `after`.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    /// At most this many.
+    pub limit: u32,
+    /// The last order of the previous page, if this is not the first.
+    pub after: Option<OrderId>,
+}
+
 /// Order storage.
 #[async_trait]
 pub trait OrderStore: Send + Sync + std::fmt::Debug + 'static {
@@ -106,13 +115,8 @@ pub trait OrderStore: Send + Sync + std::fmt::Debug + 'static {
     async fn create(&self, order: &NewOrder) -> Result<Created, StoreError>;
     /// The order with `id`.
     async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError>;
-    /// Up to `limit` orders matching `filter`, newest first, older than `after`.
-    async fn list(
-        &self,
-        filter: Filter,
-        limit: u32,
-        after: Option<OrderId>,
-    ) -> Result<Vec<Order>, StoreError>;
+    /// One page of the orders matching `filter`, newest first.
+    async fn list(&self, filter: Filter, page: Page) -> Result<Vec<Order>, StoreError>;
     /// Cancels the order if it is pending, with its `OrderCancelled` event (for
     /// `reason`) in the same transaction.
     async fn cancel(&self, id: OrderId, reason: &str) -> Result<Cancelled, StoreError>;
@@ -235,13 +239,8 @@ impl OrderStore for Notifying {
         self.inner.get(id).await
     }
 
-    async fn list(
-        &self,
-        filter: Filter,
-        limit: u32,
-        after: Option<OrderId>,
-    ) -> Result<Vec<Order>, StoreError> {
-        self.inner.list(filter, limit, after).await
+    async fn list(&self, filter: Filter, page: Page) -> Result<Vec<Order>, StoreError> {
+        self.inner.list(filter, page).await
     }
 
     async fn cancel(&self, id: OrderId, reason: &str) -> Result<Cancelled, StoreError> {

@@ -11,8 +11,8 @@ use sqlx::{AssertSqlSafe, ColumnIndex, Executor, Pool, QueryBuilder};
 use uuid::Uuid;
 
 use super::{
-    Applied, Cancelled, Created, Filter, ItemRow, NewOrder, OrderRow, OrderStore, ParkedEvent,
-    StoreError, assemble, existing,
+    Applied, Cancelled, Created, Filter, ItemRow, NewOrder, OrderRow, OrderStore, Page,
+    ParkedEvent, StoreError, assemble, existing,
 };
 use crate::domain::{Order, OrderId, OrderStatus, UserId};
 use crate::events::{self, reason};
@@ -207,12 +207,7 @@ where
         Ok(assemble(vec![order], items)?.pop())
     }
 
-    async fn list(
-        &self,
-        filter: Filter,
-        limit: u32,
-        after: Option<OrderId>,
-    ) -> Result<Vec<Order>, StoreError> {
+    async fn list(&self, filter: Filter, page: Page) -> Result<Vec<Order>, StoreError> {
         // Only the filters asked for are in the statement, so the planner sees plain
         // comparisons and can page on the (user_id, id) index.
         let mut query = QueryBuilder::<D>::new(format!("SELECT {COLUMNS} FROM orders WHERE TRUE"));
@@ -224,7 +219,7 @@ where
                 .push(" AND status = ")
                 .push_bind(status.as_db().to_owned());
         }
-        push_keyset_page(&mut query, after.map(OrderId::as_uuid), limit);
+        push_keyset_page(&mut query, page.after.map(OrderId::as_uuid), page.limit);
         let sql = query.sql();
         let rows: Vec<Row<D::Uuid>> = query
             .build_query_as()

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use orders::domain::{Items, OrderId, OrderStatus, RawItem, UserId};
-use orders::store::{self, Cancelled, Created, Filter, MIGRATIONS, NewOrder, OrderStore};
+use orders::store::{self, Cancelled, Created, Filter, MIGRATIONS, NewOrder, OrderStore, Page};
 use platform_db::{Database, DatabaseSettings};
 use platform_testing::TestDatabase;
 use uuid::Uuid;
@@ -32,6 +32,10 @@ fn items(skus: &[(&str, i32, i64)]) -> Items {
 }
 
 /// Every order of `user`, whatever its status.
+fn first(limit: u32) -> Page {
+    Page { limit, after: None }
+}
+
 fn of(user: UserId) -> Filter {
     Filter {
         user_id: Some(user),
@@ -115,7 +119,7 @@ async fn same_key_with_other_items_is_reported(db: TestDatabase) {
         store.create(&different).await.unwrap(),
         Created::KeyReused(_)
     ));
-    let all = store.list(of(owner), 10, None).await.unwrap();
+    let all = store.list(of(owner), first(10)).await.unwrap();
     assert_eq!(all.len(), 1, "no second order");
 }
 
@@ -139,7 +143,7 @@ async fn fifty_racing_retries_make_one_order(db: TestDatabase) {
         orders.iter().all(|o| *o == orders[0]),
         "fifty identical answers"
     );
-    let stored = store.list(of(owner), 100, None).await.unwrap();
+    let stored = store.list(of(owner), first(100)).await.unwrap();
     assert_eq!(stored.len(), 1, "exactly one order");
     assert_eq!(stored[0], orders[0]);
 }
@@ -193,7 +197,10 @@ async fn lists_newest_first_by_keyset_with_filters(db: TestDatabase) {
     let mut seen = Vec::new();
     let mut after = None;
     loop {
-        let page = store.list(of(alice), 4, after).await.unwrap();
+        let page = store
+            .list(of(alice), Page { limit: 4, after })
+            .await
+            .unwrap();
         if page.is_empty() {
             break;
         }
@@ -213,13 +220,12 @@ async fn lists_newest_first_by_keyset_with_filters(db: TestDatabase) {
                 user_id: Some(alice),
                 status: Some(OrderStatus::Cancelled),
             },
-            100,
-            None,
+            first(100),
         )
         .await
         .unwrap();
     assert_eq!(cancelled.len(), 6);
-    let everyone = store.list(Filter::default(), 1000, None).await.unwrap();
+    let everyone = store.list(Filter::default(), first(1000)).await.unwrap();
     assert_eq!(everyone.len(), 34);
     assert_eq!(
         everyone.iter().map(|o| o.id).collect::<HashSet<_>>().len(),
