@@ -13,7 +13,9 @@ use std::sync::Arc;
 use chrono::{DateTime, SubsecRound, Utc};
 use sqlx::postgres::Postgres;
 use sqlx::sqlite::Sqlite;
-use sqlx::{Decode, Encode, IntoArguments, Pool, QueryBuilder, Transaction, Type};
+use sqlx::{
+    Decode, Encode, Executor, FromRow, IntoArguments, Pool, QueryBuilder, Transaction, Type,
+};
 use uuid::Uuid;
 
 use crate::Database;
@@ -168,14 +170,23 @@ pub fn open<S: ?Sized>(
     }
 }
 
-/// Ends `query`, which stops inside a `WHERE` clause, with one keyset page of rows
-/// ordered by `id`, newest first: those older than `after`, at most `limit` of them.
+/// Ends `query`, a `SELECT` from `table` that stops inside its `WHERE` clause, with one
+/// keyset page of rows ordered by `id`, newest first (those older than `after`, at most
+/// `limit` of them), and fetches them from `pool` inside a query span.
 ///
 /// Paging on the primary key makes every page cost the same however deep it is.
-pub fn push_keyset_page<D>(query: &mut QueryBuilder<D>, after: Option<Uuid>, limit: u32)
+pub async fn fetch_page<D, R>(
+    pool: &Pool<D>,
+    mut query: QueryBuilder<D>,
+    table: &str,
+    after: Option<Uuid>,
+    limit: u32,
+) -> Result<Vec<R>, sqlx::Error>
 where
     D: Backend,
     i64: Column<D>,
+    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
+    R: for<'r> FromRow<'r, D::Row> + Send + Unpin,
 {
     if let Some(after) = after {
         query.push(" AND id < ").push_bind(D::uuid_to_db(after));
@@ -183,6 +194,8 @@ where
     query
         .push(" ORDER BY id DESC LIMIT ")
         .push_bind(i64::from(limit));
+    let span = observe::query_span(D::SYSTEM, "SELECT", table, query.sql().as_str());
+    query.build_query_as().fetch_all(pool).traced(span).await
 }
 
 /// Now, at the microsecond precision both backends keep, so that what a write returns

@@ -13,9 +13,7 @@
 pub mod backend;
 pub mod observe;
 
-pub use backend::{
-    Backend, Column, NotAUuid, begin, commit, now, open, push_keyset_page, rollback,
-};
+pub use backend::{Backend, Column, NotAUuid, begin, commit, fetch_page, now, open, rollback};
 pub use observe::{TraceQuery, query_span};
 
 use std::path::{Path, PathBuf};

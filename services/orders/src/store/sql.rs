@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use platform_db::{Backend, Column, NotAUuid, TraceQuery, now, push_keyset_page, query_span};
+use platform_db::{Backend, Column, NotAUuid, TraceQuery, fetch_page, now, query_span};
 use sqlx::{AssertSqlSafe, ColumnIndex, Executor, Pool, QueryBuilder};
 use uuid::Uuid;
 
@@ -219,13 +219,8 @@ where
                 .push(" AND status = ")
                 .push_bind(status.as_db().to_owned());
         }
-        push_keyset_page(&mut query, page.after.map(OrderId::as_uuid), page.limit);
-        let sql = query.sql();
-        let rows: Vec<Row<D::Uuid>> = query
-            .build_query_as()
-            .fetch_all(self)
-            .traced(query_span(D::SYSTEM, "SELECT", "orders", sql.as_str()))
-            .await?;
+        let after = page.after.map(OrderId::as_uuid);
+        let rows: Vec<Row<D::Uuid>> = fetch_page(self, query, "orders", after, page.limit).await?;
         Ok(with_items(self, rows)
             .await?
             .into_iter()

@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use platform_db::{Backend, Column, TraceQuery, now, push_keyset_page, query_span};
+use platform_db::{Backend, Column, TraceQuery, fetch_page, now, query_span};
 use sqlx::{AssertSqlSafe, ColumnIndex, Executor, Pool, QueryBuilder};
 
 use super::{NewUser, StoreError, UserChanges, UserStore, user_from_columns};
@@ -97,14 +97,9 @@ where
     }
 
     async fn list(&self, limit: u32, after: Option<UserId>) -> Result<Vec<User>, StoreError> {
-        let mut query = QueryBuilder::<D>::new(format!("SELECT {COLUMNS} FROM users WHERE TRUE"));
-        push_keyset_page(&mut query, after.map(UserId::as_uuid), limit);
-        let sql = query.sql();
-        let rows: Vec<Row<D::Uuid>> = query
-            .build_query_as()
-            .fetch_all(self)
-            .traced(query_span(D::SYSTEM, "SELECT", "users", sql.as_str()))
-            .await?;
+        let query = QueryBuilder::<D>::new(format!("SELECT {COLUMNS} FROM users WHERE TRUE"));
+        let after = after.map(UserId::as_uuid);
+        let rows: Vec<Row<D::Uuid>> = fetch_page(self, query, "users", after, limit).await?;
         rows.into_iter().map(to_user::<D>).collect()
     }
 
