@@ -383,6 +383,12 @@ async fn collect(mut body: Body, limit: usize) -> Result<Collected, Status> {
     })
     .await?;
     if whole {
+        // A unary call's message is one frame: kept as it is, not copied.
+        if frames.len() == 1
+            && let Some(Ok(data)) = frames.pop_front().map(Frame::into_data)
+        {
+            return Ok(Collected::Whole(data));
+        }
         let mut bytes = BytesMut::with_capacity(size);
         for frame in frames {
             if let Ok(data) = frame.into_data() {

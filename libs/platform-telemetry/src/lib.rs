@@ -219,12 +219,15 @@ where
 
     let (provider, exporting) = tracer_provider(component, env)?;
     // No thread attributes (a task moves between threads; the name would be noise, and
-    // each one an allocation per span) and no OpenTelemetry context activated on every
-    // poll: propagation reads the span's own context (`OpenTelemetrySpanExt`).
+    // each one an allocation per span), no source location (three attributes on every
+    // span, naming a line of the platform's code rather than what the request did) and
+    // no OpenTelemetry context activated on every poll: propagation reads the span's
+    // own context (`OpenTelemetrySpanExt`).
     let otel_layer = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer(component.name))
         .with_tracked_inactivity(false)
         .with_threads(false)
+        .with_location(false)
         .with_context_activation(false)
         .with_filter(spans_and_warnings());
 

@@ -94,10 +94,15 @@ pub(super) async fn serve(State(edge): State<Arc<Edge>>, request: Request) -> Re
         return edge_error(Code::InvalidArgument, &message, &pairs);
     }
     outgoing.safe_to_repeat |= carries_idempotency_key(&message);
+    // The calls' futures are boxed: inline, their kilobytes would make this handler's
+    // future as large, and every layer above moves it into a box of its own.
     if route.method().is_server_streaming() {
-        call_stream(&edge, upstream, route, message, &outgoing, &headers).await
+        Box::pin(call_stream(
+            &edge, upstream, route, message, &outgoing, &headers,
+        ))
+        .await
     } else {
-        call_unary(&edge, upstream, &route, message, &outgoing).await
+        Box::pin(call_unary(&edge, upstream, &route, message, &outgoing)).await
     }
 }
 
