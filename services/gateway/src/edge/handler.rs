@@ -62,10 +62,13 @@ pub(super) async fn serve(State(edge): State<Arc<Edge>>, request: Request) -> Re
         );
     };
     let policy = upstream.policy();
-    let headers = request.headers().clone();
     let mut outgoing = outgoing(&edge, &route, policy, &request);
     let query = request.uri().query().map(str::to_owned);
-    let bytes = match read_body(request, edge.http.max_body_bytes).await {
+    // The headers are taken rather than copied: reading the body needs only the rest.
+    let (mut parts, body) = request.into_parts();
+    let headers = std::mem::take(&mut parts.headers);
+    let request = Request::from_parts(parts, body);
+    let bytes = match read_body(request, &headers, edge.http.max_body_bytes).await {
         Ok(body) => body,
         Err(response) => return response,
     };
@@ -256,10 +259,11 @@ fn render(route: &Route, reply: &Reply, policy: &Policy) -> Response {
 }
 
 /// Reads the body within the limit the body-limit layer set; over it is 413. A
-/// declared `Content-Length` over `limit` is refused before anything is read.
-async fn read_body(request: Request, limit: usize) -> Result<Bytes, Response> {
-    let declared = header_text(request.headers(), header::CONTENT_LENGTH.as_str())
-        .and_then(|v| v.parse::<usize>().ok());
+/// `Content-Length` in `headers` (the request's) over `limit` is refused before
+/// anything is read.
+async fn read_body(request: Request, headers: &HeaderMap, limit: usize) -> Result<Bytes, Response> {
+    let declared =
+        header_text(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(payload_too_large(limit));
     }
