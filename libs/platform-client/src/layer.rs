@@ -28,7 +28,6 @@ use tonic::{Code, Status};
 use tower_layer::Layer;
 use tower_service::Service;
 use tracing::{Instrument, Span};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::body::{Outcome, StatusBody, split_path, status_in};
 use crate::handles::{ByCode, ByPath};
@@ -170,7 +169,7 @@ where
             Some(value) => headers.insert(GRPC_TIMEOUT, value),
             None => headers.remove(GRPC_TIMEOUT),
         };
-        platform_telemetry::propagation::inject(&span.context(), headers);
+        platform_telemetry::propagation::inject_span(&span, headers);
 
         let call = Call {
             span: span.clone(),

@@ -26,7 +26,6 @@ use tonic::Code;
 use tonic::body::Body;
 use tower_layer::Layer;
 use tracing::Instrument;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use platform_client::body::{Outcome, StatusBody, split_path, status_in};
 use platform_client::handles::ByCode;
@@ -204,7 +203,7 @@ impl<S: Inner<B>, B: Send + 'static> Middleware<S, B> for RpcLayer {
         let span = platform_client::rpc_span!("grpc.server", "server", service, method);
         let method = Arc::clone(self.known.method(service, method));
         // A missing or malformed traceparent simply starts a new trace.
-        let _ = span.set_parent(platform_telemetry::propagation::extract(request.headers()));
+        platform_telemetry::propagation::continue_trace(&span, request.headers());
 
         let deadline = crate::deadline::client_timeout(request.headers())
             .into_iter()

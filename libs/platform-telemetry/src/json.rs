@@ -3,7 +3,7 @@
 //! One object per line: `timestamp` (RFC 3339, UTC), `level`, `target`, `message`, the
 //! event's own fields under their own names (`grpc.addr`, `user.id`, ...), and, when the
 //! event happens inside a span, the W3C `trace_id` and `span_id` (lower-case hex) of
-//! that span's OpenTelemetry context, so a log line leads straight to its trace.
+//! that span's trace context (the OpenTelemetry SDK's, or the id-only layer's), so a log line leads straight to its trace.
 //!
 //! This is a [`Layer`] rather than a `fmt::FormatEvent`: a formatter runs inside the
 //! dispatcher and cannot reach it again, while the OpenTelemetry context of a span is
@@ -23,10 +23,10 @@ use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::Registry;
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::layer::{Context, Layer};
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
+
+use crate::ids::Ids;
 
 /// Keys the line itself uses; an event field with one of these names is written as
 /// `field.<name>` so it cannot overwrite them.
@@ -77,7 +77,7 @@ where
         };
         let mut span = registry.span(&id)?;
         loop {
-            if let Some(ids) = otel_ids(&span.id(), &dispatch) {
+            if let Some(ids) = otel_ids(&span, &dispatch) {
                 return Some(ids);
             }
             // A span the tracer does not see (a library's debug span, say): the
@@ -87,8 +87,12 @@ where
     }
 }
 
-fn otel_ids(id: &tracing::span::Id, dispatch: &Dispatch) -> Option<(TraceId, SpanId)> {
-    let cx = tracing_opentelemetry::get_otel_context(id, dispatch)?;
+/// The ids of one span, from whichever layer gave it some.
+fn otel_ids(span: &SpanRef<'_, Registry>, dispatch: &Dispatch) -> Option<(TraceId, SpanId)> {
+    if let Some(Ids(context)) = span.extensions().get::<Ids>() {
+        return Some((context.trace_id(), context.span_id()));
+    }
+    let cx = tracing_opentelemetry::get_otel_context(&span.id(), dispatch)?;
     let span = cx.span();
     let context = span.span_context();
     context
@@ -114,8 +118,9 @@ where
     }
 }
 
-/// The JSON line of `event`, newline included. Written straight into one buffer: this
-/// runs for every request's access line.
+/// The JSON line of `event`, newline included. Written straight into one buffer,
+/// without `fmt` where a number or a string can be copied: this runs for every
+/// request's access line.
 fn render(event: &Event<'_>, ids: Option<(TraceId, SpanId)>) -> Vec<u8> {
     let metadata = event.metadata();
     let mut fields = Fields::default();
@@ -123,76 +128,122 @@ fn render(event: &Event<'_>, ids: Option<(TraceId, SpanId)>) -> Vec<u8> {
 
     let mut line = Vec::with_capacity(160 + fields.rest.len());
     line.extend_from_slice(b"{\"timestamp\":\"");
-    let mut timestamp = String::new();
-    if SystemTime
-        .format_time(&mut Writer::new(&mut timestamp))
-        .is_ok()
-    {
-        line.extend_from_slice(timestamp.as_bytes());
-    }
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    line.extend_from_slice(now.as_bytes());
     line.extend_from_slice(b"\",\"level\":\"");
     line.extend_from_slice(metadata.level().as_str().as_bytes());
     line.extend_from_slice(b"\",\"target\":");
     push_str(&mut line, metadata.target());
-    line.extend_from_slice(b",\"message\":");
-    push_str(&mut line, fields.message.as_deref().unwrap_or_default());
+    line.extend_from_slice(b",\"message\":\"");
+    line.extend_from_slice(&fields.message);
+    line.push(b'"');
     line.extend_from_slice(&fields.rest);
     if let Some((trace_id, span_id)) = ids {
-        // Hex digits only: nothing to escape.
-        let _ = write!(
-            line,
-            ",\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\""
-        );
+        line.extend_from_slice(b",\"trace_id\":\"");
+        push_hex(&mut line, &trace_id.to_bytes());
+        line.extend_from_slice(b"\",\"span_id\":\"");
+        push_hex(&mut line, &span_id.to_bytes());
+        line.push(b'"');
     }
     line.extend_from_slice(b"}\n");
     line
 }
 
-/// `text` as a JSON string.
-fn push_str(line: &mut Vec<u8>, text: &str) {
-    // Serialising a string into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *line, text);
+/// `bytes` as lower-case hex.
+fn push_hex(line: &mut Vec<u8>, bytes: &[u8]) {
+    let start = line.len();
+    line.resize(start + 2 * bytes.len(), 0);
+    // The slice is exactly twice as long as `bytes`, as the encoding needs.
+    let _ = hex::encode_to_slice(bytes, &mut line[start..]);
 }
 
-/// The event's message, and its other fields already written as `,"name":value`, in
-/// the order they were recorded.
+/// `text` as a JSON string, quotes included.
+fn push_str(line: &mut Vec<u8>, text: &str) {
+    line.push(b'"');
+    push_escaped(line, text);
+    line.push(b'"');
+}
+
+/// `text` escaped for the inside of a JSON string: quotes, backslashes and control
+/// characters; everything else, UTF-8 included, is copied as it is.
+fn push_escaped(line: &mut Vec<u8>, text: &str) {
+    let bytes = text.as_bytes();
+    let mut copied = 0;
+    for (i, &byte) in bytes.iter().enumerate() {
+        let escape: &[u8] = match byte {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x00..=0x1f => b"",
+            _ => continue,
+        };
+        line.extend_from_slice(&bytes[copied..i]);
+        copied = i + 1;
+        if escape.is_empty() {
+            line.extend_from_slice(b"\\u00");
+            push_hex(line, &[byte]);
+        } else {
+            line.extend_from_slice(escape);
+        }
+    }
+    line.extend_from_slice(&bytes[copied..]);
+}
+
+/// Writes what it is given into a JSON string as it comes, escaped: a `Debug` or
+/// `Display` field goes into the line with no `String` of its own.
+struct Escaped<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for Escaped<'_> {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        push_escaped(self.0, text);
+        Ok(())
+    }
+}
+
+/// The event's message, escaped, and its other fields already written as
+/// `,"name":value`, in the order they were recorded.
 #[derive(Default)]
 struct Fields {
-    message: Option<String>,
+    message: Vec<u8>,
     rest: Vec<u8>,
 }
 
 impl Fields {
-    /// Starts the pair of `field`; `None` for the message, which is kept apart.
-    fn key(&mut self, field: &Field) -> bool {
+    /// Where the value of `field` goes: the message, or a new `,"name":` pair.
+    fn key(&mut self, field: &Field) -> Option<&mut Vec<u8>> {
         let name = field.name();
         if name == "message" {
-            return false;
+            self.message.clear();
+            return None;
         }
-        self.rest.push(b',');
+        self.rest.extend_from_slice(b",\"");
         if RESERVED.contains(&name) {
-            push_str(&mut self.rest, &format!("field.{name}"));
-        } else {
-            push_str(&mut self.rest, name);
+            self.rest.extend_from_slice(b"field.");
         }
-        self.rest.push(b':');
-        true
+        push_escaped(&mut self.rest, name);
+        self.rest.extend_from_slice(b"\":");
+        Some(&mut self.rest)
     }
 
     fn text(&mut self, field: &Field, text: &str) {
-        if self.key(field) {
-            push_str(&mut self.rest, text);
-        } else {
-            self.message = Some(text.to_owned());
+        match self.key(field) {
+            Some(rest) => push_str(rest, text),
+            None => push_escaped(&mut self.message, text),
         }
     }
 
-    fn number(&mut self, field: &Field, number: impl std::fmt::Display) {
-        if self.key(field) {
-            let _ = write!(self.rest, "{number}");
-        } else {
-            self.message = Some(number.to_string());
+    /// A number, or `true`/`false`: bare in a pair, as text in the message.
+    fn bare(&mut self, field: &Field, text: &str) {
+        match self.key(field) {
+            Some(rest) => rest.extend_from_slice(text.as_bytes()),
+            None => self.message.extend_from_slice(text.as_bytes()),
         }
+    }
+
+    fn integer(&mut self, field: &Field, number: impl itoa::Integer) {
+        self.bare(field, itoa::Buffer::new().format(number));
     }
 }
 
@@ -200,22 +251,30 @@ impl Visit for Fields {
     fn record_f64(&mut self, field: &Field, value: f64) {
         // NaN and infinities are not JSON numbers.
         if value.is_finite() {
-            self.number(field, value);
+            self.bare(field, ryu::Buffer::new().format_finite(value));
         } else {
             self.text(field, &value.to_string());
         }
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.number(field, value);
+        self.integer(field, value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.number(field, value);
+        self.integer(field, value);
+    }
+
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        self.integer(field, value);
+    }
+
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        self.integer(field, value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.number(field, value);
+        self.bare(field, if value { "true" } else { "false" });
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
@@ -223,10 +282,21 @@ impl Visit for Fields {
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.text(field, &value.to_string());
+        self.record_debug(field, &format_args!("{value}"));
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.text(field, &format!("{value:?}"));
+        use std::fmt::Write as _;
+        // Writing into a Vec cannot fail; a `Debug` impl that errs leaves what it wrote.
+        match self.key(field) {
+            Some(rest) => {
+                rest.push(b'"');
+                let _ = write!(Escaped(rest), "{value:?}");
+                rest.push(b'"');
+            }
+            None => {
+                let _ = write!(Escaped(&mut self.message), "{value:?}");
+            }
+        }
     }
 }

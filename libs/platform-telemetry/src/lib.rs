@@ -3,10 +3,12 @@
 //! # Layout
 //!
 //! - [`init`] installs the process-wide `tracing` subscriber (JSON or pretty logs, an
-//!   `EnvFilter`) and an OpenTelemetry tracer that gives every span W3C ids; when the
-//!   standard `OTEL_*` variables ask for it, the tracer exports spans over OTLP/gRPC in
-//!   batches. With no endpoint configured nothing is exported and nothing fails, but
-//!   traces still propagate and log lines still carry their `trace_id`.
+//!   `EnvFilter`) and a layer that gives every span W3C ids; when the standard
+//!   `OTEL_*` variables ask for it, that is an OpenTelemetry tracer exporting spans
+//!   over OTLP/gRPC in batches. With no endpoint configured nothing is exported and
+//!   nothing fails, but traces still propagate and log lines still carry their
+//!   `trace_id`, and the SDK is not involved at all (the `ids` module: trace context
+//!   without the SDK's spans).
 //! - [`json`]: the JSON log line, with `trace_id` and `span_id` inside spans.
 //! - [`export`]: counts of exported and lost spans, for Prometheus.
 //! - [`TelemetryGuard::shutdown`] flushes the spans still queued; call it last.
@@ -15,6 +17,7 @@
 //!   and gRPC metadata.
 
 pub mod export;
+mod ids;
 pub mod json;
 pub mod propagation;
 pub mod writer;
@@ -110,7 +113,8 @@ impl Component {
 #[derive(Debug)]
 #[must_use = "dropping the guard without shutdown loses queued spans"]
 pub struct TelemetryGuard {
-    provider: SdkTracerProvider,
+    /// The SDK's tracer, when spans are exported (or sampled by a configured sampler).
+    provider: Option<SdkTracerProvider>,
     exporting: bool,
     /// The buffered log writer of [`init`], flushed last.
     logs: Option<BufferedStdout>,
@@ -126,8 +130,8 @@ impl TelemetryGuard {
     /// buffered.
     pub async fn shutdown(self) {
         let logs = self.logs;
-        if self.exporting {
-            shutdown_provider(self.provider).await;
+        if let Some(provider) = self.provider.filter(|_| self.exporting) {
+            shutdown_provider(provider).await;
         }
         if let Some(logs) = logs {
             logs.flush();
@@ -222,18 +226,25 @@ where
     // each one an allocation per span), no source location (three attributes on every
     // span, naming a line of the platform's code rather than what the request did) and
     // no OpenTelemetry context activated on every poll: propagation reads the span's
-    // own context (`OpenTelemetrySpanExt`).
-    let otel_layer = tracing_opentelemetry::layer()
-        .with_tracer(provider.tracer(component.name))
-        .with_tracked_inactivity(false)
-        .with_threads(false)
-        .with_location(false)
-        .with_context_activation(false)
-        .with_filter(spans_and_warnings());
+    // own context (`propagation::inject_span`).
+    let otel_layer = provider.as_ref().map(|provider| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer(component.name))
+            .with_tracked_inactivity(false)
+            .with_threads(false)
+            .with_location(false)
+            .with_context_activation(false)
+            .with_filter(spans_and_warnings())
+    });
+    // Without the SDK's tracer, spans still need their ids.
+    let ids_layer = provider
+        .is_none()
+        .then(|| ids::IdsLayer::default().with_filter(spans_and_warnings()));
 
     let subscriber = tracing_subscriber::registry()
         .with(log_layer)
-        .with(otel_layer);
+        .with(otel_layer)
+        .with(ids_layer);
     Ok((
         subscriber,
         TelemetryGuard {
@@ -260,17 +271,22 @@ fn spans_and_warnings() -> FilterFn<impl Fn(&tracing::Metadata<'_>) -> bool> {
     .with_max_level_hint(LevelFilter::INFO)
 }
 
-/// The tracer provider for the `OTEL_*` variables, and whether it exports: with no
-/// endpoint (or `OTEL_SDK_DISABLED=true`) it makes ids and exports nothing.
+/// The tracer provider for the `OTEL_*` variables, and whether it exports. With no
+/// endpoint (or `OTEL_SDK_DISABLED=true`) nothing is exported, and unless
+/// `OTEL_TRACES_SAMPLER` asks for the SDK's sampling decisions (to be propagated),
+/// there is no provider: the id-only layer gives spans their ids.
 fn tracer_provider(
     component: Component,
     env: EnvLookup<'_>,
-) -> Result<(SdkTracerProvider, bool), TelemetryError> {
+) -> Result<(Option<SdkTracerProvider>, bool), TelemetryError> {
     let is_set = |key: &str| env(key).is_some_and(|v| !v.trim().is_empty());
     let disabled = env("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
     let endpoint_set =
         is_set("OTEL_EXPORTER_OTLP_ENDPOINT") || is_set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
     let exporting = endpoint_set && !disabled;
+    if !exporting && !is_set("OTEL_TRACES_SAMPLER") {
+        return Ok((None, false));
+    }
 
     // `Resource::builder` applies OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME; the
     // component's own name is only the fallback.
@@ -291,14 +307,12 @@ fn tracer_provider(
             .build()?;
         builder = builder.with_batch_exporter(CountingExporter::new(exporter));
     }
-    Ok((builder.build(), exporting))
+    Ok((Some(builder.build()), exporting))
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
-
-    use tracing_opentelemetry::OpenTelemetrySpanExt;
 
     use super::*;
 
@@ -336,6 +350,11 @@ mod tests {
 
     /// Runs `f` under the JSON subscriber with `filter` and no exporter configured.
     fn logged(filter: &str, f: impl FnOnce()) -> Vec<serde_json::Value> {
+        logged_with(&|_| None, filter, f)
+    }
+
+    /// [`logged`] in environment `env`.
+    fn logged_with(env: EnvLookup<'_>, filter: &str, f: impl FnOnce()) -> Vec<serde_json::Value> {
         let captured = Captured::default();
         let settings = LogSettings {
             format: LogFormat::Json,
@@ -343,7 +362,7 @@ mod tests {
         };
         let writer = captured.clone();
         let (subscriber, guard) =
-            subscriber(COMPONENT, &settings, &|_| None, move || writer.clone()).unwrap();
+            subscriber(COMPONENT, &settings, env, move || writer.clone()).unwrap();
         assert!(!guard.is_exporting(), "no endpoint, no export");
         tracing::subscriber::with_default(subscriber, f);
         captured.lines()
@@ -353,7 +372,7 @@ mod tests {
         let span = tracing::info_span!("request", otel.kind = "server");
         let mut headers = http::HeaderMap::new();
         headers.insert("traceparent", http::HeaderValue::from_static(PARENT));
-        span.set_parent(propagation::extract(&headers)).unwrap();
+        propagation::continue_trace(&span, &headers);
         span
     }
 
@@ -380,36 +399,86 @@ mod tests {
         assert!(line.get("span_id").is_none());
     }
 
+    /// No exporter, with the id-only layer and with the SDK's tracer (which a
+    /// configured sampler keeps).
+    const UNEXPORTED: [EnvLookup<'static>; 2] = [&|_| None, &|key| {
+        (key == "OTEL_TRACES_SAMPLER").then(|| "parentbased_always_on".to_owned())
+    }];
+
     #[test]
     fn lines_inside_a_span_carry_its_trace_and_span_id_without_an_exporter() {
-        let mut propagated = http::HeaderMap::new();
-        let lines = logged("info", || {
-            let span = remote_parent_span();
-            let _entered = span.enter();
-            tracing::info!("inside");
-            let child = tracing::info_span!("child");
-            child.in_scope(|| {
-                tracing::warn!(field.x = 1, "deeper");
-                propagation::inject(&tracing::Span::current().context(), &mut propagated);
+        for env in UNEXPORTED {
+            let mut propagated = http::HeaderMap::new();
+            let lines = logged_with(env, "info", || {
+                let span = remote_parent_span();
+                let _entered = span.enter();
+                tracing::info!("inside");
+                let child = tracing::info_span!("child");
+                child.in_scope(|| {
+                    tracing::warn!(field.x = 1, "deeper");
+                    propagated = propagation::current();
+                });
             });
-        });
-        assert_eq!(lines.len(), 2, "{lines:?}");
-        let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
-        assert_eq!(lines[0]["trace_id"], trace_id);
-        assert_eq!(lines[1]["trace_id"], trace_id);
-        let outer = lines[0]["span_id"].as_str().unwrap();
-        let inner = lines[1]["span_id"].as_str().unwrap();
-        assert_eq!(outer.len(), 16);
-        assert!(outer.bytes().all(|b| b.is_ascii_hexdigit()));
-        assert_ne!(
-            outer, "00f067aa0ba902b7",
-            "a new span under the remote parent"
-        );
-        assert_ne!(outer, inner, "each span has its own id");
+            assert_eq!(lines.len(), 2, "{lines:?}");
+            let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+            assert_eq!(lines[0]["trace_id"], trace_id);
+            assert_eq!(lines[1]["trace_id"], trace_id);
+            let outer = lines[0]["span_id"].as_str().unwrap();
+            let inner = lines[1]["span_id"].as_str().unwrap();
+            assert_eq!(outer.len(), 16);
+            assert!(outer.bytes().all(|b| b.is_ascii_hexdigit()));
+            assert_ne!(
+                outer, "00f067aa0ba902b7",
+                "a new span under the remote parent"
+            );
+            assert_ne!(outer, inner, "each span has its own id");
 
-        // Export is off, yet the trace continues into outgoing calls.
-        let traceparent = propagated.get("traceparent").unwrap().to_str().unwrap();
-        assert_eq!(traceparent, format!("00-{trace_id}-{inner}-01"));
+            // Export is off, yet the trace continues into outgoing calls.
+            let traceparent = propagated.get("traceparent").unwrap().to_str().unwrap();
+            assert_eq!(traceparent, format!("00-{trace_id}-{inner}-01"));
+        }
+    }
+
+    #[test]
+    fn a_new_trace_starts_at_a_root_and_an_unsampled_parent_stays_unsampled() {
+        for env in UNEXPORTED {
+            let mut headers = http::HeaderMap::new();
+            let _lines = logged_with(env, "info", || {
+                let root = tracing::info_span!("root");
+                let mut garbage = http::HeaderMap::new();
+                garbage.insert("traceparent", http::HeaderValue::from_static("nonsense"));
+                propagation::continue_trace(&root, &garbage);
+                let (root_cx, child_cx) = root.in_scope(|| {
+                    let child = tracing::info_span!("child");
+                    (
+                        propagation::span_context(&root),
+                        propagation::span_context(&child),
+                    )
+                });
+                assert!(root_cx.is_valid() && root_cx.is_sampled());
+                assert_eq!(root_cx.trace_id(), child_cx.trace_id());
+                assert_ne!(root_cx.span_id(), child_cx.span_id());
+
+                let unsampled = tracing::info_span!("request");
+                let mut incoming = http::HeaderMap::new();
+                incoming.insert(
+                    "traceparent",
+                    http::HeaderValue::from_static(
+                        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+                    ),
+                );
+                incoming.insert("tracestate", http::HeaderValue::from_static("vendor=a"));
+                propagation::continue_trace(&unsampled, &incoming);
+                propagation::inject_span(&unsampled, &mut headers);
+            });
+            let traceparent = headers.get("traceparent").unwrap().to_str().unwrap();
+            assert!(
+                traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-")
+                    && traceparent.ends_with("-00"),
+                "{traceparent}"
+            );
+            assert_eq!(headers.get("tracestate").unwrap(), "vendor=a");
+        }
     }
 
     #[test]
@@ -423,6 +492,38 @@ mod tests {
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert_eq!(lines[0]["message"], "shown");
         assert_eq!(lines[0]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    }
+
+    #[test]
+    fn values_are_escaped_and_typed_as_json() {
+        #[derive(Debug)]
+        struct Quoted;
+        let lines = logged("info", || {
+            tracing::info!(
+                text = "a \"quoted\" \\ line\nwith\ttabs, \u{1}, and ünïcødé",
+                shown = %"display \"value\"",
+                debugged = ?Quoted,
+                ratio = 0.25_f64,
+                nan = f64::NAN,
+                negative = -7_i64,
+                big = u64::MAX,
+                flag = false,
+                "message with \"quotes\" and {}", 42
+            );
+        });
+        let line = &lines[0];
+        assert_eq!(
+            line["text"],
+            "a \"quoted\" \\ line\nwith\ttabs, \u{1}, and ünïcødé"
+        );
+        assert_eq!(line["shown"], "display \"value\"");
+        assert_eq!(line["debugged"], "Quoted");
+        assert_eq!(line["ratio"], 0.25);
+        assert_eq!(line["nan"], "NaN");
+        assert_eq!(line["negative"], -7);
+        assert_eq!(line["big"], u64::MAX);
+        assert_eq!(line["flag"], false);
+        assert_eq!(line["message"], "message with \"quotes\" and 42");
     }
 
     #[test]

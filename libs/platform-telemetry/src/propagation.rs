@@ -3,11 +3,24 @@
 //! The platform always speaks W3C `traceparent`/`tracestate`, so the propagator is a
 //! fixed [`TraceContextPropagator`] rather than a process-global one: propagation works
 //! the same in tests that never install a global tracer.
+//!
+//! The functions taking a [`tracing::Span`] work whichever layer gives spans their
+//! ids: the OpenTelemetry SDK's when spans are exported, or the id-only layer when
+//! they are not. Code outside this crate goes through them rather
+//! than through `tracing_opentelemetry::OpenTelemetrySpanExt`, which only knows the
+//! first.
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::Context;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::{SpanContext, TraceContextExt};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::ids;
+
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 struct HeaderExtractor<'a>(&'a HeaderMap);
 
@@ -45,21 +58,58 @@ pub fn inject(cx: &Context, headers: &mut HeaderMap) {
     TraceContextPropagator::new().inject_context(cx, &mut HeaderInjector(headers));
 }
 
+/// The trace context of `span`: its trace id, its own span id and the trace's flags
+/// (invalid when the span is disabled).
+pub fn span_context(span: &tracing::Span) -> SpanContext {
+    ids::of(span).unwrap_or_else(|| span.context().span().span_context().clone())
+}
+
+/// Writes the trace context of `span` into outgoing headers, so the callee's spans
+/// hang under it.
+pub fn inject_span(span: &tracing::Span, headers: &mut HeaderMap) {
+    let Some(context) = ids::of(span) else {
+        inject(&span.context(), headers);
+        return;
+    };
+    // What `TraceContextPropagator` writes (`00-{trace id}-{span id}-{flags}`), without
+    // building an OpenTelemetry context.
+    let mut traceparent = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    // Each slice is exactly twice the length of what is encoded into it.
+    let _ = hex::encode_to_slice(context.trace_id().to_bytes(), &mut traceparent[3..35]);
+    let _ = hex::encode_to_slice(context.span_id().to_bytes(), &mut traceparent[36..52]);
+    let _ = hex::encode_to_slice([context.trace_flags().to_u8()], &mut traceparent[53..55]);
+    if let Ok(value) = HeaderValue::from_bytes(&traceparent) {
+        headers.insert(TRACEPARENT, value);
+    }
+    let state = context.trace_state().header();
+    if !state.is_empty()
+        && let Ok(value) = HeaderValue::from_str(&state)
+    {
+        headers.insert(TRACESTATE, value);
+    }
+}
+
 /// The W3C headers of the current `tracing` span, for a message that leaves the
 /// process later than the request that caused it (an event in an outbox).
 pub fn current() -> HeaderMap {
-    use tracing_opentelemetry::OpenTelemetrySpanExt;
     let mut headers = HeaderMap::new();
-    inject(&tracing::Span::current().context(), &mut headers);
+    inject_span(&tracing::Span::current(), &mut headers);
     headers
 }
 
-/// Makes the remote parent carried by `headers` the parent of `span` (a consumer's
-/// processing span continues the trace of the request that caused the event).
+/// Makes the remote parent carried by `headers` the parent of `span`: a server span
+/// continues its caller's trace, a consumer's processing span the trace of the request
+/// that caused the event. With a missing or malformed `traceparent` there is nothing
+/// to continue, and a root span starts a trace of its own. Call it before the span
+/// has children.
 pub fn continue_trace(span: &tracing::Span, headers: &HeaderMap) {
-    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let parent = extract(headers);
+    let remote = parent.span().span_context().clone();
+    if remote.is_valid() && ids::adopt(span, &remote) {
+        return;
+    }
     // Only fails when the span is disabled, when there is nothing to parent.
-    let _ = span.set_parent(extract(headers));
+    let _ = span.set_parent(parent);
 }
 
 #[cfg(test)]

@@ -131,13 +131,16 @@ impl Upstream {
     /// `safe_to_repeat` (a read, or a create carrying an idempotency key) is retried on
     /// UNAVAILABLE; any call is retried when it never reached the service.
     pub async fn unary(&self, call: Call<'_>) -> Result<Reply, Status> {
+        if !call.safe_to_repeat {
+            return self.unary_once(call).await;
+        }
         let started = std::time::Instant::now();
         let first = self.unary_once(call.clone()).await;
         // The client's retries end once an answer has begun; a replica that dies while
         // answering breaks the call mid-answer. A call safe to repeat is sent once more,
         // within what is left of its deadline.
         let left = call.timeout.saturating_sub(started.elapsed());
-        let may_repeat = call.safe_to_repeat && left > MIN_RETRY;
+        let may_repeat = left > MIN_RETRY;
         match first {
             Err(status) if may_repeat && broken_mid_answer(&status) => {
                 tracing::info!(error = %status, "answer cut off; sending the call once more");

@@ -101,11 +101,11 @@ pub(super) async fn serve(State(edge): State<Arc<Edge>>, request: Request) -> Re
     // future as large, and every layer above moves it into a box of its own.
     if route.method().is_server_streaming() {
         Box::pin(call_stream(
-            &edge, upstream, route, message, &outgoing, &headers,
+            &edge, upstream, route, message, outgoing, &headers,
         ))
         .await
     } else {
-        Box::pin(call_unary(&edge, upstream, &route, message, &outgoing)).await
+        Box::pin(call_unary(&edge, upstream, &route, message, outgoing)).await
     }
 }
 
@@ -115,7 +115,7 @@ async fn call_unary(
     upstream: &Upstream,
     route: &Route,
     message: DynamicMessage,
-    outgoing: &Outgoing,
+    outgoing: Outgoing,
 ) -> Response {
     let policy = upstream.policy();
     match upstream.unary(outgoing.call(route, message)).await {
@@ -131,7 +131,7 @@ async fn call_stream(
     upstream: &Upstream,
     route: Arc<Route>,
     message: DynamicMessage,
-    outgoing: &Outgoing,
+    outgoing: Outgoing,
     headers: &HeaderMap,
 ) -> Response {
     let policy = upstream.policy();
@@ -196,26 +196,27 @@ fn failed(status: &tonic::Status, edge: &Edge, policy: &Policy) -> Response {
 
 impl Outgoing {
     /// The call of `route` with `message`, carrying what travels with it.
-    fn call<'a>(&self, route: &'a Route, message: DynamicMessage) -> upstream::Call<'a> {
+    fn call<'a>(self, route: &'a Route, message: DynamicMessage) -> upstream::Call<'a> {
+        let (timeout, safe_to_repeat) = (self.timeout, self.safe_to_repeat);
         upstream::Call {
             path: route.grpc_path(),
             message,
             output: route.method().output(),
             metadata: self.metadata(),
-            timeout: self.timeout,
-            safe_to_repeat: self.safe_to_repeat,
+            timeout,
+            safe_to_repeat,
         }
     }
 
     /// The forwarded headers, the token and the request id as gRPC metadata.
-    fn metadata(&self) -> MetadataMap {
-        let mut metadata = self.forwarded.clone();
+    fn metadata(self) -> MetadataMap {
+        let mut metadata = self.forwarded;
         if let Some(token) = &self.token
             && let Ok(value) = MetadataValue::try_from(format!("Bearer {}", token.as_str()))
         {
             metadata.insert("authorization", value);
         }
-        if let Ok(value) = MetadataValue::try_from(self.request_id.as_str()) {
+        if let Ok(value) = MetadataValue::try_from(self.request_id) {
             metadata.insert("x-request-id", value);
         }
         metadata

@@ -15,10 +15,9 @@ use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics::{Counter, Gauge, Histogram};
-use platform_telemetry::propagation::extract;
+use platform_telemetry::propagation::continue_trace;
 use tracing::Instrument;
 use tracing::field::Empty;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::{Edge, request_id, route};
 use crate::routing::Route;
@@ -94,7 +93,7 @@ pub(super) async fn observe(
         http.request_id = %request_id,
     );
     // A missing or malformed traceparent simply starts a new trace.
-    let _ = span.set_parent(extract(request.headers()));
+    continue_trace(&span, request.headers());
 
     let mut in_flight = InFlight::start(span.clone(), method, route, request_id);
     let refusal = route::refusal(request.extensions());
