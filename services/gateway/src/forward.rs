@@ -16,7 +16,7 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 
-use axum::http::{HeaderMap, HeaderName, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use tonic::metadata::MetadataMap;
 
 use crate::client_address::ClientAddresses;
@@ -105,13 +105,15 @@ pub fn forwarded(
     headers: &HeaderMap,
     metadata: &mut MetadataMap,
 ) {
+    // Written as headers, with names made once: the metadata is a view of them.
+    let mut forwarded = std::mem::take(metadata).into_headers();
     let behind_proxy = peer.is_some_and(|peer| addresses.trusts(peer));
     if let Some(peer) = peer
-        && let Ok(value) = addresses.resolve(peer, headers).to_string().parse()
+        && let Ok(value) = HeaderValue::from_str(&addresses.resolve(peer, headers).to_string())
     {
-        metadata.insert("x-forwarded-for", value);
+        forwarded.insert(X_FORWARDED_FOR, value);
     }
-    let first = |name: &str| {
+    let first = |name: &HeaderName| {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
@@ -121,16 +123,21 @@ pub fn forwarded(
     };
     let (host, proto) = if behind_proxy {
         (
-            first("x-forwarded-host").or_else(|| first(header::HOST.as_str())),
-            first("x-forwarded-proto").unwrap_or("http"),
+            first(&X_FORWARDED_HOST).or_else(|| first(&header::HOST)),
+            first(&X_FORWARDED_PROTO).unwrap_or("http"),
         )
     } else {
-        (first(header::HOST.as_str()), "http")
+        (first(&header::HOST), "http")
     };
-    if let Some(host) = host.and_then(|h| h.parse().ok()) {
-        metadata.insert("x-forwarded-host", host);
+    if let Some(host) = host.and_then(|h| HeaderValue::from_str(h).ok()) {
+        forwarded.insert(X_FORWARDED_HOST, host);
     }
-    if let Ok(proto) = proto.parse() {
-        metadata.insert("x-forwarded-proto", proto);
+    if let Ok(proto) = HeaderValue::from_str(proto) {
+        forwarded.insert(X_FORWARDED_PROTO, proto);
     }
+    *metadata = MetadataMap::from_headers(forwarded);
 }
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");

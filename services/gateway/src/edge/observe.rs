@@ -261,13 +261,14 @@ impl Drop for InFlight {
             self.span.record("otel.status_code", "ERROR");
         }
         let _entered = self.span.enter();
+        // Plain strings rather than `%` values: the line takes them without `fmt`.
         tracing::info!(
             target: "access",
-            method = %self.method,
-            route = %self.label(),
+            method = self.method.as_str(),
+            route = self.label(),
             status,
             duration_ms = seconds * 1000.0,
-            request_id = %self.request_id,
+            request_id = self.request_id.as_str(),
             "request finished"
         );
     }
