@@ -11,19 +11,24 @@ Suites (all by default; name some to run only those):
             (2) the gateway, exposing it from its descriptor set on an authenticated
             route with every feature on (token check, rate limit, JSON access log,
             trace context, metrics), (3) Fastify + @grpc/grpc-js
+  instructions
+            the hand-written proxy and the gateway of `edge` under valgrind's callgrind:
+            user-space instructions per request, a count rather than a time, so the ratio
+            does not move with what else the machine is doing
   orders    GET /v1/orders/{id} end to end (gateway, orders, PostgreSQL; token checked
             at the edge and in orders) against PostgreSQL's own `pgbench -S`; with
             start-to-ready, idle and peak memory of each service, and the p99 of the
             same reads while a sign-in flood runs
 
-    python3 bench/run.py [grpc] [edge] [orders]      # DUR=8s ROUNDS=3 CONNECTIONS=64
+    python3 bench/run.py [grpc] [edge] [instructions] [orders]   # DUR=8s ROUNDS=3 CONNECTIONS=64
 
 Needs wrk and pgbench (Debian packages wrk, postgresql-client), node and npm for the
-Fastify peer, and a PostgreSQL server (PG_URL, default postgres://postgres@127.0.0.1:5432/postgres)
+Fastify peer, valgrind for the instruction counts, and a PostgreSQL server (PG_URL, default postgres://postgres@127.0.0.1:5432/postgres)
 where it may create and drop databases named bench_*. Only 127.0.0.1 is used.
 """
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -129,16 +134,16 @@ class Stack:
         self.ready_ms: dict[str, float] = {}
 
     def start(self, name: str, argv: list[str], env: dict | None = None, admin_port: int | None = None,
-              port: int | None = None) -> subprocess.Popen:
+              port: int | None = None, timeout: float = 30.0) -> subprocess.Popen:
         started = time.monotonic()
         proc = subprocess.Popen(argv, cwd=self.work, env=dict(os.environ, **(env or {})),
                                 stdout=open(self.work / f"{name}.log", "wb"), stderr=subprocess.STDOUT)
         self.procs[name] = proc
         try:
             if admin_port is not None:
-                wait_until(lambda: ready(admin_port) or proc.poll() is not None, f"{name} ready")
+                wait_until(lambda: ready(admin_port) or proc.poll() is not None, f"{name} ready", timeout)
             elif port is not None:
-                wait_until(lambda: listening(port) or proc.poll() is not None, f"{name} listening")
+                wait_until(lambda: listening(port) or proc.poll() is not None, f"{name} listening", timeout)
         except TimeoutError:
             sys.exit(f"{name} did not start; see {self.work / (name + '.log')}")
         if proc.poll() is not None:
@@ -328,6 +333,80 @@ def suite_edge() -> dict:
     }, {"median": med, "runs": runs})
 
 
+def echo_requests(url: str, token: str, count: int, threads: int = 4) -> None:
+    """`count` POST /echo requests over `threads` keep-alive connections."""
+    address = url.split("//", 1)[1].split("/", 1)[0]
+    host, port = address.rsplit(":", 1)
+    body = json.dumps({"message": "hello"})
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    failures = []
+
+    def worker(n: int) -> None:
+        connection = http.client.HTTPConnection(host, int(port), timeout=60)
+        for _ in range(n):
+            connection.request("POST", "/echo", body, headers)
+            response = connection.getresponse()
+            response.read()
+            if response.status != 200:
+                failures.append(response.status)
+        connection.close()
+
+    workers = [threading.Thread(target=worker, args=(count // threads,)) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    if failures:
+        sys.exit(f"{url} answered {failures[:5]}")
+
+
+def callgrind_total(pid: int, work: Path) -> int:
+    """Instructions counted since the last reset, dumped now."""
+    subprocess.run(["callgrind_control", "-d", str(pid)], check=True, capture_output=True)
+    newest = max(work.glob(f"callgrind.{pid}*"), key=lambda f: f.stat().st_mtime)
+    for line in newest.read_text(errors="replace").splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    sys.exit(f"no instruction total in {newest}")
+
+
+def suite_instructions() -> dict:
+    requests = int(os.environ.get("INSTRUCTION_REQUESTS", "2000"))
+    with stack("instructions") as s:
+        p = {k: free_port() for k in ("echo", "proxy", "gateway", "gateway_admin", "users", "users_admin")}
+        descriptors = s.work / "echo.pb"
+        subprocess.run([str(RELEASE / "echo-server"), "--descriptor-set", str(descriptors)], check=True)
+        s.start("users", [str(RELEASE / "users")], service_env("users", p["users"], p["users_admin"],
+                f"sqlite://{s.work}/users.db"), admin_port=p["users_admin"])
+        s.start("echo", [str(RELEASE / "echo-server"), f"127.0.0.1:{p['echo']}"], port=p["echo"])
+        config = s.work / "gateway.toml"
+        config.write_text(f'[[upstreams]]\ndescriptor_set = "{descriptors}"\nservices = ["echo.v1.Echo"]\n'
+                          f'url = "http://127.0.0.1:{p["echo"]}"\n')
+        callgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={s.work}/callgrind.%p"]
+        edges = {
+            "proxy": s.start("proxy", callgrind + [str(RELEASE / "hand-proxy"), f"127.0.0.1:{p['proxy']}",
+                                                   f"http://127.0.0.1:{p['echo']}"], port=p["proxy"], timeout=300),
+            "gateway": s.start("gateway", callgrind + [str(RELEASE / "gateway"), "--config", str(config)],
+                               gateway_env("GATEWAY__", p["gateway"], p["gateway_admin"],
+                                           f"http://127.0.0.1:{p['users']}", "http://127.0.0.1:1"),
+                               admin_port=p["gateway_admin"], timeout=300),
+        }
+        token = sign_in(f"http://127.0.0.1:{p['gateway']}", "instructions@example.com")
+        counts = {}
+        for name, proc in edges.items():
+            url = f"http://127.0.0.1:{p[name]}/echo"
+            echo_requests(url, token, 400)  # warm-up: connections, pools, caches
+            subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True)
+            echo_requests(url, token, requests)
+            counts[name] = round(callgrind_total(proc.pid, s.work) / requests)
+    for name, count in counts.items():
+        print(f"  {name:8} {count:9d} instructions/request (user space, {requests} requests)")
+    return report("edge-instructions", {
+        "gateway / hand-written proxy: instructions per request": (
+            ratio(counts["gateway"], counts["proxy"]), "<=", 1.2),
+    }, {"instructions_per_request": counts, "requests": requests})
+
+
 def psql(url: str, sql: str) -> None:
     subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", sql], check=True,
                    stdout=subprocess.DEVNULL)
@@ -439,7 +518,7 @@ def suite_orders() -> dict:
                                                  "peak_rss_mib": peak})
 
 
-SUITES = {"grpc": suite_grpc, "edge": suite_edge, "orders": suite_orders}
+SUITES = {"grpc": suite_grpc, "edge": suite_edge, "instructions": suite_instructions, "orders": suite_orders}
 
 
 def main() -> int:
@@ -447,9 +526,9 @@ def main() -> int:
     unknown = [name for name in chosen if name not in SUITES]
     if unknown:
         sys.exit(f"unknown suite {unknown}; choose from {list(SUITES)}")
-    for tool in ("wrk", "pgbench", "psql", "node", "npm"):
+    for tool in ("wrk", "pgbench", "psql", "node", "npm", "valgrind"):
         if shutil.which(tool) is None:
-            sys.exit(f"{tool} is missing (Debian: apt-get install wrk postgresql-client nodejs npm)")
+            sys.exit(f"{tool} is missing (Debian: apt-get install wrk postgresql-client nodejs npm valgrind)")
     verdicts = {name: SUITES[name]() for name in chosen}
     missed = [f"{suite}: {label}" for suite, vs in verdicts.items() for label, v in vs.items() if not v["met"]]
     print(f"\nresults under {OUT}/; " + ("every target met" if not missed else f"targets not met: {missed}"))

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what `make bench` drives its load with, where it is missing: wrk, pgbench
-# and psql, Node.js with npm (the Fastify peer). Debian packages; needs root or sudo.
+# and psql, Node.js with npm (the Fastify peer), valgrind (instruction counts). Debian
+# packages; needs root or sudo.
 set -euo pipefail
 
 missing=()
@@ -9,6 +10,7 @@ command -v pgbench >/dev/null || missing+=(postgresql-client)
 command -v psql >/dev/null || missing+=(postgresql-client)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
+command -v valgrind >/dev/null || missing+=(valgrind)
 ((${#missing[@]})) || exit 0
 
 sudo=()
