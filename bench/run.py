@@ -285,30 +285,37 @@ def node_modules() -> Path:
     return prefix / "node_modules"
 
 
+def start_edges(s: Stack, *extra: str, wrapper: tuple[str, ...] = (), timeout: float = 30.0) -> tuple[dict, dict]:
+    """users and the echo backend, then the hand-written proxy and the gateway in front
+    of it (each run under `wrapper`, if any): the ports (and `extra` more) and the two."""
+    p = {k: free_port() for k in ("echo", "proxy", "gateway", "gateway_admin", "users", "users_admin", *extra)}
+    descriptors = s.work / "echo.pb"
+    subprocess.run([str(RELEASE / "echo-server"), "--descriptor-set", str(descriptors)], check=True)
+    s.start("users", [str(RELEASE / "users")], service_env("users", p["users"], p["users_admin"],
+            f"sqlite://{s.work}/users.db"), admin_port=p["users_admin"])
+    s.start("echo", [str(RELEASE / "echo-server"), f"127.0.0.1:{p['echo']}"], port=p["echo"])
+    config = s.work / "gateway.toml"
+    # The echo route is not public: every request's token is verified.
+    config.write_text(f'[[upstreams]]\ndescriptor_set = "{descriptors}"\nservices = ["echo.v1.Echo"]\n'
+                      f'url = "http://127.0.0.1:{p["echo"]}"\n')
+    edges = {
+        "proxy": s.start("proxy", [*wrapper, str(RELEASE / "hand-proxy"), f"127.0.0.1:{p['proxy']}",
+                                   f"http://127.0.0.1:{p['echo']}"], port=p["proxy"], timeout=timeout),
+        "gateway": s.start("gateway", [*wrapper, str(RELEASE / "gateway"), "--config", str(config)],
+                           gateway_env("GATEWAY__", p["gateway"], p["gateway_admin"],
+                                       f"http://127.0.0.1:{p['users']}", "http://127.0.0.1:1"),
+                           admin_port=p["gateway_admin"], timeout=timeout),
+    }
+    return p, edges
+
+
 def suite_edge() -> dict:
     modules = node_modules()
     with stack("edge") as s:
-        p = {k: free_port() for k in ("echo", "proxy", "gateway", "gateway_admin", "fastify", "users", "users_admin")}
-        descriptors = s.work / "echo.pb"
-        subprocess.run([str(RELEASE / "echo-server"), "--descriptor-set", str(descriptors)], check=True)
-        s.start("users", [str(RELEASE / "users")], service_env("users", p["users"], p["users_admin"],
-                f"sqlite://{s.work}/users.db"), admin_port=p["users_admin"])
-        s.start("echo", [str(RELEASE / "echo-server"), f"127.0.0.1:{p['echo']}"], port=p["echo"])
-        config = s.work / "gateway.toml"
-        # The echo route is not public: every request's token is verified.
-        config.write_text(f'[[upstreams]]\ndescriptor_set = "{descriptors}"\nservices = ["echo.v1.Echo"]\n'
-                          f'url = "http://127.0.0.1:{p["echo"]}"\n')
-        edges = {
-            "proxy": s.start("proxy", [str(RELEASE / "hand-proxy"), f"127.0.0.1:{p['proxy']}",
-                                       f"http://127.0.0.1:{p['echo']}"], port=p["proxy"]),
-            "gateway": s.start("gateway", [str(RELEASE / "gateway"), "--config", str(config)],
-                               gateway_env("GATEWAY__", p["gateway"], p["gateway_admin"],
-                                           f"http://127.0.0.1:{p['users']}", "http://127.0.0.1:1"),
-                               admin_port=p["gateway_admin"]),
-            "fastify": s.start("fastify", ["node", str(ROOT / "bench" / "node" / "fastify_gw.js")],
-                               {"PORT": str(p["fastify"]), "UPSTREAM": f"127.0.0.1:{p['echo']}",
-                                "NODE_PATH": str(modules)}, port=p["fastify"]),
-        }
+        p, edges = start_edges(s, "fastify")
+        edges["fastify"] = s.start("fastify", ["node", str(ROOT / "bench" / "node" / "fastify_gw.js")],
+                                   {"PORT": str(p["fastify"]), "UPSTREAM": f"127.0.0.1:{p['echo']}",
+                                    "NODE_PATH": str(modules)}, port=p["fastify"])
         token = sign_in(f"http://127.0.0.1:{p['gateway']}", "edge@example.com")
         urls = {name: f"http://127.0.0.1:{p[name]}/echo" for name in edges}
         for name, proc in edges.items():  # warm-up: connections, pools, JIT
@@ -373,24 +380,8 @@ def callgrind_total(pid: int, work: Path) -> int:
 def suite_instructions() -> dict:
     requests = int(os.environ.get("INSTRUCTION_REQUESTS", "2000"))
     with stack("instructions") as s:
-        p = {k: free_port() for k in ("echo", "proxy", "gateway", "gateway_admin", "users", "users_admin")}
-        descriptors = s.work / "echo.pb"
-        subprocess.run([str(RELEASE / "echo-server"), "--descriptor-set", str(descriptors)], check=True)
-        s.start("users", [str(RELEASE / "users")], service_env("users", p["users"], p["users_admin"],
-                f"sqlite://{s.work}/users.db"), admin_port=p["users_admin"])
-        s.start("echo", [str(RELEASE / "echo-server"), f"127.0.0.1:{p['echo']}"], port=p["echo"])
-        config = s.work / "gateway.toml"
-        config.write_text(f'[[upstreams]]\ndescriptor_set = "{descriptors}"\nservices = ["echo.v1.Echo"]\n'
-                          f'url = "http://127.0.0.1:{p["echo"]}"\n')
-        callgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={s.work}/callgrind.%p"]
-        edges = {
-            "proxy": s.start("proxy", callgrind + [str(RELEASE / "hand-proxy"), f"127.0.0.1:{p['proxy']}",
-                                                   f"http://127.0.0.1:{p['echo']}"], port=p["proxy"], timeout=300),
-            "gateway": s.start("gateway", callgrind + [str(RELEASE / "gateway"), "--config", str(config)],
-                               gateway_env("GATEWAY__", p["gateway"], p["gateway_admin"],
-                                           f"http://127.0.0.1:{p['users']}", "http://127.0.0.1:1"),
-                               admin_port=p["gateway_admin"], timeout=300),
-        }
+        callgrind = ("valgrind", "--tool=callgrind", f"--callgrind-out-file={s.work}/callgrind.%p")
+        p, edges = start_edges(s, wrapper=callgrind, timeout=300)
         token = sign_in(f"http://127.0.0.1:{p['gateway']}", "instructions@example.com")
         counts = {}
         for name, proc in edges.items():

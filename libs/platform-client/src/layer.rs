@@ -161,14 +161,18 @@ where
         }
         let method = self.methods.get(path, || Method::of(path));
         let span = client_span(&method.service, &method.method);
-        let budget = grpc_timeout(request.headers()).map_or(self.default_timeout, |asked| {
+        let asked = grpc_timeout(request.headers());
+        let budget = asked.map_or(self.default_timeout, |asked| {
             asked.min(self.default_timeout)
         });
         let headers = request.headers_mut();
-        match encode_timeout(budget) {
-            Some(value) => headers.insert(GRPC_TIMEOUT, value),
-            None => headers.remove(GRPC_TIMEOUT),
-        };
+        // A deadline the caller sent within the bound is already written as it should be.
+        if asked != Some(budget) {
+            match encode_timeout(budget) {
+                Some(value) => headers.insert(GRPC_TIMEOUT, value),
+                None => headers.remove(GRPC_TIMEOUT),
+            };
+        }
         platform_telemetry::propagation::inject_span(&span, headers);
 
         let call = Call {
@@ -266,22 +270,28 @@ pub fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
 }
 
 /// `budget` as a `grpc-timeout` value, as tonic encodes it: the finest unit that
-/// keeps the number within 8 digits.
-pub(crate) fn encode_timeout(budget: Duration) -> Option<HeaderValue> {
-    const UNITS: [(u128, char); 6] = [
-        (1, 'n'),
-        (1_000, 'u'),
-        (1_000_000, 'm'),
-        (1_000_000_000, 'S'),
-        (60_000_000_000, 'M'),
-        (3_600_000_000_000, 'H'),
+/// keeps the number within 8 digits. `None` past 99,999,999 hours.
+pub fn encode_timeout(budget: Duration) -> Option<HeaderValue> {
+    const UNITS: [(u128, u8); 6] = [
+        (1, b'n'),
+        (1_000, b'u'),
+        (1_000_000, b'm'),
+        (1_000_000_000, b'S'),
+        (60_000_000_000, b'M'),
+        (3_600_000_000_000, b'H'),
     ];
     let nanos = budget.as_nanos();
     let (value, unit) = UNITS
         .iter()
         .map(|&(per, unit)| (nanos / per, unit))
         .find(|&(value, _)| value <= 99_999_999)?;
-    HeaderValue::from_str(&format!("{value}{unit}")).ok()
+    // At most 8 digits and the unit, written without `fmt`: this runs for every call.
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(u32::try_from(value).ok()?).as_bytes();
+    let mut text = [0u8; 9];
+    text[..digits.len()].copy_from_slice(digits);
+    text[digits.len()] = unit;
+    HeaderValue::from_bytes(&text[..=digits.len()]).ok()
 }
 
 /// One call in flight; records itself on its span and in the histogram when dropped.

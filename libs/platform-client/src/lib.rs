@@ -56,7 +56,7 @@ use tower_service::Service;
 pub use channel::{ChannelOptions, Channels, ClientError, Resolve, SystemResolver};
 pub use dns::DnsServerResolver;
 pub use health::is_serving;
-pub use layer::{ClientLayer, ClientService, grpc_timeout, names};
+pub use layer::{ClientLayer, ClientService, encode_timeout, grpc_timeout, names};
 pub use pool::{Balanced, BoxError, OutlierOptions};
 pub use retry::{RetryLayer, RetryOptions, SafeToRepeat};
 pub use settings::ClientSettings;

@@ -199,8 +199,14 @@ async fn open(
     if call.safe_to_repeat {
         extensions.insert(SafeToRepeat);
     }
-    let mut request = tonic::Request::from_parts(call.metadata, extensions, call.message);
-    request.set_timeout(call.timeout);
+    // The deadline as `grpc-timeout`, written as the client layer writes it (tonic's
+    // `set_timeout` formats it through `fmt`).
+    let mut metadata = call.metadata.into_headers();
+    if let Some(value) = platform_client::encode_timeout(call.timeout) {
+        metadata.insert("grpc-timeout", value);
+    }
+    let metadata = MetadataMap::from_headers(metadata);
+    let request = tonic::Request::from_parts(metadata, extensions, call.message);
     grpc.ready()
         .await
         .map_err(|e| Status::unavailable(format!("upstream not ready: {e}")))?;
