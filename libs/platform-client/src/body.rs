@@ -118,7 +118,14 @@ pub fn split_path(path: &str) -> (&str, &str) {
 
 /// The status code carried in `headers` (a trailers-only answer) or trailers.
 pub fn status_in(headers: &HeaderMap) -> Option<Code> {
-    Status::from_header_map(headers).map(|status| status.code())
+    // Only the code: `Status::from_header_map` would also decode the message and the
+    // details, for every call.
+    let value = headers.get("grpc-status")?;
+    let code = std::str::from_utf8(value.as_bytes())
+        .ok()
+        .and_then(|text| text.trim().parse::<i32>().ok())
+        .map_or(Code::Unknown, Code::from);
+    Some(code)
 }
 
 #[cfg(test)]

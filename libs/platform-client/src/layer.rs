@@ -3,7 +3,9 @@
 //! Per call it opens a client span `package.Service/Method` with the OpenTelemetry
 //! RPC attributes (`rpc.system`, `rpc.service`, `rpc.method`, `rpc.grpc.status_code`)
 //! as a child of the caller's current span, and writes that span's W3C `traceparent`
-//! into the request, so the callee's server span hangs under it. It sends the
+//! into the request, so the callee's server span hangs under it. When spans only
+//! carry ids (nothing is exported) there is no client span: the caller's own span is
+//! the parent the callee sees. It sends the
 //! deadline as `grpc-timeout`: what the caller asked for (its remaining budget, set
 //! with [`tonic::Request::set_timeout`]) bounded by the client's default timeout, and
 //! fails the call with DEADLINE_EXCEEDED when it passes, including the time spent
@@ -160,7 +162,14 @@ where
             });
         }
         let method = self.methods.get(path, || Method::of(path));
-        let span = client_span(&method.service, &method.method);
+        // Under the id-only layer no span is recorded anywhere: the call goes out as a
+        // child of the caller's span rather than of a client span nobody sees.
+        let caller = Span::current();
+        let span = if platform_telemetry::propagation::is_id_only(&caller) {
+            Span::none()
+        } else {
+            client_span(&method.service, &method.method)
+        };
         let asked = grpc_timeout(request.headers());
         let budget = asked.map_or(self.default_timeout, |asked| {
             asked.min(self.default_timeout)
@@ -173,7 +182,8 @@ where
                 None => headers.remove(GRPC_TIMEOUT),
             };
         }
-        platform_telemetry::propagation::inject_span(&span, headers);
+        let parent = if span.is_none() { &caller } else { &span };
+        platform_telemetry::propagation::inject_span(parent, headers);
 
         let call = Call {
             span: span.clone(),

@@ -69,6 +69,9 @@ pub fn span_context(span: &tracing::Span) -> SpanContext {
 pub fn inject_span(span: &tracing::Span, headers: &mut HeaderMap) {
     let Some(context) = ids::of(span) else {
         inject(&span.context(), headers);
+        if let Some(value) = headers.get_mut(TRACEPARENT) {
+            value.set_sensitive(true);
+        }
         return;
     };
     // What `TraceContextPropagator` writes (`00-{trace id}-{span id}-{flags}`), without
@@ -78,7 +81,10 @@ pub fn inject_span(span: &tracing::Span, headers: &mut HeaderMap) {
     let _ = hex::encode_to_slice(context.trace_id().to_bytes(), &mut traceparent[3..35]);
     let _ = hex::encode_to_slice(context.span_id().to_bytes(), &mut traceparent[36..52]);
     let _ = hex::encode_to_slice([context.trace_flags().to_u8()], &mut traceparent[53..55]);
-    if let Ok(value) = HeaderValue::from_bytes(&traceparent) {
+    if let Ok(mut value) = HeaderValue::from_bytes(&traceparent) {
+        // Never the same twice: in HTTP/2's header table it would only push out the
+        // headers that do repeat, and cost a search of every earlier one to get in.
+        value.set_sensitive(true);
         headers.insert(TRACEPARENT, value);
     }
     let state = context.trace_state().header();
@@ -87,6 +93,12 @@ pub fn inject_span(span: &tracing::Span, headers: &mut HeaderMap) {
     {
         headers.insert(TRACESTATE, value);
     }
+}
+
+/// Whether `span`'s ids come from the id-only layer: nothing is exported, so a child
+/// span would only repeat its ids at a cost (a caller can propagate `span` itself).
+pub fn is_id_only(span: &tracing::Span) -> bool {
+    ids::of(span).is_some()
 }
 
 /// The W3C headers of the current `tracing` span, for a message that leaves the

@@ -24,6 +24,48 @@ use crate::support::{
 // ---- the tests ----
 
 #[tokio::test]
+async fn with_spans_that_only_carry_ids_a_call_is_the_child_of_its_caller() {
+    // The platform's own subscriber with nothing to export: the id-only layer.
+    let (subscriber, _guard) = platform_telemetry::subscriber(
+        platform_telemetry::Component::new("client-test", "0"),
+        &platform_telemetry::LogSettings::default(),
+        &|_| None,
+        std::io::sink,
+    )
+    .unwrap();
+    let _tracing = tracing::subscriber::set_default(subscriber);
+    let recorder = Box::leak(Box::new(
+        metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder(),
+    ));
+    let metrics = recorder.handle();
+    let _metrics = metrics::set_default_local_recorder(recorder);
+    let server = serve().await;
+    let client = server.client(Duration::from_secs(5));
+
+    let caller = tracing::info_span!("caller");
+    let caller_cx = platform_telemetry::propagation::span_context(&caller);
+    assert!(caller_cx.is_valid());
+    let answered = {
+        let _entered = caller.enter();
+        get_user(&client, "1", None).await
+    };
+    assert_eq!(answered.unwrap(), server.addr.to_string());
+
+    // No client span that nothing records: the callee's parent is the caller itself.
+    let seen = server.seen();
+    let traceparent = seen[0].traceparent.as_deref().expect("trace context sent");
+    assert_eq!(
+        traceparent,
+        format!("00-{}-{}-01", caller_cx.trace_id(), caller_cx.span_id())
+    );
+    // The call is still measured.
+    assert_eq!(
+        client_calls(&metrics.render(), "GetUser", Code::Ok),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
 async fn every_call_gets_a_client_span_trace_context_and_a_metric() {
     let (spans, metrics, _observing) = observe();
     let server = serve().await;
