@@ -110,43 +110,120 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        let line = render(event, self.trace_ids(event));
-        let metadata = event.metadata();
-        // One write per line, so lines of concurrent events never interleave. A log
-        // line that cannot be written has nowhere else to go.
-        let _ = self.make_writer.make_writer_for(metadata).write_all(&line);
+        let ids = self.trace_ids(event);
+        let write = |line: &[u8]| {
+            // One write per line, so lines of concurrent events never interleave. A
+            // log line that cannot be written has nowhere else to go.
+            let _ = self
+                .make_writer
+                .make_writer_for(event.metadata())
+                .write_all(line);
+        };
+        // The thread's buffers, grown once, serve every line it writes; an event
+        // recorded while a line is being rendered (by a field's `Debug`) gets its own.
+        BUFFERS.with(|buffers| match buffers.try_borrow_mut() {
+            Ok(mut buffers) => {
+                let Buffers { line, fields } = &mut *buffers;
+                render(line, fields, event, ids);
+                write(line);
+                // A rare huge line does not stay allocated for the thread's lifetime.
+                if line.capacity() > MAX_KEPT {
+                    *buffers = Buffers::default();
+                }
+            }
+            Err(_) => {
+                let (mut line, mut fields) = (Vec::new(), Fields::default());
+                render(&mut line, &mut fields, event, ids);
+                write(&line);
+            }
+        });
     }
 }
 
-/// The JSON line of `event`, newline included. Written straight into one buffer,
-/// without `fmt` where a number or a string can be copied: this runs for every
-/// request's access line.
-fn render(event: &Event<'_>, ids: Option<(TraceId, SpanId)>) -> Vec<u8> {
-    let metadata = event.metadata();
-    let mut fields = Fields::default();
-    event.record(&mut fields);
+/// What rendering a line needs, kept per thread.
+#[derive(Default)]
+struct Buffers {
+    line: Vec<u8>,
+    fields: Fields,
+}
 
-    let mut line = Vec::with_capacity(160 + fields.rest.len());
+/// The most a thread's buffers keep between lines.
+const MAX_KEPT: usize = 64 * 1024;
+
+thread_local! {
+    static BUFFERS: std::cell::RefCell<Buffers> = std::cell::RefCell::default();
+}
+
+/// Renders the JSON line of `event`, newline included, into `line` (cleared first),
+/// with `fields` as scratch space. Written straight into the buffer, without `fmt`
+/// where a number or a string can be copied: this runs for every request's access
+/// line.
+fn render(
+    line: &mut Vec<u8>,
+    fields: &mut Fields,
+    event: &Event<'_>,
+    ids: Option<(TraceId, SpanId)>,
+) {
+    let metadata = event.metadata();
+    fields.message.clear();
+    fields.rest.clear();
+    event.record(fields);
+
+    line.clear();
     line.extend_from_slice(b"{\"timestamp\":\"");
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    line.extend_from_slice(now.as_bytes());
+    push_timestamp(line, chrono::Utc::now());
     line.extend_from_slice(b"\",\"level\":\"");
     line.extend_from_slice(metadata.level().as_str().as_bytes());
     line.extend_from_slice(b"\",\"target\":");
-    push_str(&mut line, metadata.target());
+    push_str(line, metadata.target());
     line.extend_from_slice(b",\"message\":\"");
     line.extend_from_slice(&fields.message);
     line.push(b'"');
     line.extend_from_slice(&fields.rest);
     if let Some((trace_id, span_id)) = ids {
         line.extend_from_slice(b",\"trace_id\":\"");
-        push_hex(&mut line, &trace_id.to_bytes());
+        push_hex(line, &trace_id.to_bytes());
         line.extend_from_slice(b"\",\"span_id\":\"");
-        push_hex(&mut line, &span_id.to_bytes());
+        push_hex(line, &span_id.to_bytes());
         line.push(b'"');
     }
     line.extend_from_slice(b"}\n");
-    line
+}
+
+/// `now` as RFC 3339 with microseconds, `2026-01-02T03:04:05.678901Z`, as chrono's
+/// `to_rfc3339_opts(Micros, true)` writes it, without a `String` of its own.
+fn push_timestamp(line: &mut Vec<u8>, now: chrono::DateTime<chrono::Utc>) {
+    use chrono::{Datelike as _, Timelike as _};
+    // The clock gives years 0 to 9999 and no leap seconds; anything else is clamped.
+    push_padded(
+        line,
+        u32::try_from(now.year().clamp(0, 9999)).unwrap_or(0),
+        4,
+    );
+    let date = [(b'-', now.month()), (b'-', now.day())];
+    let time = [
+        (b'T', now.hour()),
+        (b':', now.minute()),
+        (b':', now.second()),
+    ];
+    for (separator, value) in date.into_iter().chain(time) {
+        line.push(separator);
+        push_padded(line, value, 2);
+    }
+    line.push(b'.');
+    push_padded(line, now.timestamp_subsec_micros().min(999_999), 6);
+    line.push(b'Z');
+}
+
+/// `value` in decimal, zero-padded to `width` digits.
+fn push_padded(line: &mut Vec<u8>, value: u32, width: usize) {
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(value).as_bytes();
+    line.extend(std::iter::repeat_n(
+        b'0',
+        width.saturating_sub(digits.len()),
+    ));
+    line.extend_from_slice(digits);
 }
 
 /// `bytes` as lower-case hex.
@@ -297,6 +374,28 @@ impl Visit for Fields {
             None => {
                 let _ = write!(Escaped(&mut self.message), "{value:?}");
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, SecondsFormat, Utc};
+
+    use super::push_timestamp;
+
+    #[test]
+    fn timestamps_read_as_chrono_writes_them() {
+        for text in [
+            "2026-12-02T09:01:04.000000Z",
+            "1999-01-31T23:59:59.999999Z",
+            "0042-07-04T00:00:00.000001Z",
+        ] {
+            let now: DateTime<Utc> = text.parse().expect("a timestamp");
+            let mut line = Vec::new();
+            push_timestamp(&mut line, now);
+            assert_eq!(String::from_utf8(line).expect("ascii"), text);
+            assert_eq!(now.to_rfc3339_opts(SecondsFormat::Micros, true), text);
         }
     }
 }
