@@ -148,12 +148,12 @@ impl<S: Service> Application<S> {
                     }
                     Public::Http {
                         grace,
-                        router,
+                        service,
                         limits,
                         ..
                     } => {
                         platform_server::http::serve(
-                            listener, router, limits, grace, readiness, shutdown,
+                            listener, service, limits, grace, readiness, shutdown,
                         )
                         .await
                     }

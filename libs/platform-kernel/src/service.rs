@@ -13,7 +13,7 @@ use platform_config::Layered;
 use platform_db::{Database, DatabaseCheck, DatabaseSettings, Migrations};
 use platform_server::faults::FaultSettings;
 use platform_server::grpc::ServiceRoutes;
-use platform_server::http::HttpLimits;
+use platform_server::http::{HttpLimits, HttpService};
 use platform_server::{AdminSettings, GrpcSettings};
 use platform_telemetry::{Component, LogSettings};
 use tonic::body::Body;
@@ -135,11 +135,11 @@ pub(crate) enum Public {
         routes: ServiceRoutes,
         auth: AuthLayer,
     },
-    /// An HTTP router (the edge).
+    /// An HTTP service (the edge).
     Http {
         addr: SocketAddr,
         grace: Duration,
-        router: axum::Router,
+        service: HttpService,
         limits: HttpLimits,
     },
 }
@@ -196,18 +196,18 @@ impl Parts {
         })
     }
 
-    /// An HTTP service: `router` on `addr`, given `grace` to finish requests in
+    /// An HTTP service: `service` on `addr`, given `grace` to finish requests in
     /// flight after SIGTERM, its clients held to `limits`.
     pub fn http(
         addr: SocketAddr,
         grace: Duration,
-        router: axum::Router,
+        service: HttpService,
         limits: HttpLimits,
     ) -> Self {
         Self::new(Public::Http {
             addr,
             grace,
-            router,
+            service,
             limits,
         })
     }

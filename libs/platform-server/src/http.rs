@@ -1,8 +1,9 @@
-//! A public HTTP server (the edge's router) with the same drain as the gRPC server,
+//! A public HTTP server (the edge's service) with the same drain as the gRPC server,
 //! and with limits against slow and abusive clients.
 //!
-//! The router is the caller's; this adds the peer address as a `ConnectInfo`
-//! extension (for per-client rate limits), and stops it like every other public port:
+//! The [`HttpService`] is the caller's (an axum `Router` is one, boxed); this adds the
+//! peer address as a `ConnectInfo` extension (for per-client rate limits), and stops
+//! it like every other public port:
 //! not-ready first, then no new connections, then requests in flight finish within
 //! the grace period.
 //!
@@ -13,12 +14,13 @@
 //! [`HttpLimits::body_read_timeout`], and connections beyond
 //! [`HttpLimits::max_connections`] are closed as soon as they are accepted.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
+use axum::response::Response;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -28,9 +30,14 @@ use platform_shutdown::Shutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt as _;
-use tower_http::timeout::RequestBodyTimeoutLayer;
+use tower::util::BoxCloneSyncService;
+use tower_http::timeout::TimeoutBody;
 
 use crate::{Readiness, ServerError};
+
+/// What a public HTTP port serves: requests to responses, never failing (an error is
+/// an answer). `BoxCloneSyncService::new(router)` makes one of an axum `Router`.
+pub type HttpService = BoxCloneSyncService<http::Request<Body>, Response, Infallible>;
 
 /// Limits on what one client may hold.
 #[derive(Debug, Clone, Copy)]
@@ -53,17 +60,17 @@ impl Default for HttpLimits {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` fires and the drain completes or
+/// Serves `service` on `listener` until `shutdown` fires and the drain completes or
 /// `grace` runs out.
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    service: HttpService,
     limits: HttpLimits,
     grace: Duration,
     readiness: Readiness,
     shutdown: Shutdown,
 ) -> Result<(), ServerError> {
-    let router = router.layer(RequestBodyTimeoutLayer::new(limits.body_read_timeout));
+    let body_timeout = limits.body_read_timeout;
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -96,10 +103,11 @@ pub async fn serve(
                 drop(stream);
                 continue;
             };
-            let service = router
+            let service = service
                 .clone()
                 .map_request(move |request: http::Request<Incoming>| {
-                    let mut request = request.map(Body::new);
+                    let mut request =
+                        request.map(|body| Body::new(TimeoutBody::new(body_timeout, body)));
                     request.extensions_mut().insert(ConnectInfo(peer));
                     request
                 });

@@ -192,7 +192,7 @@ impl Service for Gateway {
 
         tracing::info!(routes = edge.table.routes().count(), "gateway built");
         let draining = edge.draining.clone();
-        let app = edge::router(edge, settings);
+        let app = edge::service(edge, settings);
         let grace = Duration::from_millis(settings.http.grace_period_ms);
         let limits = settings.http.limits();
         Ok(Parts::http(settings.http.addr, grace, app, limits).on_drain(move || draining.cancel()))

@@ -1,29 +1,33 @@
-//! The public HTTP port as a stack of tower layers over one handler.
+//! The public HTTP port as a few tower layers over one service.
 //!
-//! [`router`] assembles it; a request meets the layers in this order (each in its own
-//! module under `edge/`):
+//! [`service`] assembles it; a request meets the layers in this order:
 //!
 //! 1. `request_id`: a sane client `X-Request-Id` is kept, anything else replaced by a
-//!    fresh UUID (tower-http's set layer); the id is returned on every response.
+//!    fresh UUID; the id is returned on every response.
 //! 2. `cors`: browsers' preflights and CORS headers, when origins are configured.
 //! 3. Compression: a response of at least `http.compression_min_bytes` is compressed
 //!    as `Accept-Encoding` allows (gzip, br, zstd), streams excepted; a request body
 //!    sent with `Content-Encoding` is decompressed (before the body limit counts it).
-//! 4. `GET /openapi.json` is answered here; every other path goes down the API stack:
-//! 5. `observe` (one layer): the request is matched to a route once (`route`), and
-//!    the [`RouteMatch`](crate::routing::RouteMatch) put in the request's extensions
-//!    for everything below; then the HTTP server span (continuing `traceparent`), the
+//! 4. [`Api`]: `GET /openapi.json` is answered here; every other request is one async
+//!    call through these steps, each in its own module under `edge/`:
+//! 5. `observe`: the request is matched to a route once (`route`), and the
+//!    [`RouteMatch`](crate::routing::RouteMatch) put in the request's extensions for
+//!    everything below; then the HTTP server span (continuing `traceparent`), the
 //!    request metrics and the access log line; `404`/`405` for requests that matched
 //!    no route, observed like any other answer.
-//! 6. `auth` (one layer, `admit`): the bearer token is verified and the outcome, an
+//! 6. `auth` (`admit`): the bearer token is verified and the outcome, an
 //!    [`Identity`], put in the extensions; then [`crate::ratelimit`]: `429` for a
 //!    caller over its rate, keyed by that identity (or by the client address on public
 //!    methods); then `401` for a refused or missing token, after the rate limit, so
 //!    guessing tokens spends the guesser's budget.
-//! 7. The body limit (axum's `DefaultBodyLimit`): `413`, as the handler reads the body.
-//! 8. `handler`: transcode, check the message against the `buf.validate` rules of
-//!    its descriptor (`400` naming each field, the upstream never called), call the
-//!    upstream, render the answer.
+//! 7. `handler`: read the body within `http.max_body_bytes` (`413` past it),
+//!    transcode, check the message against the `buf.validate` rules of its descriptor
+//!    (`400` naming each field, the upstream never called), call the upstream, render
+//!    the answer.
+//!
+//! The steps are plain async functions rather than layers of their own: a request
+//! then moves through one future, boxed once, instead of a box, a copy of the request
+//! and a copy of the answer per layer.
 //!
 //! Nothing here knows any particular RPC: routes come from the descriptors.
 
@@ -36,27 +40,24 @@ mod route;
 mod stream;
 
 use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::handler::Handler;
-use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, Version, header};
-use axum::middleware::from_fn_with_state;
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::http::{Extensions, HeaderMap, HeaderValue, Method, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use futures_util::future::BoxFuture;
 use platform_api::rules::Validator;
 use platform_auth::Verifier;
+use platform_server::http::HttpService;
 use prost_reflect::DescriptorPool;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceBuilder;
-use tower::util::MapRequestLayer;
+use tower::{Service, ServiceBuilder};
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::decompression::RequestDecompressionLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use auth::{Identity, Refusal};
 pub use cors::cors;
@@ -64,6 +65,7 @@ pub(crate) use observe::RouteMetrics;
 pub use observe::{describe_metrics, names};
 
 use crate::client_address::ClientAddresses;
+use crate::errors::method_not_allowed;
 use crate::ratelimit::Limiter;
 use crate::routing::RouteTable;
 use crate::settings::{HttpSettings, Settings};
@@ -99,32 +101,52 @@ pub struct Edge {
 
 /// The public port, every layer included, apart from the listener so tests can drive
 /// it directly.
-pub fn router(edge: Arc<Edge>, settings: &Settings) -> Router {
-    let api = ServiceBuilder::new()
-        // API answers carry tokens and account data: no cache, shared or private, may
-        // keep them (RFC 9111; OAuth 2.0 requires it of token responses).
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ))
-        .layer(from_fn_with_state(Arc::clone(&edge), observe::observe))
-        .layer(from_fn_with_state(Arc::clone(&edge), auth::admit))
-        .layer(DefaultBodyLimit::max(edge.http.max_body_bytes))
-        .service(handler::serve.with_state(Arc::clone(&edge)));
+pub fn service(edge: Arc<Edge>, settings: &Settings) -> HttpService {
+    let stack = ServiceBuilder::new()
+        .map_response(|response: axum::http::Response<_>| response.map(Body::new))
+        .layer(request_id::RequestIdLayer)
+        .option_layer(cors(&settings.cors))
+        .layer(compression(settings.http.compression_min_bytes))
+        .layer(RequestDecompressionLayer::new())
+        .service(Api(edge));
+    HttpService::new(stack)
+}
 
-    Router::new()
-        .route("/openapi.json", get(openapi))
-        .with_state(edge)
-        .fallback_service(api)
-        .layer(
-            ServiceBuilder::new()
-                .layer(MapRequestLayer::new(request_id::drop_unusable))
-                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-                .layer(PropagateRequestIdLayer::x_request_id())
-                .option_layer(cors(&settings.cors))
-                .layer(compression(settings.http.compression_min_bytes))
-                .layer(RequestDecompressionLayer::new()),
-        )
+/// The edge below the generic layers: see the [module docs](self).
+#[derive(Debug, Clone)]
+struct Api(Arc<Edge>);
+
+impl<B> Service<axum::http::Request<B>> for Api
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
+        let edge = Arc::clone(&self.0);
+        Box::pin(async move { Ok(api(edge, request.map(Body::new)).await) })
+    }
+}
+
+async fn api(edge: Arc<Edge>, request: Request) -> Response {
+    if request.uri().path() == "/openapi.json" {
+        return openapi(&edge, request.method());
+    }
+    let mut response = observe::observe(edge, request).await;
+    // API answers carry tokens and account data: no cache, shared or private, may
+    // keep them (RFC 9111; OAuth 2.0 requires it of token responses).
+    response
+        .headers_mut()
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
 }
 
 /// Responses compressed as the client accepts (gzip, br, zstd), from
@@ -146,7 +168,11 @@ pub(crate) fn is_public(edge: &Edge, extensions: &Extensions) -> bool {
         .is_some_and(|(route, _)| edge.public_methods.contains(route::full_method(route)))
 }
 
-async fn openapi(State(edge): State<Arc<Edge>>) -> Response {
+/// The OpenAPI document, to `GET` (and `HEAD`).
+fn openapi(edge: &Edge, method: &Method) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        return method_not_allowed(&[Method::GET, Method::HEAD]);
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -109,35 +109,71 @@ pub fn forwarded(
     let mut forwarded = std::mem::take(metadata).into_headers();
     let behind_proxy = peer.is_some_and(|peer| addresses.trusts(peer));
     if let Some(peer) = peer
-        && let Ok(value) = HeaderValue::from_str(&addresses.resolve(peer, headers).to_string())
+        && let Some(value) = address_value(addresses.resolve(peer, headers))
     {
         forwarded.insert(X_FORWARDED_FOR, value);
     }
     let first = |name: &HeaderName| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
+        let value = headers.get(name)?;
+        let first = value.to_str().ok()?.split(',').next()?.trim();
+        // The client's own value, shared rather than copied, when it is one value.
+        match first.len() {
+            0 => None,
+            n if n == value.len() => Some(value.clone()),
+            _ => HeaderValue::from_str(first).ok(),
+        }
     };
+    let http = || HeaderValue::from_static("http");
     let (host, proto) = if behind_proxy {
         (
             first(&X_FORWARDED_HOST).or_else(|| first(&header::HOST)),
-            first(&X_FORWARDED_PROTO).unwrap_or("http"),
+            first(&X_FORWARDED_PROTO).unwrap_or_else(http),
         )
     } else {
-        (first(&header::HOST), "http")
+        (first(&header::HOST), http())
     };
-    if let Some(host) = host.and_then(|h| HeaderValue::from_str(h).ok()) {
+    if let Some(host) = host {
         forwarded.insert(X_FORWARDED_HOST, host);
     }
-    if let Ok(proto) = HeaderValue::from_str(proto) {
-        forwarded.insert(X_FORWARDED_PROTO, proto);
-    }
+    forwarded.insert(X_FORWARDED_PROTO, proto);
     *metadata = MetadataMap::from_headers(forwarded);
+}
+
+/// A client address as a header value; IPv4 (the common case) written without `fmt`.
+fn address_value(address: IpAddr) -> Option<HeaderValue> {
+    let IpAddr::V4(v4) = address else {
+        return HeaderValue::from_str(&address.to_string()).ok();
+    };
+    let mut text = Vec::with_capacity(15);
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            text.push(b'.');
+        }
+        text.extend_from_slice(itoa::Buffer::new().format(octet).as_bytes());
+    }
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(text)).ok()
 }
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    use super::address_value;
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for address in [
+            IpAddr::V4(Ipv4Addr::new(0, 0, 0, 0)),
+            IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)),
+            IpAddr::V4(Ipv4Addr::new(255, 255, 255, 255)),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ] {
+            let value = address_value(address).expect("a header value");
+            assert_eq!(value.to_str().ok(), Some(address.to_string().as_str()));
+        }
+    }
+}

@@ -1,4 +1,4 @@
-//! Authentication at the edge, around the rate limiter, in one layer ([`admit`]).
+//! Authentication at the edge, around the rate limiter, in one step ([`admit`]).
 //!
 //! The bearer token is verified first (a token, when present, must be valid even on a
 //! public route) and the outcome, an [`Identity`], stored in the request's extensions;
@@ -8,11 +8,8 @@
 //!
 //! The services verify the token again themselves; the handler forwards it.
 
-use std::sync::Arc;
-
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, header};
-use axum::middleware::Next;
 use axum::response::Response;
 use platform_auth::{BearerToken, Caller, VerifyError};
 use tonic::Code;
@@ -46,23 +43,21 @@ pub enum Refusal {
     InvalidToken(String),
 }
 
-/// Layer: who is calling, whether they are within their rate, and whether they may
-/// call. Refusing a token only after the rate limit means failed attempts spend the
-/// client address's budget.
-pub(super) async fn admit(
-    State(edge): State<Arc<Edge>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    if let Err(response) = identify(&edge, &mut request).await {
+/// Who is calling, whether they are within their rate, and whether they may call;
+/// then the handler serves the request. Refusing a token only after the rate limit
+/// means failed attempts spend the client address's budget.
+pub(super) async fn admit(edge: &Edge, mut request: Request) -> Response {
+    if let Err(response) = identify(edge, &mut request).await {
         return response;
     }
-    let key = crate::ratelimit::caller_key(&edge, &request);
-    if let Err(response) = crate::ratelimit::spend(&edge, &key).await {
+    let key = crate::ratelimit::caller_key(edge, &request);
+    if let Err(response) = crate::ratelimit::spend(edge, &key).await {
         return response;
     }
     match request.extensions().get::<Identity>() {
-        Some(Identity::Caller { .. } | Identity::Anonymous) => next.run(request).await,
+        Some(Identity::Caller { .. } | Identity::Anonymous) => {
+            super::handler::serve(edge, request).await
+        }
         Some(Identity::Refused(Refusal::InvalidToken(reason))) => unauthorized(reason, true),
         // Fails closed: no identity is no caller.
         Some(Identity::Refused(Refusal::MissingToken)) | None => {

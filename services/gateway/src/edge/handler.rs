@@ -10,14 +10,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
-use axum::extract::{ConnectInfo, FromRequest, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt as _;
 use platform_auth::BearerToken;
 use prost_reflect::{DynamicMessage, ReflectMessage, Value};
 use tonic::Code;
-use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::metadata::MetadataMap;
 
 use super::{Edge, Identity, request_id, route, stream};
 use crate::errors::{
@@ -31,11 +31,11 @@ use crate::upstream::{self, Policy, Reply, Upstream};
 /// What travels with a call besides its message.
 #[derive(Debug)]
 struct Outgoing {
-    /// The caller's verified token, for the service to verify again (its `Debug`
-    /// is redacted).
-    token: Option<BearerToken>,
+    /// `Bearer` and the caller's verified token, for the service to verify again
+    /// (marked sensitive: its `Debug` is redacted, and HTTP/2 never indexes it).
+    authorization: Option<HeaderValue>,
     /// The request's id, so the service's logs carry it too.
-    request_id: String,
+    request_id: Option<HeaderValue>,
     /// The deadline, sent as `grpc-timeout`.
     timeout: Duration,
     /// The client's headers the upstream asked for, and `x-forwarded-*`.
@@ -46,7 +46,7 @@ struct Outgoing {
 }
 
 /// Route → transcode → call → render.
-pub(super) async fn serve(State(edge): State<Arc<Edge>>, request: Request) -> Response {
+pub(super) async fn serve(edge: &Edge, request: Request) -> Response {
     let Some((route, bindings)) = route::found(request.extensions())
         .map(|(route, bindings)| (Arc::clone(route), bindings.to_vec()))
     else {
@@ -62,13 +62,13 @@ pub(super) async fn serve(State(edge): State<Arc<Edge>>, request: Request) -> Re
         );
     };
     let policy = upstream.policy();
-    let mut outgoing = outgoing(&edge, &route, policy, &request);
+    let mut outgoing = outgoing(edge, &route, policy, &request);
     let query = request.uri().query().map(str::to_owned);
     // The headers are taken rather than copied: reading the body needs only the rest.
     let (mut parts, body) = request.into_parts();
     let headers = std::mem::take(&mut parts.headers);
-    let request = Request::from_parts(parts, body);
-    let bytes = match read_body(request, &headers, edge.http.max_body_bytes).await {
+    drop(parts);
+    let bytes = match read_body(body, &headers, edge.http.max_body_bytes).await {
         Ok(body) => body,
         Err(response) => return response,
     };
@@ -101,11 +101,11 @@ pub(super) async fn serve(State(edge): State<Arc<Edge>>, request: Request) -> Re
     // future as large, and every layer above moves it into a box of its own.
     if route.method().is_server_streaming() {
         Box::pin(call_stream(
-            &edge, upstream, route, message, outgoing, &headers,
+            edge, upstream, route, message, outgoing, &headers,
         ))
         .await
     } else {
-        Box::pin(call_unary(&edge, upstream, &route, message, outgoing)).await
+        Box::pin(call_unary(edge, upstream, &route, message, outgoing)).await
     }
 }
 
@@ -173,11 +173,17 @@ fn outgoing(edge: &Edge, route: &Route, policy: &Policy, request: &Request) -> O
     let mut forwarded = policy.headers.outgoing(headers);
     forward::forwarded(&edge.client_addresses, peer, headers, &mut forwarded);
     Outgoing {
-        token: match request.extensions().get::<Identity>() {
-            Some(Identity::Caller { token, .. }) => Some(token.clone()),
+        authorization: match request.extensions().get::<Identity>() {
+            Some(Identity::Caller { token, .. }) => authorization(headers, token),
             _ => None,
         },
-        request_id: request_id::of(headers).to_owned(),
+        request_id: headers.get(request_id::HEADER).map(|id| {
+            let mut id = id.clone();
+            // One per request: kept out of HTTP/2's header table, where it would only
+            // push out the headers that do repeat.
+            id.set_sensitive(true);
+            id
+        }),
         timeout: deadline(headers, Duration::from_millis(limit)),
         forwarded,
         safe_to_repeat: request.method() == axum::http::Method::GET,
@@ -210,17 +216,30 @@ impl Outgoing {
 
     /// The forwarded headers, the token and the request id as gRPC metadata.
     fn metadata(self) -> MetadataMap {
-        let mut metadata = self.forwarded;
-        if let Some(token) = &self.token
-            && let Ok(value) = MetadataValue::try_from(format!("Bearer {}", token.as_str()))
-        {
-            metadata.insert("authorization", value);
+        let mut headers = self.forwarded.into_headers();
+        if let Some(authorization) = self.authorization {
+            headers.insert(header::AUTHORIZATION, authorization);
         }
-        if let Ok(value) = MetadataValue::try_from(self.request_id) {
-            metadata.insert("x-request-id", value);
+        if let Some(id) = self.request_id {
+            headers.insert(request_id::HEADER, id);
         }
-        metadata
+        MetadataMap::from_headers(headers)
     }
+}
+
+/// The `Authorization` the service gets: the client's own header, shared rather than
+/// copied, when it reads exactly `Bearer <token>`; else written anew.
+fn authorization(headers: &HeaderMap, token: &BearerToken) -> Option<HeaderValue> {
+    let mut value = match headers.get(header::AUTHORIZATION) {
+        Some(value)
+            if value.as_bytes().strip_prefix(b"Bearer ") == Some(token.as_str().as_bytes()) =>
+        {
+            value.clone()
+        }
+        _ => HeaderValue::try_from(format!("Bearer {}", token.as_str())).ok()?,
+    };
+    value.set_sensitive(true);
+    Some(value)
 }
 
 /// The upstream's answer: canonical proto3 JSON (or the raw bytes of an `HttpBody`),
@@ -259,21 +278,24 @@ fn render(route: &Route, reply: &Reply, policy: &Policy) -> Response {
     response
 }
 
-/// Reads the body within the limit the body-limit layer set; over it is 413. A
-/// `Content-Length` in `headers` (the request's) over `limit` is refused before
-/// anything is read.
-async fn read_body(request: Request, headers: &HeaderMap, limit: usize) -> Result<Bytes, Response> {
+/// Reads the body within `limit`; over it is 413. A `Content-Length` in `headers` (the
+/// request's) over `limit` is refused before anything is read.
+async fn read_body(
+    body: axum::body::Body,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<Bytes, Response> {
     let declared =
         header_text(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(payload_too_large(limit));
     }
-    match Bytes::from_request(request, &()).await {
-        Ok(body) => Ok(body),
-        Err(BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_))) => {
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(body) => Ok(body.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
             Err(payload_too_large(limit))
         }
-        Err(error) if is_timeout(&error) => Err(request_timeout()),
+        Err(error) if is_timeout(&*error) => Err(request_timeout()),
         Err(error) => {
             tracing::info!(%error, "request body could not be read");
             Err(edge_error(

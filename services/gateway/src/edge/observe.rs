@@ -10,9 +10,8 @@
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Instant;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::Response;
 use metrics::{Counter, Gauge, Histogram};
 use platform_telemetry::propagation::continue_trace;
@@ -66,14 +65,10 @@ pub fn describe_metrics() {
 /// The status recorded for a request whose client went away before the answer.
 const CLIENT_CLOSED: u16 = 499;
 
-/// Layer: matches the request's route, then runs the rest of the stack inside the
-/// request's span, observed by an [`InFlight`] guard; answers `404`/`405` itself for
-/// a request that matched no route.
-pub(super) async fn observe(
-    State(edge): State<Arc<Edge>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+/// Matches the request's route, then admits and serves it ([`super::auth::admit`])
+/// inside the request's span, observed by an [`InFlight`] guard; answers `404`/`405`
+/// itself for a request that matched no route.
+pub(super) async fn observe(edge: Arc<Edge>, mut request: Request) -> Response {
     route::find(&edge, &mut request);
     let method = request.method().clone();
     let route = route::found(request.extensions()).map(|(route, _)| Arc::clone(route));
@@ -99,7 +94,7 @@ pub(super) async fn observe(
     let refusal = route::refusal(request.extensions());
     let response = match refusal {
         Some(refusal) => refusal,
-        None => next.run(request).instrument(span).await,
+        None => super::auth::admit(&edge, request).instrument(span).await,
     };
     in_flight.status = Some(response.status());
     response

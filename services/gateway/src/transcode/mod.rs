@@ -273,7 +273,8 @@ fn to_json(message: &DynamicMessage, json: &JsonOptions) -> Result<Vec<u8>, Tran
         json::emit_unset_messages(message, &mut value, json);
         return serde_json::to_vec(&value).map_err(internal);
     }
-    let mut serializer = serde_json::Serializer::new(Vec::new());
+    // Room for a small answer from the start, rather than growing to it.
+    let mut serializer = serde_json::Serializer::new(Vec::with_capacity(256));
     message
         .serialize_with_options(&mut serializer, &options)
         .map_err(internal)?;

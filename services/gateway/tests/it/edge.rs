@@ -18,6 +18,7 @@ use gateway::ratelimit::Limiter;
 use gateway::upstream::Upstream;
 use platform_auth::Verifier;
 use platform_client::{ChannelOptions, Channels};
+use platform_server::http::HttpService;
 use platform_testing::metrics;
 use platform_testing::wait::until;
 use serde_json::Value;
@@ -60,11 +61,11 @@ fn edge(settings: &Settings, upstream: &str) -> Arc<Edge> {
     })
 }
 
-fn router(settings: &Settings) -> Router {
-    edge::router(edge(settings, NOWHERE), settings)
+fn router(settings: &Settings) -> HttpService {
+    edge::service(edge(settings, NOWHERE), settings)
 }
 
-async fn send(router: &Router, request: Request<Body>) -> (Response, Value) {
+async fn send(router: &HttpService, request: Request<Body>) -> (Response, Value) {
     let response = router.clone().oneshot(request).await.unwrap();
     let (parts, body) = response.into_parts();
     let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
@@ -246,7 +247,8 @@ async fn a_client_that_disconnects_mid_request_leaves_no_request_in_flight() {
 
     let mut settings = Settings::default();
     settings.http.default_timeout_ms = 60_000;
-    let app = edge::router(edge(&settings, &silent_url), &settings);
+    let app =
+        Router::new().fallback_service(edge::service(edge(&settings, &silent_url), &settings));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
