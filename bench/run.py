@@ -367,10 +367,13 @@ def echo_requests(url: str, token: str, count: int, threads: int = 4) -> None:
         sys.exit(f"{url} answered {failures[:5]}")
 
 
-def callgrind_total(pid: int, work: Path) -> int:
-    """Instructions counted since the last reset, dumped now."""
+def callgrind_total(pid: int, work: Path, keep: Path) -> int:
+    """Instructions counted since the last reset, dumped now; the dump is kept as `keep`
+    (for `callgrind_annotate`)."""
     subprocess.run(["callgrind_control", "-d", str(pid)], check=True, capture_output=True)
     newest = max(work.glob(f"callgrind.{pid}*"), key=lambda f: f.stat().st_mtime)
+    keep.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(newest, keep)
     for line in newest.read_text(errors="replace").splitlines():
         if line.startswith(("summary:", "totals:")):
             return int(line.split()[1])
@@ -389,9 +392,11 @@ def suite_instructions() -> dict:
             echo_requests(url, token, 400)  # warm-up: connections, pools, caches
             subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True)
             echo_requests(url, token, requests)
-            counts[name] = round(callgrind_total(proc.pid, s.work) / requests)
+            profile = OUT / "callgrind" / f"{name}.out"
+            counts[name] = round(callgrind_total(proc.pid, s.work, profile) / requests)
     for name, count in counts.items():
-        print(f"  {name:8} {count:9d} instructions/request (user space, {requests} requests)")
+        print(f"  {name:8} {count:9d} instructions/request (user space, {requests} requests;"
+              f" profile in {OUT / 'callgrind' / (name + '.out')})")
     return report("edge-instructions", {
         "gateway / hand-written proxy: instructions per request": (
             ratio(counts["gateway"], counts["proxy"]), "<=", 1.2),
