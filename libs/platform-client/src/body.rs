@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use http_body::Frame;
 use tonic::body::Body;
 use tonic::{Code, Status};
@@ -120,7 +120,8 @@ pub fn split_path(path: &str) -> (&str, &str) {
 pub fn status_in(headers: &HeaderMap) -> Option<Code> {
     // Only the code: `Status::from_header_map` would also decode the message and the
     // details, for every call.
-    let value = headers.get("grpc-status")?;
+    const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+    let value = headers.get(GRPC_STATUS)?;
     let code = std::str::from_utf8(value.as_bytes())
         .ok()
         .and_then(|text| text.trim().parse::<i32>().ok())

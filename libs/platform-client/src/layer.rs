@@ -23,7 +23,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use metrics::Histogram;
 use tonic::body::Body;
 use tonic::{Code, Status};
@@ -46,7 +46,7 @@ pub mod names {
     pub const EJECTIONS: &str = "rpc_client_ejections_total";
 }
 
-const GRPC_TIMEOUT: &str = "grpc-timeout";
+const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 
 /// The answer of one call through [`ClientService`].
 pub type ResponseFuture = BoxFuture<'static, Result<http::Response<Body>, Status>>;

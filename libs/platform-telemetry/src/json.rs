@@ -28,17 +28,6 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use crate::ids::Ids;
 
-/// Keys the line itself uses; an event field with one of these names is written as
-/// `field.<name>` so it cannot overwrite them.
-const RESERVED: [&str; 6] = [
-    "timestamp",
-    "level",
-    "target",
-    "message",
-    "trace_id",
-    "span_id",
-];
-
 /// Writes every event it sees as one JSON line to `W`. See the [module docs](self).
 pub struct JsonLayer<W> {
     make_writer: W,
@@ -246,23 +235,24 @@ fn push_str(line: &mut Vec<u8>, text: &str) {
 fn push_escaped(line: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
     let mut copied = 0;
-    for (i, &byte) in bytes.iter().enumerate() {
-        let escape: &[u8] = match byte {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x00..=0x1f => b"",
-            _ => continue,
-        };
-        line.extend_from_slice(&bytes[copied..i]);
-        copied = i + 1;
-        if escape.is_empty() {
-            line.extend_from_slice(b"\\u00");
-            push_hex(line, &[byte]);
-        } else {
-            line.extend_from_slice(escape);
+    // Runs of plain text are copied whole; most fields are one run.
+    while let Some(offset) = bytes[copied..]
+        .iter()
+        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+    {
+        let at = copied + offset;
+        line.extend_from_slice(&bytes[copied..at]);
+        copied = at + 1;
+        match bytes[at] {
+            b'"' => line.extend_from_slice(b"\\\""),
+            b'\\' => line.extend_from_slice(b"\\\\"),
+            b'\n' => line.extend_from_slice(b"\\n"),
+            b'\r' => line.extend_from_slice(b"\\r"),
+            b'\t' => line.extend_from_slice(b"\\t"),
+            control => {
+                line.extend_from_slice(b"\\u00");
+                push_hex(line, &[control]);
+            }
         }
     }
     line.extend_from_slice(&bytes[copied..]);
@@ -296,7 +286,12 @@ impl Fields {
             return None;
         }
         self.rest.extend_from_slice(b",\"");
-        if RESERVED.contains(&name) {
+        // Keys the line itself uses: an event field with one of these names is written
+        // as `field.<name>` so it cannot overwrite them.
+        if matches!(
+            name,
+            "timestamp" | "level" | "target" | "message" | "trace_id" | "span_id"
+        ) {
             self.rest.extend_from_slice(b"field.");
         }
         push_escaped(&mut self.rest, name);

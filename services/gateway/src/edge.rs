@@ -8,6 +8,8 @@
 //! 3. Compression: a response of at least `http.compression_min_bytes` is compressed
 //!    as `Accept-Encoding` allows (gzip, br, zstd), streams excepted; a request body
 //!    sent with `Content-Encoding` is decompressed (before the body limit counts it).
+//!    A request that sends neither `Content-Encoding` nor an `Accept-Encoding` other
+//!    than `identity` skips both ([`Codings`]).
 //! 4. [`Api`]: `GET /openapi.json` is answered here; every other request is one async
 //!    call through these steps, each in its own module under `edge/`:
 //! 5. `observe`: the request is matched to a route once (`route`), and the
@@ -102,25 +104,69 @@ pub struct Edge {
 /// The public port, every layer included, apart from the listener so tests can drive
 /// it directly.
 pub fn service(edge: Arc<Edge>, settings: &Settings) -> HttpService {
-    let stack = ServiceBuilder::new()
+    let api = Api(edge);
+    let coded = ServiceBuilder::new()
         .map_response(|response: axum::http::Response<_>| response.map(Body::new))
-        .layer(request_id::RequestIdLayer)
-        .option_layer(cors(&settings.cors))
         .layer(compression(settings.http.compression_min_bytes))
         .layer(RequestDecompressionLayer::new())
-        .service(Api(edge));
+        .map_request(|request: axum::http::Request<_>| request.map(Body::new))
+        .service(api.clone());
+    let stack = ServiceBuilder::new()
+        .layer(request_id::RequestIdLayer)
+        .option_layer(cors(&settings.cors))
+        .service(Codings {
+            plain: api,
+            coded: HttpService::new(coded),
+        });
     HttpService::new(stack)
+}
+
+/// Compression and decompression, for the requests that ask for either: a body sent
+/// with `Content-Encoding`, or an `Accept-Encoding` other than `identity`. The others
+/// skip both layers, whose bodies (every codec's state, inline) would be copied at
+/// each step of every answer.
+#[derive(Debug, Clone)]
+struct Codings {
+    plain: Api,
+    coded: HttpService,
+}
+
+impl Service<Request> for Codings {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.coded.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if asks_for_coding(request.headers()) {
+            self.coded.call(request)
+        } else {
+            self.plain.call(request)
+        }
+    }
+}
+
+fn asks_for_coding(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::CONTENT_ENCODING)
+        || headers
+            .get_all(header::ACCEPT_ENCODING)
+            .iter()
+            .any(|value| {
+                !value
+                    .as_bytes()
+                    .trim_ascii()
+                    .eq_ignore_ascii_case(b"identity")
+            })
 }
 
 /// The edge below the generic layers: see the [module docs](self).
 #[derive(Debug, Clone)]
 struct Api(Arc<Edge>);
 
-impl<B> Service<axum::http::Request<B>> for Api
-where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<axum::BoxError>,
-{
+impl Service<Request> for Api {
     type Response = Response;
     type Error = Infallible;
     type Future = BoxFuture<'static, Result<Response, Infallible>>;
@@ -129,9 +175,9 @@ where
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
+    fn call(&mut self, request: Request) -> Self::Future {
         let edge = Arc::clone(&self.0);
-        Box::pin(async move { Ok(api(edge, request.map(Body::new)).await) })
+        Box::pin(async move { Ok(api(edge, request).await) })
     }
 }
 

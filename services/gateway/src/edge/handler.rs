@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Request};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt as _;
 use platform_auth::BearerToken;
-use prost_reflect::{DynamicMessage, ReflectMessage, Value};
+use prost_reflect::{DynamicMessage, FieldDescriptor, Value};
 use tonic::Code;
 use tonic::metadata::MetadataMap;
 
@@ -74,15 +74,16 @@ pub(super) async fn serve(edge: &Edge, request: Request) -> Response {
     };
     let body = Body {
         bytes: &bytes,
-        content_type: header_text(&headers, header::CONTENT_TYPE.as_str()),
+        content_type: header_text(&headers, &header::CONTENT_TYPE),
     };
     let built = build_request_with(&route, &bindings, query.as_deref(), &body, &policy.json);
     let mut message = match built {
         Ok(message) => message,
         Err(error) => return transcode_error(&error),
     };
-    if let Some(key) = header_text(&headers, "idempotency-key") {
-        apply_idempotency_key(&mut message, key);
+    let key_field = route.idempotency_key();
+    if let (Some(field), Some(key)) = (key_field, header_text(&headers, &IDEMPOTENCY_KEY)) {
+        apply_idempotency_key(&mut message, field, key);
     }
     // The rules of any team's descriptors, checked before a call is spent on a
     // request the service would refuse: 400, each field named, as the services
@@ -96,7 +97,7 @@ pub(super) async fn serve(edge: &Edge, request: Request) -> Response {
             .collect();
         return edge_error(Code::InvalidArgument, &message, &pairs);
     }
-    outgoing.safe_to_repeat |= carries_idempotency_key(&message);
+    outgoing.safe_to_repeat |= key_field.is_some_and(|field| carries_key(&message, field));
     // The calls' futures are boxed: inline, their kilobytes would make this handler's
     // future as large, and every layer above moves it into a box of its own.
     if route.method().is_server_streaming() {
@@ -286,7 +287,7 @@ async fn read_body(
     limit: usize,
 ) -> Result<Bytes, Response> {
     let declared =
-        header_text(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<usize>().ok());
+        header_text(headers, &header::CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(payload_too_large(limit));
     }
@@ -319,7 +320,10 @@ fn is_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+const REQUEST_TIMEOUT: HeaderName = HeaderName::from_static("request-timeout");
+
+fn header_text<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -327,7 +331,7 @@ fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// than the configured default.
 fn deadline(headers: &HeaderMap, default: Duration) -> Duration {
     let grpc = platform_server::deadline::client_timeout(headers);
-    let seconds = header_text(headers, "request-timeout")
+    let seconds = header_text(headers, &REQUEST_TIMEOUT)
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s > 0.0)
         .map(|s| Duration::from_secs_f64(s.min(default.as_secs_f64())));
@@ -337,28 +341,16 @@ fn deadline(headers: &HeaderMap, default: Duration) -> Duration {
         .fold(default, Duration::min)
 }
 
-/// Whether the message has a non-empty string `request_id`: the service then answers
-/// a repeat with the first result, so the call is safe to send twice.
-fn carries_idempotency_key(message: &DynamicMessage) -> bool {
-    message
-        .descriptor()
-        .get_field_by_name("request_id")
-        .filter(|field| field.kind() == prost_reflect::Kind::String && !field.is_list())
-        .is_some_and(
-            |field| matches!(&*message.get_field(&field), Value::String(key) if !key.is_empty()),
-        )
+/// Whether the message's idempotency key `field` is set: the service then answers a
+/// repeat with the first result, so the call is safe to send twice.
+fn carries_key(message: &DynamicMessage, field: &FieldDescriptor) -> bool {
+    matches!(&*message.get_field(field), Value::String(key) if !key.is_empty())
 }
 
-/// `Idempotency-Key` fills a string `request_id` field the body left empty.
-fn apply_idempotency_key(message: &mut DynamicMessage, key: &str) {
-    let Some(field) = message.descriptor().get_field_by_name("request_id") else {
-        return;
-    };
-    if field.kind() != prost_reflect::Kind::String || field.is_list() {
-        return;
-    }
-    if !message.has_field(&field) {
-        message.set_field(&field, Value::String(key.to_owned()));
+/// `Idempotency-Key` fills the idempotency key `field` when the body left it empty.
+fn apply_idempotency_key(message: &mut DynamicMessage, field: &FieldDescriptor, key: &str) {
+    if !message.has_field(field) {
+        message.set_field(field, Value::String(key.to_owned()));
     }
 }
 
@@ -385,20 +377,34 @@ mod tests {
     #[test]
     fn only_a_create_with_an_idempotency_key_is_safe_to_repeat() {
         let pool = platform_proto::descriptor_pool();
-        let create = pool
-            .get_message_by_name("orders.v1.CreateOrderRequest")
+        let orders = pool
+            .get_service_by_name("orders.v1.OrderService")
             .expect("in the pool");
-        let mut message = DynamicMessage::new(create);
-        assert!(!carries_idempotency_key(&message));
-        apply_idempotency_key(&mut message, "checkout-1");
-        assert!(carries_idempotency_key(&message));
-        let cancel = pool
-            .get_message_by_name("orders.v1.CancelOrderRequest")
-            .expect("in the pool");
-        let mut message = DynamicMessage::new(cancel);
-        apply_idempotency_key(&mut message, "checkout-1");
+        let table = crate::routing::RouteTable::build(pool, [orders]).expect("routes");
+        let route = |method: &str, path: &str| {
+            let found = table.find(
+                &axum::http::Method::from_bytes(method.as_bytes()).unwrap(),
+                path,
+            );
+            match found {
+                crate::routing::RouteMatch::Found { route, .. } => route,
+                _ => panic!("{method} {path} is routed"),
+            }
+        };
+        let create = route("POST", "/v1/orders");
+        let field = create
+            .idempotency_key()
+            .expect("CreateOrder has a request_id");
+        let mut message = DynamicMessage::new(create.method().input());
+        assert!(!carries_key(&message, field));
+        apply_idempotency_key(&mut message, field, "checkout-1");
+        assert!(carries_key(&message, field));
+        // A key in the body wins over the header.
+        apply_idempotency_key(&mut message, field, "checkout-2");
+        assert!(matches!(&*message.get_field(field), Value::String(key) if key == "checkout-1"));
+        let cancel = route("POST", "/v1/orders/o-1:cancel");
         assert!(
-            !carries_idempotency_key(&message),
+            cancel.idempotency_key().is_none(),
             "no request_id to carry it"
         );
     }

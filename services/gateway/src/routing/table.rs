@@ -72,6 +72,7 @@ pub struct Route {
     method: MethodDescriptor,
     body: BodyRule,
     response_body: Option<FieldDescriptor>,
+    idempotency_key: Option<FieldDescriptor>,
     grpc_path: String,
     binding_index: usize,
     metrics: RouteMetrics,
@@ -102,6 +103,12 @@ impl Route {
     /// response message (`response_body`), if any.
     pub fn response_body(&self) -> Option<&FieldDescriptor> {
         self.response_body.as_ref()
+    }
+
+    /// The request's singular string `request_id` field, if it has one: the
+    /// idempotency key a service answers a repeat with the first result for.
+    pub fn idempotency_key(&self) -> Option<&FieldDescriptor> {
+        self.idempotency_key.as_ref()
     }
 
     /// The gRPC request path, `/package.Service/Method`.
@@ -189,6 +196,9 @@ impl Route {
             method: method.clone(),
             body,
             response_body,
+            idempotency_key: input
+                .get_field_by_name("request_id")
+                .filter(|field| field.kind() == prost_reflect::Kind::String && !field.is_list()),
             binding_index,
             metrics: RouteMetrics::default(),
         })
