@@ -9,8 +9,8 @@
 //!    as `Accept-Encoding` allows (gzip, br, zstd), streams excepted; a request body
 //!    sent with `Content-Encoding` is decompressed (before the body limit counts it).
 //!    A request that sends neither `Content-Encoding` nor an `Accept-Encoding` other
-//!    than `identity` skips both ([`Codings`]).
-//! 4. [`Api`]: `GET /openapi.json` is answered here; every other request is one async
+//!    than `identity` skips both (`Codings`).
+//! 4. `Api`: `GET /openapi.json` is answered here; every other request is one async
 //!    call through these steps, each in its own module under `edge/`:
 //! 5. `observe`: the request is matched to a route once (`route`), and the
 //!    [`RouteMatch`](crate::routing::RouteMatch) put in the request's extensions for
