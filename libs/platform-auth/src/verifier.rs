@@ -111,7 +111,9 @@ pub struct Verifier {
     /// Tokens already verified, so a caller's every request does not pay for a
     /// signature check. An entry is used only while the token is unexpired and its key
     /// is still in the set.
-    cache: Option<moka::sync::Cache<String, Arc<Verified>>>,
+    /// Keyed with a seeded fast hash: a token is hundreds of bytes, hashed on every
+    /// request, and SipHash's strength buys nothing a random seed does not here.
+    cache: Option<moka::sync::Cache<String, Arc<Verified>, foldhash::fast::RandomState>>,
     /// What "now" is for `exp` and `nbf`.
     clock: Arc<dyn Clock>,
 }
@@ -232,7 +234,8 @@ impl Verifier {
         if let Some(cache) = &self.cache
             && let Some(hit) = cache.get(token)
         {
-            if self.clock.unix_now() < hit.valid_until && self.lookup(&hit.kid).is_some() {
+            if self.clock.unix_now() < hit.valid_until && self.current_keys().contains_key(&hit.kid)
+            {
                 return Ok(hit.caller.clone());
             }
             cache.invalidate(token);
@@ -266,7 +269,7 @@ impl Verifier {
             moka::sync::Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(Duration::from_secs(300))
-                .build(),
+                .build_with_hasher(foldhash::fast::RandomState::default()),
         );
         self
     }
