@@ -31,7 +31,10 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt as _;
 use tower::util::BoxCloneSyncService;
-use tower_http::timeout::TimeoutBody;
+
+mod read_timeout;
+
+pub use read_timeout::{BodyReadTimeout, ReadTimeout};
 
 use crate::{Readiness, ServerError};
 
@@ -107,7 +110,7 @@ pub async fn serve(
                 .clone()
                 .map_request(move |request: http::Request<Incoming>| {
                     let mut request =
-                        request.map(|body| Body::new(TimeoutBody::new(body_timeout, body)));
+                        request.map(|body| Body::new(ReadTimeout::new(body, body_timeout)));
                     request.extensions_mut().insert(ConnectInfo(peer));
                     request
                 });

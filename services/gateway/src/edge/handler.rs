@@ -98,8 +98,8 @@ pub(super) async fn serve(edge: &Edge, request: Request) -> Response {
         return edge_error(Code::InvalidArgument, &message, &pairs);
     }
     outgoing.safe_to_repeat |= key_field.is_some_and(|field| carries_key(&message, field));
-    // The calls' futures are boxed: inline, their kilobytes would make this handler's
-    // future as large, and every layer above moves it into a box of its own.
+    // The calls' futures are boxed: inline, their kilobytes would make the request's
+    // whole future as large, and it is copied whole into its box before it starts.
     if route.method().is_server_streaming() {
         Box::pin(call_stream(
             edge, upstream, route, message, outgoing, &headers,
@@ -312,7 +312,7 @@ async fn read_body(
 fn is_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut cause = Some(error);
     while let Some(error) = cause {
-        if error.is::<tower_http::timeout::TimeoutError>() {
+        if error.is::<platform_server::http::BodyReadTimeout>() {
             return true;
         }
         cause = error.source();
