@@ -230,6 +230,19 @@ fn push_str(line: &mut Vec<u8>, text: &str) {
     line.push(b'"');
 }
 
+/// The bytes a JSON string cannot hold as they are: control characters, `"` and `\`.
+const NEEDS_ESCAPE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = true;
+        byte += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
 /// `text` escaped for the inside of a JSON string: quotes, backslashes and control
 /// characters; everything else, UTF-8 included, is copied as it is.
 fn push_escaped(line: &mut Vec<u8>, text: &str) {
@@ -238,7 +251,7 @@ fn push_escaped(line: &mut Vec<u8>, text: &str) {
     // Runs of plain text are copied whole; most fields are one run.
     while let Some(offset) = bytes[copied..]
         .iter()
-        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        .position(|&b| NEEDS_ESCAPE[usize::from(b)])
     {
         let at = copied + offset;
         line.extend_from_slice(&bytes[copied..at]);
