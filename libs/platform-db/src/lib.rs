@@ -200,6 +200,28 @@ macro_rules! migrations {
     };
 }
 
+/// How long a pooled connection may sit idle and still be handed to a query without a
+/// ping first.
+///
+/// sqlx's default pings every connection before every query, a whole extra round
+/// trip per read. A connection in steady use is known to work: its last query (and the
+/// check sqlx makes when one is returned to the pool) just went through it. One that
+/// has been idle for a while may have been cut (a database restart, a failover, a
+/// middlebox that drops quiet connections), so it is pinged and, if dead, replaced
+/// before the query sees it.
+pub const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// The check before a pooled connection is used: see [`PING_AFTER_IDLE`].
+async fn ping_if_idle<C: sqlx::Connection>(
+    conn: &mut C,
+    meta: sqlx::pool::PoolConnectionMetadata,
+) -> Result<bool, sqlx::Error> {
+    if meta.idle_for >= PING_AFTER_IDLE {
+        conn.ping().await?;
+    }
+    Ok(true)
+}
+
 impl Database {
     /// Opens a lazily connecting pool for `settings.url`. Nothing is dialled yet; a
     /// SQLite file's folder is created so the first connection can create the file.
@@ -218,6 +240,8 @@ impl Database {
             let pool = PgPoolOptions::new()
                 .max_connections(settings.max_connections)
                 .acquire_timeout(acquire_timeout)
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| Box::pin(ping_if_idle(conn, meta)))
                 .connect_lazy_with(options);
             Ok(Self::Postgres(pool))
         } else if url.starts_with("sqlite:") {
@@ -239,6 +263,8 @@ impl Database {
             let pool = SqlitePoolOptions::new()
                 .max_connections(settings.max_connections)
                 .acquire_timeout(acquire_timeout)
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| Box::pin(ping_if_idle(conn, meta)))
                 .connect_lazy_with(options);
             Ok(Self::Sqlite(pool))
         } else {

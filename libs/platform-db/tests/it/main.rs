@@ -10,4 +10,5 @@
 )]
 
 mod pg_server;
+mod pool;
 mod tls;
