@@ -58,9 +58,9 @@ pub fn query_span(system: &'static str, operation: &'static str, table: &str, sq
     )
 }
 
-/// Runs a query future inside its [`query_span`].
+/// Ties a query future to its [`query_span`].
 pub trait TraceQuery: Future + Sized {
-    /// The query, inside `span`, which records whether it failed.
+    /// The query, timed by `span`, which records whether it failed.
     fn traced(self, span: Span) -> Traced<Self> {
         Traced { inner: self, span }
     }
@@ -69,7 +69,7 @@ pub trait TraceQuery: Future + Sized {
 impl<F: Future> TraceQuery for F {}
 
 pin_project_lite::pin_project! {
-    /// A query future running inside its span; see [`TraceQuery::traced`].
+    /// A query future with its span; see [`TraceQuery::traced`].
     #[derive(Debug)]
     #[must_use = "futures do nothing unless awaited"]
     pub struct Traced<F> {
@@ -87,10 +87,12 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let polled = {
-            let _entered = this.span.enter();
-            this.inner.poll(cx)
-        };
+        // The span is not entered around the poll: sqlx's query streams re-enter the
+        // span that was current when the query was built (the caller's), so entering
+        // this one reached nothing inside sqlx and cost an entry and an exit on every
+        // poll. The span is still the query's: a child of the caller's, open as long as
+        // the query runs, and marked when it fails.
+        let polled = this.inner.poll(cx);
         if let Poll::Ready(Err(error)) = &polled {
             record_error(this.span, error);
         }

@@ -19,6 +19,7 @@
 pub mod export;
 mod ids;
 pub mod json;
+mod log_filter;
 pub mod propagation;
 pub mod writer;
 
@@ -38,6 +39,7 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::export::CountingExporter;
 use crate::json::JsonLayer;
+use crate::log_filter::LogFilter;
 use crate::writer::BufferedStdout;
 
 /// How log lines are written to stdout.
@@ -203,9 +205,10 @@ where
         Some(directive) if !directive.is_empty() => directive,
         _ => settings.filter.clone(),
     };
-    let env_filter = EnvFilter::builder()
-        .parse(&filter)
-        .map_err(|source| TelemetryError::Filter { filter, source })?;
+    let env_filter = match EnvFilter::builder().parse(&filter) {
+        Ok(parsed) => LogFilter::new(parsed, &filter),
+        Err(source) => return Err(TelemetryError::Filter { filter, source }),
+    };
 
     let json = match settings.format {
         LogFormat::Json => true,
@@ -397,6 +400,17 @@ mod tests {
         );
         assert!(line.get("trace_id").is_none(), "not inside a span");
         assert!(line.get("span_id").is_none());
+    }
+
+    #[test]
+    fn a_directive_naming_a_span_turns_on_debug_inside_that_span_only() {
+        let lines = logged("info,[checkout]=debug", || {
+            tracing::debug!("outside");
+            tracing::info_span!("checkout").in_scope(|| tracing::debug!("inside"));
+            tracing::info_span!("browse").in_scope(|| tracing::debug!("elsewhere"));
+        });
+        let messages: Vec<_> = lines.iter().map(|line| line["message"].clone()).collect();
+        assert_eq!(messages, ["inside"], "{lines:?}");
     }
 
     /// No exporter, with the id-only layer and with the SDK's tracer (which a
