@@ -128,5 +128,6 @@ drill: ## Run the system with a real Prometheus, inject errors, watch the fast-b
 .PHONY: bench
 bench: ## Release binaries, then every benchmark in one sitting: ratios printed and written to target/bench/
 	bash scripts/ensure-bench-tools.sh
-	$(CARGO) build --release -p gateway -p users -p orders -p edge-overhead -p system-tests --bin gateway --bin users --bin orders --bin echo-server --bin hand-proxy --bin gateway_bench
+	$(CARGO) build --release -p gateway -p users -p orders -p system-tests --bin gateway --bin users --bin orders --bin gateway_bench
+	$(CARGO) build --profile bench-peer -p edge-overhead --bin echo-server --bin hand-proxy
 	python3 bench/run.py $(SUITES)

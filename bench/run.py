@@ -48,6 +48,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 RELEASE = TARGET / "release"
+# The edge benchmark's echo backend and hand-written proxy, built as the kit builds them
+# (`[profile.bench-peer]` in Cargo.toml).
+PEERS = TARGET / "bench-peer"
 OUT = TARGET / "bench"
 DUR = os.environ.get("DUR", "8s")
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
@@ -290,16 +293,16 @@ def start_edges(s: Stack, *extra: str, wrapper: tuple[str, ...] = (), timeout: f
     of it (each run under `wrapper`, if any): the ports (and `extra` more) and the two."""
     p = {k: free_port() for k in ("echo", "proxy", "gateway", "gateway_admin", "users", "users_admin", *extra)}
     descriptors = s.work / "echo.pb"
-    subprocess.run([str(RELEASE / "echo-server"), "--descriptor-set", str(descriptors)], check=True)
+    subprocess.run([str(PEERS / "echo-server"), "--descriptor-set", str(descriptors)], check=True)
     s.start("users", [str(RELEASE / "users")], service_env("users", p["users"], p["users_admin"],
             f"sqlite://{s.work}/users.db"), admin_port=p["users_admin"])
-    s.start("echo", [str(RELEASE / "echo-server"), f"127.0.0.1:{p['echo']}"], port=p["echo"])
+    s.start("echo", [str(PEERS / "echo-server"), f"127.0.0.1:{p['echo']}"], port=p["echo"])
     config = s.work / "gateway.toml"
     # The echo route is not public: every request's token is verified.
     config.write_text(f'[[upstreams]]\ndescriptor_set = "{descriptors}"\nservices = ["echo.v1.Echo"]\n'
                       f'url = "http://127.0.0.1:{p["echo"]}"\n')
     edges = {
-        "proxy": s.start("proxy", [*wrapper, str(RELEASE / "hand-proxy"), f"127.0.0.1:{p['proxy']}",
+        "proxy": s.start("proxy", [*wrapper, str(PEERS / "hand-proxy"), f"127.0.0.1:{p['proxy']}",
                                    f"http://127.0.0.1:{p['echo']}"], port=p["proxy"], timeout=timeout),
         "gateway": s.start("gateway", [*wrapper, str(RELEASE / "gateway"), "--config", str(config)],
                            gateway_env("GATEWAY__", p["gateway"], p["gateway_admin"],
