@@ -517,18 +517,84 @@ def suite_orders() -> dict:
                                                  "peak_rss_mib": peak})
 
 
+def get_requests(url: str, token: str, count: int, threads: int = 4) -> None:
+    """`count` authenticated GETs of `url` over `threads` keep-alive connections."""
+    address, path = url.split("//", 1)[1].split("/", 1)
+    host, port = address.rsplit(":", 1)
+    failures = []
+
+    def worker(n: int) -> None:
+        connection = http.client.HTTPConnection(host, int(port), timeout=120)
+        for _ in range(n):
+            connection.request("GET", f"/{path}", headers={"Authorization": f"Bearer {token}"})
+            response = connection.getresponse()
+            response.read()
+            if response.status != 200:
+                failures.append(response.status)
+        connection.close()
+
+    workers = [threading.Thread(target=worker, args=(count // threads,)) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    if failures:
+        sys.exit(f"{url} answered {failures[:5]}")
+
+
+def suite_orders_profile() -> dict:
+    """Where a `GET /v1/orders/{id}` goes in orders and in the gateway: each under
+    callgrind in turn (the other at full speed), 400 reads of warm-up, then
+    `INSTRUCTION_REQUESTS` counted. No target: the profiles are for reading."""
+    requests = int(os.environ.get("INSTRUCTION_REQUESTS", "2000"))
+    counts = {}
+    for profiled in ("orders", "gateway"):
+        users_db, orders_db = database("bench_users"), database("bench_orders")
+        with stack(f"profile-{profiled}") as s:
+            callgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={s.work}/callgrind.%p"]
+            wrap = {name: callgrind if name == profiled else [] for name in ("orders", "gateway")}
+            p = {k: free_port() for k in ("users", "users_admin", "orders", "orders_admin", "gateway", "gateway_admin")}
+            s.start("users", [str(RELEASE / "users")],
+                    service_env("users", p["users"], p["users_admin"], users_db), admin_port=p["users_admin"])
+            orders = s.start("orders", [*wrap["orders"], str(RELEASE / "orders")],
+                             service_env("orders", p["orders"], p["orders_admin"], orders_db,
+                                         USERS__URL=f"http://127.0.0.1:{p['users']}"),
+                             admin_port=p["orders_admin"], timeout=300)
+            gateway = s.start("gateway", [*wrap["gateway"], str(RELEASE / "gateway")],
+                              gateway_env("GATEWAY__", p["gateway"], p["gateway_admin"],
+                                          f"http://127.0.0.1:{p['users']}", f"http://127.0.0.1:{p['orders']}"),
+                              admin_port=p["gateway_admin"], timeout=300)
+            base = f"http://127.0.0.1:{p['gateway']}"
+            token = sign_in(base, "profile@example.com")
+            order = http_json("POST", f"{base}/v1/orders",
+                              {"items": [{"sku": "BOOK-1", "quantity": 2, "unitPriceCents": "1250"}]}, token)
+            url = f"{base}/v1/orders/{order['id']}"
+            proc = orders if profiled == "orders" else gateway
+            get_requests(url, token, 400)
+            subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True)
+            get_requests(url, token, requests)
+            profile = OUT / "callgrind" / f"orders-read-{profiled}.out"
+            counts[profiled] = round(callgrind_total(proc.pid, s.work, profile) / requests)
+            print(f"  {profiled:8} {counts[profiled]:9d} instructions per GET /v1/orders/{{id}} "
+                  f"(user space, {requests} reads; profile in {profile})")
+    return report("orders-profile", {}, {"instructions_per_read": counts, "requests": requests})
+
+
 SUITES = {"grpc": suite_grpc, "edge": suite_edge, "instructions": suite_instructions, "orders": suite_orders}
+# Run only when named: `make bench SUITES=orders-profile`.
+ON_REQUEST = {"orders-profile": suite_orders_profile}
 
 
 def main() -> int:
+    known = {**SUITES, **ON_REQUEST}
     chosen = sys.argv[1:] or list(SUITES)
-    unknown = [name for name in chosen if name not in SUITES]
+    unknown = [name for name in chosen if name not in known]
     if unknown:
-        sys.exit(f"unknown suite {unknown}; choose from {list(SUITES)}")
+        sys.exit(f"unknown suite {unknown}; choose from {list(known)}")
     for tool in ("wrk", "pgbench", "psql", "node", "npm", "valgrind"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is missing (Debian: apt-get install wrk postgresql-client nodejs npm valgrind)")
-    verdicts = {name: SUITES[name]() for name in chosen}
+    verdicts = {name: known[name]() for name in chosen}
     missed = [f"{suite}: {label}" for suite, vs in verdicts.items() for label, v in vs.items() if not v["met"]]
     print(f"\nresults under {OUT}/; " + ("every target met" if not missed else f"targets not met: {missed}"))
     return 0
