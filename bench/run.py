@@ -343,18 +343,22 @@ def suite_edge() -> dict:
     }, {"median": med, "runs": runs})
 
 
-def echo_requests(url: str, token: str, count: int, threads: int = 4) -> None:
-    """`count` POST /echo requests over `threads` keep-alive connections."""
-    address = url.split("//", 1)[1].split("/", 1)[0]
+def requests_over(method: str, url: str, token: str, count: int, body: dict | None = None,
+                  threads: int = 4) -> None:
+    """`count` authenticated `method` requests of `url` (with `body` as JSON) over
+    `threads` keep-alive connections; any answer but 200 ends the run."""
+    address, path = url.split("//", 1)[1].split("/", 1)
     host, port = address.rsplit(":", 1)
-    body = json.dumps({"message": "hello"})
-    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    payload = None if body is None else json.dumps(body)
+    headers = {"Authorization": f"Bearer {token}"}
+    if payload is not None:
+        headers["Content-Type"] = "application/json"
     failures = []
 
     def worker(n: int) -> None:
-        connection = http.client.HTTPConnection(host, int(port), timeout=60)
+        connection = http.client.HTTPConnection(host, int(port), timeout=120)
         for _ in range(n):
-            connection.request("POST", "/echo", body, headers)
+            connection.request(method, f"/{path}", payload, headers)
             response = connection.getresponse()
             response.read()
             if response.status != 200:
@@ -368,6 +372,11 @@ def echo_requests(url: str, token: str, count: int, threads: int = 4) -> None:
         w.join()
     if failures:
         sys.exit(f"{url} answered {failures[:5]}")
+
+
+def echo_requests(url: str, token: str, count: int) -> None:
+    """`count` POST /echo requests."""
+    requests_over("POST", url, token, count, {"message": "hello"})
 
 
 def callgrind_total(pid: int, work: Path, keep: Path) -> int:
@@ -517,31 +526,6 @@ def suite_orders() -> dict:
                                                  "peak_rss_mib": peak})
 
 
-def get_requests(url: str, token: str, count: int, threads: int = 4) -> None:
-    """`count` authenticated GETs of `url` over `threads` keep-alive connections."""
-    address, path = url.split("//", 1)[1].split("/", 1)
-    host, port = address.rsplit(":", 1)
-    failures = []
-
-    def worker(n: int) -> None:
-        connection = http.client.HTTPConnection(host, int(port), timeout=120)
-        for _ in range(n):
-            connection.request("GET", f"/{path}", headers={"Authorization": f"Bearer {token}"})
-            response = connection.getresponse()
-            response.read()
-            if response.status != 200:
-                failures.append(response.status)
-        connection.close()
-
-    workers = [threading.Thread(target=worker, args=(count // threads,)) for _ in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    if failures:
-        sys.exit(f"{url} answered {failures[:5]}")
-
-
 def suite_orders_profile() -> dict:
     """Where a `GET /v1/orders/{id}` goes in orders and in the gateway: each under
     callgrind in turn (the other at full speed), 400 reads of warm-up, then
@@ -570,9 +554,9 @@ def suite_orders_profile() -> dict:
                               {"items": [{"sku": "BOOK-1", "quantity": 2, "unitPriceCents": "1250"}]}, token)
             url = f"{base}/v1/orders/{order['id']}"
             proc = orders if profiled == "orders" else gateway
-            get_requests(url, token, 400)
+            requests_over("GET", url, token, 400)
             subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True, capture_output=True)
-            get_requests(url, token, requests)
+            requests_over("GET", url, token, requests)
             profile = OUT / "callgrind" / f"orders-read-{profiled}.out"
             counts[profiled] = round(callgrind_total(proc.pid, s.work, profile) / requests)
             print(f"  {profiled:8} {counts[profiled]:9d} instructions per GET /v1/orders/{{id}} "
