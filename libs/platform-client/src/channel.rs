@@ -3,10 +3,11 @@
 //! An upstream URL with a DNS name is resolved periodically and every address it
 //! yields becomes an endpoint of a balanced channel, so a Kubernetes headless Service
 //! with several pods spreads load over all of them and follows scaling. An IP literal
-//! is a single endpoint. Connections are made lazily with a short connect timeout, so
-//! a backend that is down fails fast (UNAVAILABLE) and is used again as soon as it
-//! answers. Every endpoint, including those the resolver adds later, gets the same
-//! connect timeout and HTTP/2 keep-alive, so a silently dead peer is noticed.
+//! is a single endpoint. Connections (HTTP/2 without TLS, `http://` URLs) are made
+//! lazily with a short connect timeout, so a backend that is down fails fast
+//! (UNAVAILABLE) and is used again as soon as it answers. Every endpoint, including
+//! those the resolver adds later, gets the same connect timeout and HTTP/2
+//! keep-alive, so a silently dead peer is noticed.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -15,16 +16,17 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use tonic::transport::{Endpoint, Uri};
+use http::Uri;
 
 use crate::Client;
+use crate::connection::ConnectOptions;
 use crate::pool::{self, Balanced, Membership, OutlierOptions};
 use crate::retry::{RetryLayer, RetryOptions};
 
 /// Why an upstream URL cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// Not an `http://host:port` URL.
+    /// Not an `http://host[:port]` URL.
     #[error("invalid upstream URL `{url}`: {reason}")]
     InvalidUrl {
         /// The URL as configured.
@@ -68,18 +70,14 @@ impl Default for ChannelOptions {
 }
 
 impl ChannelOptions {
-    /// Every endpoint is built here, so one made by the resolver later is configured
-    /// exactly like the first.
-    fn endpoint(&self, scheme: &str, authority: &str) -> Option<Endpoint> {
-        let endpoint = Endpoint::from_shared(format!("{scheme}://{authority}")).ok()?;
-        Some(
-            endpoint
-                .connect_timeout(self.connect_timeout)
-                .tcp_nodelay(true)
-                .http2_keep_alive_interval(self.keep_alive_interval)
-                .keep_alive_timeout(self.keep_alive_timeout)
-                .keep_alive_while_idle(true),
-        )
+    /// How every endpoint's connection is made, so one the resolver adds later is
+    /// configured exactly like the first.
+    fn connect(&self) -> ConnectOptions {
+        ConnectOptions {
+            connect_timeout: self.connect_timeout,
+            keep_alive_interval: self.keep_alive_interval,
+            keep_alive_timeout: self.keep_alive_timeout,
+        }
     }
 }
 
@@ -176,18 +174,13 @@ fn connect(
         reason,
     };
     let uri: Uri = url.parse().map_err(|_| invalid("not a URI"))?;
-    let scheme = uri.scheme_str().unwrap_or("http").to_owned();
+    if uri.scheme_str() != Some("http") {
+        return Err(invalid(
+            "only http:// is supported (HTTP/2 without TLS, inside the cluster)",
+        ));
+    }
     let host = uri.host().ok_or_else(|| invalid("no host"))?.to_owned();
-    let port = uri
-        .port_u16()
-        .unwrap_or(if scheme == "https" { 443 } else { 80 });
-    options
-        .endpoint(&scheme, &format!("{host}:{port}"))
-        .ok_or_else(|| invalid("not an endpoint"))?;
-
-    let endpoint_options = options.clone();
-    let make =
-        Box::new(move |addr: SocketAddr| endpoint_options.endpoint(&scheme, &addr.to_string()));
+    let port = uri.port_u16().unwrap_or(80);
     let literal = host.trim_start_matches('[').trim_end_matches(']');
     let membership = match literal.parse::<std::net::IpAddr>() {
         Ok(ip) => Membership::Fixed(SocketAddr::new(ip, port)),
@@ -198,7 +191,7 @@ fn connect(
     };
     Ok(pool::balanced(
         url.to_owned(),
-        make,
+        options.connect(),
         options.outlier,
         membership,
     ))
@@ -218,22 +211,16 @@ mod tests {
         assert_eq!(channels.open.lock().map(|m| m.len()).ok(), Some(2));
         channels.channel("http://127.0.0.1:1").expect("shared");
         assert_eq!(channels.open.lock().map(|m| m.len()).ok(), Some(2));
-        assert!(matches!(
-            channels.channel("not a url"),
-            Err(ClientError::InvalidUrl { .. })
-        ));
-    }
-
-    #[test]
-    fn every_endpoint_gets_the_options() {
-        let options = ChannelOptions {
-            connect_timeout: Duration::from_millis(250),
-            ..ChannelOptions::default()
-        };
-        let endpoint = options.endpoint("http", "10.0.0.7:80");
-        assert_eq!(
-            endpoint.and_then(|e| e.get_connect_timeout()),
-            Some(Duration::from_millis(250))
-        );
+        for bad in [
+            "not a url",
+            "https://127.0.0.1:1",
+            "127.0.0.1:1",
+            "http:///path",
+        ] {
+            assert!(
+                matches!(channels.channel(bad), Err(ClientError::InvalidUrl { .. })),
+                "{bad}"
+            );
+        }
     }
 }

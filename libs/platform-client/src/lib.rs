@@ -7,6 +7,8 @@
 //!   periodically and every address becomes an endpoint of a balanced channel, so a
 //!   Kubernetes headless Service spreads calls over its pods and follows scaling.
 //!   [`Channels`] hands out the channel of a URL, opening it on first use.
+//! - [`connection`]: the HTTP/2 connection to one endpoint, made on first use and
+//!   again after it closes; a call opens its stream from its own task.
 //! - [`pool`]: the endpoints of one upstream behind a power-of-two-choices balancer
 //!   that avoids an endpoint that has just failed, and ejects one that keeps failing
 //!   for a growing interval (`rpc_client_ejections_total`).
@@ -33,6 +35,7 @@
 
 pub mod body;
 pub mod channel;
+pub mod connection;
 pub mod dns;
 pub mod handles;
 pub mod health;

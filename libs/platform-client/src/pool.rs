@@ -7,8 +7,7 @@
 //! picks two endpoints at random and goes to the less loaded one, and an endpoint that
 //! has just failed counts as more loaded than any healthy one, so the retry of a call
 //! it refused goes elsewhere. The pick happens in the caller's task, on a list shared
-//! by every handle: a call passes through no queue of the balancer's own, only the
-//! endpoint channel's.
+//! by every handle: a call passes through no queue or task of the balancer's own.
 //!
 //! One task per upstream owns the membership: it applies what the resolver says, and
 //! an endpoint that fails [`OutlierOptions::consecutive_failures`] times in a row is
@@ -29,10 +28,10 @@ use futures_util::future::BoxFuture;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tonic::Code;
 use tonic::body::Body;
-use tonic::transport::{Channel, Endpoint};
 use tower_service::Service;
 
 use crate::body::status_in;
+use crate::connection::{ConnectOptions, Connection};
 use crate::layer::names;
 
 /// The error type of the balanced channel.
@@ -117,7 +116,7 @@ impl Health {
 #[derive(Clone)]
 struct Tracked {
     addr: SocketAddr,
-    channel: Channel,
+    connection: Connection,
     health: Arc<Health>,
 }
 
@@ -207,14 +206,11 @@ impl Endpoints {
     async fn call(&self, request: http::Request<Body>) -> Result<http::Response<Body>, BoxError> {
         let Tracked {
             addr,
-            mut channel,
+            connection,
             health,
         } = self.next().await;
         let in_flight = InFlight::start(health);
-        let result = match std::future::poll_fn(|cx| channel.poll_ready(cx)).await {
-            Ok(()) => channel.call(request).await,
-            Err(error) => Err(error),
-        };
+        let result = connection.send(request).await;
         let failed = match &result {
             Err(_) => true,
             Ok(response) => status_in(response.headers()) == Some(Code::Unavailable),
@@ -225,7 +221,7 @@ impl Endpoints {
             let _ = self.failing.send(addr);
         }
         drop(in_flight);
-        result.map_err(Into::into)
+        result
     }
 }
 
@@ -258,12 +254,12 @@ impl Service<http::Request<Body>> for Balanced {
     }
 }
 
-/// A balanced channel over the endpoints `members` keeps up to date. `make` builds the
-/// (lazily connecting) endpoint of an address; `upstream` names it in logs and
-/// metrics. Must be called inside a Tokio runtime.
+/// A balanced channel over the endpoints `members` keeps up to date, connecting to
+/// each as `connect` says; `upstream` names it in logs and metrics. Must be called
+/// inside a Tokio runtime.
 pub(crate) fn balanced(
     upstream: String,
-    make: Box<dyn Fn(SocketAddr) -> Option<Endpoint> + Send + Sync>,
+    connect: ConnectOptions,
     options: OutlierOptions,
     members: Membership,
 ) -> Balanced {
@@ -278,7 +274,7 @@ pub(crate) fn balanced(
     });
     let pool = Pool {
         upstream,
-        make,
+        connect,
         options,
         endpoints: Arc::downgrade(&endpoints),
         members: HashMap::new(),
@@ -307,7 +303,7 @@ struct Member {
 /// The membership task's state.
 struct Pool {
     upstream: String,
-    make: Box<dyn Fn(SocketAddr) -> Option<Endpoint> + Send + Sync>,
+    connect: ConnectOptions,
     options: OutlierOptions,
     /// The list the handles share; gone with the last handle.
     endpoints: Weak<Endpoints>,
@@ -379,12 +375,9 @@ impl Pool {
     }
 
     fn insert(&self, addr: SocketAddr, health: &Arc<Health>) -> Result<(), Closed> {
-        let Some(endpoint) = (self.make)(addr) else {
-            return Ok(());
-        };
         let tracked = Tracked {
             addr,
-            channel: endpoint.connect_lazy(),
+            connection: Connection::lazy(addr, self.connect),
             health: Arc::clone(health),
         };
         self.edit(|list| list.push(tracked))

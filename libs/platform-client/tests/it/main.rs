@@ -10,6 +10,7 @@
 )]
 
 mod client;
+mod connection;
 mod dns;
 mod resilience;
 mod support;
