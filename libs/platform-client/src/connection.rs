@@ -144,7 +144,13 @@ impl Connection {
             .send_request(Request::from_parts(head, ()), end_of_stream)
             .map_err(lost)?;
         if !end_of_stream {
-            Pump { body, stream }.start().await;
+            Pump {
+                body,
+                stream,
+                started: false,
+            }
+            .start()
+            .await;
         }
         let answer = answer.await.map_err(lost)?;
         Ok(answer.map(|recv| {
@@ -331,6 +337,10 @@ fn lost(error: h2::Error) -> BoxError {
 struct Pump {
     body: Body,
     stream: SendStream<Bytes>,
+    /// Whether a frame has been sent. The first is sent as soon as it is ready: it is
+    /// in memory already, and a unary call's whole message, which then needs no task
+    /// of its own waiting for the window of a stream the connection has yet to open.
+    started: bool,
 }
 
 impl Pump {
@@ -344,25 +354,33 @@ impl Pump {
     }
 }
 
+impl Pump {
+    /// Ready(true) once the stream has window to send into, Ready(false) once it is
+    /// reset or closed (nobody reads the rest).
+    fn poll_window(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        self.stream.reserve_capacity(1);
+        if self.stream.capacity() > 0 {
+            return Poll::Ready(self.stream.poll_reset(cx).is_pending());
+        }
+        loop {
+            match ready!(self.stream.poll_capacity(cx)) {
+                Some(Ok(0)) => {}
+                Some(Ok(_)) => return Poll::Ready(true),
+                Some(Err(_)) | None => return Poll::Ready(false),
+            }
+        }
+    }
+}
+
 impl Future for Pump {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         loop {
-            // Wait for some window before reading on, so a fast body cannot queue
-            // up without bound; h2 splits what is sent to fit the window.
-            this.stream.reserve_capacity(1);
-            if this.stream.capacity() == 0 {
-                loop {
-                    match ready!(this.stream.poll_capacity(cx)) {
-                        Some(Ok(0)) => {}
-                        Some(Ok(_)) => break,
-                        // Reset or closed: nobody reads the rest.
-                        Some(Err(_)) | None => return Poll::Ready(()),
-                    }
-                }
-            } else if this.stream.poll_reset(cx).is_ready() {
+            // Some window before reading on, so a fast body cannot queue up without
+            // bound; h2 splits what is sent to fit the window.
+            if this.started && !ready!(this.poll_window(cx)) {
                 return Poll::Ready(());
             }
             match ready!(Pin::new(&mut this.body).poll_frame(cx)) {
@@ -373,6 +391,7 @@ impl Future for Pump {
                 }
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) => {
+                        this.started = true;
                         let end = this.body.is_end_stream();
                         if this.stream.send_data(data, end).is_err() || end {
                             return Poll::Ready(());

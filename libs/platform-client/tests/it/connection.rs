@@ -105,6 +105,48 @@ async fn a_streamed_body_larger_than_the_window_arrives_whole() {
 }
 
 #[tokio::test]
+async fn a_peer_that_reads_nothing_holds_the_body_back() {
+    // Takes the request, never reads its body: its window (64 KiB) fills up.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut connection = h2::server::handshake(tcp).await.unwrap();
+        let mut held = Vec::new();
+        while let Some(Ok(request)) = connection.accept().await {
+            held.push(request);
+        }
+    });
+    let connection = Connection::lazy(addr, options(Duration::from_secs(30)));
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Status>>(1);
+    let produced = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let producer = {
+        let produced = std::sync::Arc::clone(&produced);
+        tokio::spawn(async move {
+            for _ in 0..1024 {
+                let piece = Frame::data(Bytes::from(vec![7u8; 64 * 1024]));
+                if tx.send(Ok(piece)).await.is_err() {
+                    return;
+                }
+                produced.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+    };
+    let body = Body::new(StreamBody::new(
+        tokio_stream::wrappers::ReceiverStream::new(rx),
+    ));
+    let call = tokio::spawn(async move { connection.send(post(body)).await.map(drop) });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let taken = produced.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        taken < 8,
+        "{taken} pieces of 64 KiB taken for a peer that reads nothing"
+    );
+    call.abort();
+    producer.abort();
+}
+
+#[tokio::test]
 async fn calls_share_one_connection_and_a_closed_one_is_made_again() {
     let (addr, accepted) = counting_server(false).await;
     let connection = Connection::lazy(addr, options(Duration::from_secs(30)));
