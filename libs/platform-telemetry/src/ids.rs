@@ -14,8 +14,9 @@
 use opentelemetry::trace::{SpanContext, TraceFlags, TraceState};
 use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
 use tracing::span::{Attributes, Id};
-use tracing::{Span, Subscriber};
+use tracing::{Level, Span, Subscriber};
 use tracing_subscriber::Registry;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
@@ -23,8 +24,11 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 #[derive(Debug, Clone)]
 pub(crate) struct Ids(pub(crate) SpanContext);
 
-/// Gives every span it sees an [`Ids`]: a child of its nearest ancestor that has one,
-/// or the root of a new, sampled trace. See the [module docs](self).
+/// Gives every `info` span and above an [`Ids`]: a child of its nearest ancestor that
+/// has one, or the root of a new, sampled trace. See the [module docs](self).
+///
+/// A plain layer, not a filtered one: it turns nothing down (that would hide the
+/// callsite from the log too) and skips more verbose spans itself.
 #[derive(Debug, Default)]
 pub(crate) struct IdsLayer {
     generator: RandomIdGenerator,
@@ -34,7 +38,14 @@ impl<S> Layer<S> for IdsLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(LevelFilter::INFO)
+    }
+
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if *attrs.metadata().level() > Level::INFO {
+            return;
+        }
         let Some(span) = ctx.span(id) else {
             return;
         };

@@ -39,7 +39,7 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::export::CountingExporter;
 use crate::json::JsonLayer;
-use crate::log_filter::LogFilter;
+use crate::log_filter::{Gated, LogFilter};
 use crate::writer::BufferedStdout;
 
 /// How log lines are written to stdout.
@@ -215,8 +215,10 @@ where
         LogFormat::Pretty => false,
         LogFormat::Auto => !std::io::stdout().is_terminal(),
     };
+    // The JSON log, the one services run with, applies its filter itself (see
+    // `Gated`); the terminal's pretty log keeps the plain per-layer filter.
     let log_layer = if json {
-        JsonLayer::new(writer).with_filter(env_filter).boxed()
+        Gated::new(JsonLayer::new(writer), env_filter).boxed()
     } else {
         tracing_subscriber::fmt::layer()
             .with_writer(writer)
@@ -239,10 +241,9 @@ where
             .with_context_activation(false)
             .with_filter(spans_and_warnings())
     });
-    // Without the SDK's tracer, spans still need their ids.
-    let ids_layer = provider
-        .is_none()
-        .then(|| ids::IdsLayer::default().with_filter(spans_and_warnings()));
+    // Without the SDK's tracer, spans still need their ids. The layer picks its spans
+    // itself: a per-layer filter would cost a span lookup on every entry and exit.
+    let ids_layer = provider.is_none().then(ids::IdsLayer::default);
 
     let subscriber = tracing_subscriber::registry()
         .with(log_layer)
@@ -263,15 +264,8 @@ where
 /// `info` event (an access log line, say) is the log's business: as a span event it would
 /// double the work of every request for nothing a trace viewer needs.
 fn spans_and_warnings() -> FilterFn<impl Fn(&tracing::Metadata<'_>) -> bool> {
-    tracing_subscriber::filter::filter_fn(|metadata| {
-        let most_verbose = if metadata.is_event() {
-            tracing::Level::WARN
-        } else {
-            tracing::Level::INFO
-        };
-        *metadata.level() <= most_verbose
-    })
-    .with_max_level_hint(LevelFilter::INFO)
+    tracing_subscriber::filter::filter_fn(log_filter::wanted_by_traces)
+        .with_max_level_hint(LevelFilter::INFO)
 }
 
 /// The tracer provider for the `OTEL_*` variables, and whether it exports. With no
@@ -506,6 +500,34 @@ mod tests {
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert_eq!(lines[0]["message"], "shown");
         assert_eq!(lines[0]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    }
+
+    #[test]
+    fn what_the_trace_layers_need_is_still_filtered_out_of_the_log() {
+        let lines = logged("error", || {
+            let span = remote_parent_span();
+            let _entered = span.enter();
+            tracing::info!("hidden");
+            tracing::warn!("hidden too");
+            tracing::error!("shown");
+        });
+        let messages: Vec<_> = lines.iter().map(|line| line["message"].clone()).collect();
+        assert_eq!(messages, ["shown"], "{lines:?}");
+        assert_eq!(lines[0]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    }
+
+    #[test]
+    fn a_debug_span_has_no_ids_of_its_own_and_its_lines_carry_the_nearest_info_span_s() {
+        let lines = logged("debug", || {
+            let span = remote_parent_span();
+            let _entered = span.enter();
+            tracing::info!("outer");
+            tracing::debug_span!("detail").in_scope(|| tracing::debug!("inner"));
+        });
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert_eq!(lines[1]["message"], "inner");
+        assert_eq!(lines[1]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(lines[1]["span_id"], lines[0]["span_id"]);
     }
 
     #[test]
