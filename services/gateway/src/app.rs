@@ -8,7 +8,7 @@
 //! loaded and until it drains: an upstream that is down answers 503 on its own routes
 //! (and shows in metrics and alerts), never by taking every gateway out of rotation.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -155,7 +155,7 @@ impl Service for Gateway {
             let client = channels.client(url, call_timeout)?;
             Ok::<_, UpstreamError>(Upstream::new(client, channels.client(url, stream_timeout)?))
         };
-        let mut upstreams = HashMap::new();
+        let mut upstreams = foldhash::HashMap::default();
         for (service, settings) in &services {
             let policy = Policy::new(&settings.options);
             upstreams.insert(

@@ -41,7 +41,6 @@ mod request_id;
 mod route;
 mod stream;
 
-use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -83,11 +82,11 @@ pub struct Edge {
     /// The `buf.validate` rules of the request messages, checked before any call.
     pub rules: Validator,
     /// Upstream of each fully qualified service name.
-    pub upstreams: HashMap<String, Upstream>,
+    pub upstreams: foldhash::HashMap<String, Upstream>,
     /// Verifies bearer tokens against the users service's keys.
     pub verifier: Arc<Verifier>,
     /// Methods callable without a token, `package.Service/Method`.
-    pub public_methods: HashSet<String>,
+    pub public_methods: foldhash::HashSet<String>,
     /// Per-caller rate limits.
     pub limiter: Limiter,
     /// Limits and deadlines.

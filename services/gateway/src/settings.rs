@@ -1,7 +1,6 @@
 //! The gateway's settings: built-in defaults for the embedded run, then
 //! `--config FILE`, then `GATEWAY__…` environment variables (see `platform-config`).
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -478,7 +477,7 @@ fn validate_options(section: &str, options: &UpstreamOptions) -> Result<(), Conf
 
 impl Settings {
     /// Every method callable without a token.
-    pub fn public_methods(&self) -> HashSet<String> {
+    pub fn public_methods(&self) -> foldhash::HashSet<String> {
         self.auth
             .public_methods
             .iter()

@@ -52,8 +52,9 @@ pub(super) async fn serve(edge: &Edge, request: Request) -> Response {
     else {
         return not_found();
     };
-    let service = route.method().parent_service().full_name().to_owned();
-    let Some(upstream) = edge.upstreams.get(&service) else {
+    let service = route.method().parent_service();
+    let service = service.full_name();
+    let Some(upstream) = edge.upstreams.get(service) else {
         tracing::error!(%service, "no upstream configured for service");
         return edge_error(
             Code::Unavailable,

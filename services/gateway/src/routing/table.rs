@@ -37,7 +37,6 @@
 //! empty id); `**` matches any rest, empty included. A segment whose percent-decoding is
 //! not UTF-8 matches no literal and no variable.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -316,7 +315,7 @@ pub enum RouteError {
 /// One trie node; see the module documentation.
 #[derive(Debug, Default)]
 struct Node {
-    literals: HashMap<String, Node>,
+    literals: foldhash::HashMap<String, Node>,
     single: Option<Box<Node>>,
     /// Routes whose template ends here.
     end: Vec<usize>,

@@ -2,7 +2,6 @@
 //! answers the layers give on their own (404, 405, 401, 429, 413), the request id on
 //! every one of them, and the in-flight gauge when a client walks away.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,7 +49,7 @@ fn edge(settings: &Settings, upstream: &str) -> Arc<Edge> {
         upstreams: names
             .iter()
             .map(|name| ((*name).to_owned(), channel.clone()))
-            .collect::<HashMap<_, _>>(),
+            .collect(),
         verifier: Arc::new(Verifier::new(Vec::new(), "platform-users", "platform").unwrap()),
         public_methods: settings.public_methods(),
         limiter: Limiter::new(&settings.rate_limit).unwrap(),
